@@ -1,0 +1,252 @@
+"""Configuration: one dataclass per stage, TOML presets, ``--set a.b=v`` overrides.
+
+Every field has a comment with its unit or typical value. ``validate()`` raises
+:class:`TunesmithError` with a message quoting the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import TunesmithError
+
+# The original project's accepted note lengths, in quarter notes.
+DEFAULT_DURATIONS = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
+
+
+@dataclass
+class CorpusConfig:
+    """Where melodies come from and how they are filtered and split."""
+
+    sources: list[str] = field(default_factory=lambda: ["essen/erk"])  # files, folders, bundled names
+    accepted_durations: list[float] = field(default_factory=lambda: list(DEFAULT_DURATIONS))  # quarters
+    val_fraction: float = 0.1  # share of tune-title groups held out for validation
+    split_seed: int = 0  # changes which title groups land in validation
+    workers: int = 0  # parsing processes; 0 = one per core
+    cache_dir: str = ""  # "" = $TUNESMITH_CACHE or ~/.cache/tunesmith
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise TunesmithError("corpus.sources is empty: name at least one file, folder or bundled corpus")
+        if not self.accepted_durations or any(d <= 0 for d in self.accepted_durations):
+            raise TunesmithError(f"corpus.accepted_durations must be positive quarter lengths, got {self.accepted_durations!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TunesmithError(f"corpus.val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.workers < 0:
+            raise TunesmithError(f"corpus.workers must be >= 0, got {self.workers!r}")
+
+
+@dataclass
+class EncodingConfig:
+    """How a melody becomes tokens."""
+
+    steps_per_quarter: int = 4  # time steps per quarter note; 4 = 16th-note grid
+
+    def validate(self) -> None:
+        if not 1 <= self.steps_per_quarter <= 48:
+            raise TunesmithError(f"encoding.steps_per_quarter must be in 1..48, got {self.steps_per_quarter!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the MelodyLSTM."""
+
+    embedding: int = 64  # token embedding width
+    position_embedding: int = 16  # width of the step-within-bar embedding
+    condition_embedding: int = 8  # width of each of the mode and meter embeddings
+    hidden: int = 256  # LSTM units per layer
+    layers: int = 2  # stacked LSTM layers
+    dropout: float = 0.3  # between layers and before the output layer
+    max_position: int = 48  # steps within a bar are clipped to this (48 = a 3/1 bar of 16ths)
+
+    def validate(self) -> None:
+        for name in ("embedding", "position_embedding", "condition_embedding", "hidden", "layers", "max_position"):
+            value = getattr(self, name)
+            if value < 1:
+                raise TunesmithError(f"model.{name} must be >= 1, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TunesmithError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    batch_size: int = 32  # songs (or chunks) per batch
+    chunk_steps: int = 256  # longer songs are cut into chunks of this many steps
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 0.0  # Adam L2 penalty
+    grad_clip: float = 1.0  # max global gradient norm
+    lr_factor: float = 0.5  # multiply lr by this when validation stalls
+    lr_patience: int = 2  # epochs without improvement before annealing
+    early_stop: int = 5  # epochs without improvement before stopping; 0 = never
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none
+    seed: int = 1234  # torch, numpy and python random seed
+    device: str = "auto"  # auto | cpu | cuda | mps
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    out_dir: str = "runs"  # parent folder of run folders
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "chunk_steps"):
+            if getattr(self, name) < 1:
+                raise TunesmithError(f"train.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.lr <= 0:
+            raise TunesmithError(f"train.lr must be > 0, got {self.lr!r}")
+        if not 0.0 < self.lr_factor < 1.0:
+            raise TunesmithError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise TunesmithError(f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
+
+
+@dataclass
+class Config:
+    """Everything a run needs, one section per stage."""
+
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> Config:
+        for section in dataclasses.fields(self):
+            getattr(self, section.name).validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        return _build(cls, data, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Building dataclasses from plain data, with type checks that quote the bad value.
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise TunesmithError(f"{where} must be a table, got {value!r}")
+        return _build(annotation, value, where + ".")
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        if isinstance(value, str | int | float):
+            value = [value]
+        if not isinstance(value, list):
+            raise TunesmithError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item, where) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, where)
+            except TunesmithError as exc:
+                errors.append(str(exc))
+        raise TunesmithError(errors[0])
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise TunesmithError(f"{where} must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TunesmithError(f"{where} must be an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise TunesmithError(f"{where} must be a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise TunesmithError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise TunesmithError(f"unknown setting {prefix}{unknown[0]!s}; known: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _parse_value(text: str) -> Any:
+    """Read an override value as TOML (numbers, booleans, lists, quoted strings); else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` strings (``model.hidden=512``) and re-validate."""
+    data = config.to_dict()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise TunesmithError(f"override {item!r} must look like section.key=value (e.g. model.hidden=512)")
+        section, name = parts
+        if section not in data:
+            raise TunesmithError(f"unknown section {section!r} in override {item!r}; known: {', '.join(data)}")
+        if name not in data[section]:
+            known = ", ".join(data[section])
+            raise TunesmithError(f"unknown setting {key!r} in override {item!r}; known in {section}: {known}")
+        data[section][name] = _parse_value(text.strip())
+    return Config.from_dict(data).validate()
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets (``tiny``, ``erk``, ``large``…)."""
+    folder = resources.files("tunesmith") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_preset(name_or_path: str) -> Config:
+    """A bundled preset by name, or a TOML file by path; missing sections keep their defaults."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text = path.read_text(encoding="utf-8")
+    else:
+        if name_or_path not in preset_names():
+            raise TunesmithError(f"unknown preset {name_or_path!r}; known: {', '.join(preset_names())}")
+        text = (resources.files("tunesmith") / "presets" / f"{name_or_path}.toml").read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TunesmithError(f"preset {name_or_path!r} is not valid TOML: {exc}") from None
+    return Config.from_dict(data).validate()
+
+
+def to_toml(config: Config) -> str:
+    """Write a Config as TOML (only the value types configs use: str, int, float, bool, lists)."""
+
+    def fmt(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(value, list):
+            return "[" + ", ".join(fmt(v) for v in value) + "]"
+        return repr(value)
+
+    lines = []
+    for section, values in config.to_dict().items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {fmt(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""``tunesmith prepare`` and ``tunesmith corpora``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from tunesmith.config import Config, apply_overrides, load_preset
+from tunesmith.errors import TunesmithError
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every command that reads a corpus shares."""
+    parser.add_argument("--corpus", action="append", metavar="SOURCE",
+                        help="file, folder or bundled name (repeatable; default essen/erk)")  # fmt: skip
+    parser.add_argument("--preset", default=None, help="preset name or TOML file for the corpus/encoding settings")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a setting, e.g. corpus.val_fraction=0.2")  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The Config a corpus-reading command runs with: preset, then --corpus, then --set."""
+    config = load_preset(args.preset) if args.preset else Config()
+    overrides = list(args.set)
+    if args.corpus:
+        config.corpus.sources = list(args.corpus)
+    return apply_overrides(config, overrides)
+
+
+def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    add_corpus_arguments(parser)
+    parser.add_argument("--out", default=None, help="also copy dataset.json, vocab.json, report.json here")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from tunesmith.corpus.dataset import prepare
+
+    config = config_from_args(args)
+    dataset = prepare(config.corpus, config.encoding, progress=not args.no_progress)
+    if args.out:
+        out = Path(args.out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in ("dataset.json", "vocab.json", "report.json"):
+                shutil.copyfile(dataset.folder / name, out / name)
+        except OSError as exc:
+            raise TunesmithError(f"cannot write to {str(out)!r}: {exc.strerror}") from None
+    if args.json:
+        print(json.dumps(dataset.report, indent=1))
+    else:
+        print_report(dataset.report, dataset.folder)
+    return 0
+
+
+def print_report(report: dict, folder: Path) -> None:
+    """The prepare report as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="tunesmith prepare", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    cache = "reused (cached)" if report.get("cache") == "hit" else "built"
+    rows = [
+        ("sources", ", ".join(report["sources"])),
+        ("songs read", str(report["songs_read"])),
+        ("songs kept", str(report["songs_kept"])),
+        ("songs rejected", str(report["songs_rejected"])),
+    ]
+    rows += [(f"  {reason}", str(n)) for reason, n in report["rejected_by_reason"].items()]
+    rows += [
+        ("chords → top note", str(report["chords_to_top_note"])),
+        ("grace notes dropped", str(report["grace_notes_dropped"])),
+        ("tokens", f"{report['tokens']:,}"),
+        ("vocabulary", f"{report['vocabulary_size']} tokens, pitches {report['pitch_range']}"),
+        ("modes", ", ".join(f"{k} {v}" for k, v in report["modes"].items())),
+        ("meters", ", ".join(f"{k} {v}" for k, v in report["meters"].items())),
+    ]
+    for name, info in report["split"].items():
+        rows.append((f"split {name}", f"{info['songs']} songs, {info['groups']} title groups, {info['tokens']:,} tokens"))
+    rows += [("dataset", f"{folder} ({cache}, {report['seconds']} s)")]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def add_corpora_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print as JSON")
+
+
+def run_corpora(args: argparse.Namespace) -> int:
+    from tunesmith.corpus.sources import bundled_corpora, count_tunes
+
+    rows = []
+    for name, files in bundled_corpora().items():
+        rows.append({"name": name, "files": len(files), "tunes": sum(count_tunes(f) for f in files)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="bundled corpora (music21's Essen Folksong Collection, no download)")
+    for column in ("name", "files", "tunes"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for row in rows:
+        table.add_row(row["name"], str(row["files"]), str(row["tunes"]))
+    Console().print(table)
+    return 0

@@ -1,0 +1,219 @@
+"""``prepare``: sources → parsed songs → tokens, vocabulary, split and report, cached on disk.
+
+Two caches, both keyed by content: each tune's reading (so editing one file re-reads one
+file), and the whole encoded dataset (so a repeated ``prepare`` costs a hash of the inputs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith import __version__
+from tunesmith.config import CorpusConfig, EncodingConfig
+from tunesmith.corpus.reader import Job, job_key, make_jobs, read_job
+from tunesmith.corpus.sources import resolve_sources
+from tunesmith.corpus.split import assign_splits, normalise_title
+from tunesmith.encoding import Vocabulary, decode_tokens, encode_notes
+from tunesmith.errors import TunesmithError
+from tunesmith.song import Song
+
+DATASET_VERSION = 1
+
+
+@dataclass
+class Example:
+    """One encoded song: ``tokens`` are the body (no ``<s>``/``</s>``); ``song.notes`` decode them."""
+
+    song: Song
+    tokens: list[str]
+    group: str  # normalised title
+    split: str  # "train" | "val"
+
+
+@dataclass
+class Dataset:
+    """The encoded corpus as training and evaluation read it."""
+
+    examples: list[Example]
+    vocab: Vocabulary
+    report: dict[str, Any]
+    folder: Path
+    steps_per_quarter: int
+
+    def split(self, name: str) -> list[Example]:
+        """Examples of "train" or "val"."""
+        return [e for e in self.examples if e.split == name]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Dataset:
+        folder = Path(folder)
+        try:
+            data = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+            vocab = Vocabulary.load(folder / "vocab.json")
+            report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError) as exc:
+            raise TunesmithError(f"no readable dataset in {str(folder)!r}: {exc}") from None
+        examples = []
+        for item in data["songs"]:
+            tokens = item.pop("tokens").split()
+            group, split = item.pop("group"), item.pop("split")
+            examples.append(Example(Song(notes=decode_tokens(tokens), **item), tokens, group, split))
+        return cls(examples, vocab, report, folder, data["steps_per_quarter"])
+
+
+def cache_root(corpus: CorpusConfig) -> Path:
+    root = corpus.cache_dir or os.environ.get("TUNESMITH_CACHE") or ""
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tunesmith")
+    return Path(root).expanduser()
+
+
+def prepare(corpus: CorpusConfig, encoding: EncodingConfig, progress: bool = True) -> Dataset:
+    """Build (or load from cache) the encoded dataset of ``corpus``.
+
+    Raises TunesmithError when a source does not exist or nothing usable remains.
+    """
+    corpus.validate()
+    encoding.validate()
+    started = time.perf_counter()
+    jobs = [job for source in resolve_sources(corpus.sources) for job in make_jobs(source)]
+    if not jobs:
+        raise TunesmithError(f"no files found in {corpus.sources!r}")
+    settings = {"steps_per_quarter": encoding.steps_per_quarter, "accepted_durations": corpus.accepted_durations}
+    keys = [job_key(job, settings) for job in jobs]
+    split_settings = [corpus.val_fraction, corpus.split_seed, DATASET_VERSION, __version__]
+    dataset_key = hashlib.sha256(json.dumps([keys, split_settings]).encode()).hexdigest()[:20]
+    root = cache_root(corpus)
+    folder = root / "datasets" / dataset_key
+    if (folder / "report.json").is_file():
+        dataset = Dataset.load(folder)
+        dataset.report["cache"] = "hit"
+        dataset.report["seconds"] = round(time.perf_counter() - started, 3)
+        return dataset
+
+    results = _read_all(jobs, keys, settings, root / "songs", corpus.workers, progress)
+    dataset = _assemble(jobs, results, corpus, encoding, folder)
+    dataset.report["seconds"] = round(time.perf_counter() - started, 3)
+    _write(dataset)
+    dataset.report["cache"] = "miss"
+    return dataset
+
+
+def _read_all(jobs: list[Job], keys: list[str], settings: dict, song_cache: Path, workers: int,
+              progress: bool) -> list[dict]:  # fmt: skip
+    """Results of every job: cached ones from disk, the rest parsed in a process pool."""
+    results: list[dict | None] = [None] * len(jobs)
+    todo = []
+    for i, key in enumerate(keys):
+        path = song_cache / key[:2] / f"{key}.json"
+        try:
+            results[i] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            todo.append(i)
+    if todo:
+        from tqdm import tqdm
+
+        import music21  # noqa: F401  (imported once here so forked workers share it)
+
+        workers = workers or os.cpu_count() or 1
+        bar = tqdm(total=len(todo), desc="parsing", unit="tune", disable=not progress or None, leave=False)
+        pending = [jobs[i] for i in todo]
+        if workers == 1 or len(todo) < 16:
+            outputs = (read_job(job, settings) for job in pending)
+            _collect(outputs, todo, keys, results, song_cache, bar)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                outputs = pool.map(read_job, pending, [settings] * len(pending), chunksize=8)
+                _collect(outputs, todo, keys, results, song_cache, bar)
+        bar.close()
+    return results  # type: ignore[return-value]
+
+
+def _collect(outputs, todo: list[int], keys: list[str], results: list, song_cache: Path, bar) -> None:
+    for i, result in zip(todo, outputs):
+        results[i] = result
+        _atomic_write(song_cache / keys[i][:2] / f"{keys[i]}.json", json.dumps(result))
+        bar.update(1)
+
+
+def _assemble(jobs: list[Job], results: list[dict], corpus: CorpusConfig, encoding: EncodingConfig,
+              folder: Path) -> Dataset:  # fmt: skip
+    songs: list[Song] = []
+    rejected: Counter[str] = Counter()
+    rejections = []
+    counts: Counter[str] = Counter()
+    for job, result in zip(jobs, results):
+        if "song" in result:
+            songs.append(Song.from_dict(result["song"]))
+            counts.update(result["counts"])
+        else:
+            rejected[result["reason"]] += 1
+            rejections.append({"source": job.label, "reason": result["reason"], "detail": result["detail"]})
+    if not songs:
+        reasons = ", ".join(f"{n} {r}" for r, n in rejected.most_common())
+        raise TunesmithError(f"no usable songs in {corpus.sources!r} ({len(jobs)} read: {reasons})")
+    token_lists = [encode_notes(s.notes) for s in songs]
+    groups = [normalise_title(s.title) or s.source for s in songs]
+    splits = assign_splits(groups, corpus.val_fraction, corpus.split_seed)
+    examples = []
+    for song, tokens, group, split in zip(songs, token_lists, groups, splits):
+        song.notes = decode_tokens(tokens)  # the canonical notes (rests merged, trailing rests gone)
+        examples.append(Example(song, tokens, group, split))
+    vocab = Vocabulary.build(token_lists)
+    report = _report(jobs, examples, vocab, rejected, rejections, counts, corpus, encoding)
+    return Dataset(examples, vocab, report, folder, encoding.steps_per_quarter)
+
+
+def _report(jobs, examples, vocab, rejected, rejections, counts, corpus, encoding) -> dict[str, Any]:
+    pitches = vocab.pitches
+    split_info = {}
+    for name in ("train", "val"):
+        part = [e for e in examples if e.split == name]
+        split_info[name] = {"songs": len(part), "groups": len({e.group for e in part}),
+                            "tokens": sum(len(e.tokens) + 2 for e in part)}  # fmt: skip
+    return {
+        "sources": corpus.sources,
+        "songs_read": len(jobs),
+        "songs_kept": len(examples),
+        "songs_rejected": sum(rejected.values()),
+        "rejected_by_reason": dict(rejected.most_common()),
+        "rejections": rejections,
+        "chords_to_top_note": counts["chords_to_top_note"],
+        "grace_notes_dropped": counts["grace_notes_dropped"],
+        "tokens": sum(len(e.tokens) + 2 for e in examples),
+        "vocabulary_size": len(vocab),
+        "pitch_range": [min(pitches), max(pitches)] if pitches else [],
+        "modes": dict(Counter(e.song.mode for e in examples).most_common()),
+        "meters": dict(Counter(e.song.meter for e in examples).most_common()),
+        "split": split_info,
+        "val_fraction": corpus.val_fraction,
+        "steps_per_quarter": encoding.steps_per_quarter,
+    }
+
+
+def _write(dataset: Dataset) -> None:
+    songs = []
+    for e in dataset.examples:
+        meta = e.song.to_dict()
+        del meta["notes"]
+        songs.append({**meta, "group": e.group, "split": e.split, "tokens": " ".join(e.tokens)})
+    data = {"version": DATASET_VERSION, "steps_per_quarter": dataset.steps_per_quarter, "songs": songs}
+    dataset.folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(dataset.folder / "dataset.json", json.dumps(data))
+    _atomic_write(dataset.folder / "vocab.json", dataset.vocab.to_json())
+    _atomic_write(dataset.folder / "report.json", json.dumps(dataset.report, indent=1))  # last: marks complete
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,246 @@
+"""Reading one tune with music21 into a :class:`Song` (or a reason to reject it).
+
+Work is cut into jobs: one per file, or one per tune of an ABC file (so a 700-tune file is
+parsed by all cores). Each job is a plain picklable value, run in a worker process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tunesmith.corpus.sources import FORMATS, SourceFile
+from tunesmith.song import Note, Song, transposition_to
+
+READER_VERSION = 1  # bump when reading changes, to invalidate caches
+_TUNE_START = re.compile(r"^X:", re.MULTILINE)
+# Modes music21 may report, folded to the major/minor the model knows (by the quality of the third).
+_MODE_FAMILY = {"major": "major", "ionian": "major", "lydian": "major", "mixolydian": "major",
+                "minor": "minor", "aeolian": "minor", "dorian": "minor", "phrygian": "minor", "locrian": "minor"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of parsing: ``text`` for text formats (an ABC tune with its file header), else None."""
+
+    label: str
+    path: str
+    fmt: str
+    text: str | None
+    digest: str  # content hash, the cache key together with the reading settings
+    problem: str = ""  # set when the file cannot even be split into jobs (empty, binary…)
+
+
+def make_jobs(source: SourceFile) -> list[Job]:
+    """Jobs of one file; a file that cannot be read at all gives one job carrying the problem."""
+    path, label = source.path, source.label
+    fmt = FORMATS.get(path.suffix.lower())
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if fmt is None:
+        return [Job(label, str(path), "", None, digest, f"unsupported format {path.suffix or '(no suffix)'!s}")]
+    if not data.strip():
+        return [Job(label, str(path), fmt, None, digest, "empty file")]
+    if fmt in ("midi",) or path.suffix.lower() == ".mxl":
+        return [Job(label, str(path), fmt, None, digest)]
+    if b"\x00" in data[:4096]:
+        return [Job(label, str(path), fmt, None, digest, "binary file where text was expected")]
+    text = data.decode("utf-8", errors="replace")
+    if fmt != "abc":
+        return [Job(label, str(path), fmt, text, digest)]
+    starts = [m.start() for m in _TUNE_START.finditer(text)]
+    if not starts:
+        return [Job(label, str(path), fmt, None, digest, "ABC file without any X: tune")]
+    header = text[: starts[0]]
+    jobs = []
+    for i, start in enumerate(starts):
+        tune = header + text[start : starts[i + 1] if i + 1 < len(starts) else len(text)]
+        number = tune[len(header) :].split("\n", 1)[0][2:].strip()
+        jobs.append(Job(f"{label}#{number or i + 1}", str(path), fmt, tune, hashlib.sha256(tune.encode()).hexdigest()))
+    return jobs
+
+
+def job_key(job: Job, settings: dict[str, Any]) -> str:
+    """Cache key of a job's result: its content plus everything that changes how it is read."""
+    blob = json.dumps([READER_VERSION, job.fmt, job.digest, settings], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def read_job(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    """Read one job → ``{"song": {...}, "counts": {...}}`` or ``{"reason": ..., "detail": ...}``.
+
+    Never raises for bad input: any failure becomes a rejection with its reason.
+    """
+    if job.problem:
+        return {"reason": job.problem.split(" ")[0] + (" format" if job.problem.startswith("unsupported") else ""),
+                "detail": job.problem}  # fmt: skip
+    try:
+        score = _parse(job)
+    except Exception as exc:  # music21 raises many types for malformed input
+        message = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        return {"reason": "unreadable", "detail": f"music21 could not parse it: {message}"}
+    try:
+        return _song_from_score(score, job, settings)
+    except _Reject as rej:
+        return {"reason": rej.reason, "detail": rej.detail}
+    except Exception as exc:
+        return {"reason": "unreadable", "detail": f"{type(exc).__name__}: {str(exc)[:120]}"}
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _parse(job: Job):
+    from music21 import converter, stream
+
+    if job.text is not None:
+        parsed = converter.parseData(job.text, format=job.fmt)
+    else:
+        parsed = converter.parse(job.path, format=job.fmt)
+    if isinstance(parsed, stream.Opus):
+        if not parsed.scores:
+            raise ValueError("no tune in the file")
+        parsed = parsed.scores[0]
+    return parsed
+
+
+def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any]:
+    from music21 import chord, meter, note, stream
+
+    spq = settings["steps_per_quarter"]
+    accepted = {Fraction(d).limit_denominator(64) for d in settings["accepted_durations"]}
+    part = score.parts[0] if getattr(score, "parts", None) else score
+    counts = {"chords_to_top_note": 0, "grace_notes_dropped": 0}
+    if any(True for _ in part.recurse().getElementsByClass(stream.Voice)):
+        part = part.chordify()  # several voices: keep the top line (chords → top note below)
+    elements = [e for e in part.flatten().notesAndRests if not isinstance(e, note.Unpitched)]
+    for element in elements:
+        if element.duration.isGrace:
+            counts["grace_notes_dropped"] += 1
+            continue
+        length = Fraction(element.quarterLength).limit_denominator(64)
+        if length not in accepted:
+            kind = " (tuplet)" if element.duration.tuplets else ""
+            raise _Reject("unaccepted duration", f"a note of {length} quarters{kind}")
+    timesigs = list(part.recurse().getElementsByClass(meter.TimeSignature))
+    meter_text = timesigs[0].ratioString if timesigs else "4/4"
+    tonic_pc, mode, tonic_name = _detect_key(part, job.fmt)
+    shift = transposition_to(tonic_pc, mode)
+
+    stripped = part.stripTies(matchByPitch=True)
+    notes: list[Note] = []
+    end = 0
+    for element in stripped.flatten().notesAndRests:
+        if element.duration.isGrace or isinstance(element, note.Unpitched):
+            continue
+        start_q = Fraction(element.offset).limit_denominator(64)
+        start, length = start_q * spq, Fraction(element.quarterLength).limit_denominator(64) * spq
+        if start.denominator != 1 or length.denominator != 1:
+            raise _Reject("off-grid", f"a note at {start_q} quarters does not fall on the 1/{spq}-quarter grid")
+        start, length = int(start), int(length)
+        if isinstance(element, chord.Chord):
+            counts["chords_to_top_note"] += 1
+            pitch = max(p.midi for p in element.pitches)
+        elif isinstance(element, note.Note):
+            pitch = element.pitch.midi
+        else:
+            pitch = None
+        if start > end:
+            notes.append(Note(None, start - end))
+        elif start < end:  # overlap (MIDI): shorten what came before
+            cut = end - start
+            while cut and notes:
+                last = notes.pop()
+                if last.steps > cut:
+                    notes.append(Note(last.pitch, last.steps - cut))
+                    cut = 0
+                else:
+                    cut -= last.steps
+        notes.append(Note(None if pitch is None else pitch + shift, length))
+        end = start + length
+    if not any(n.pitch is not None for n in notes):
+        raise _Reject("no notes", "the melody has no pitched notes")
+
+    title = ""
+    if score.metadata is not None:
+        title = score.metadata.title or score.metadata.movementName or ""
+    song = Song(
+        notes=notes,
+        steps_per_quarter=spq,
+        meter=meter_text,
+        bar_starts=_bar_starts(part, spq, timesigs[0] if timesigs else None),
+        mode=mode,
+        key=tonic_name,
+        transposition=shift,
+        title=str(title).strip() or Path(job.path).stem,
+        source=job.label,
+    )
+    return {"song": song.to_dict(), "counts": counts}
+
+
+def _bar_starts(part, spq: int, first_timesig) -> list[int]:
+    """Steps where bars begin.
+
+    A first measure shorter than a full bar is a pickup, not a downbeat. A measure that a line
+    break split in two (Essen's ABC does this) is joined back: a new bar starts only once the
+    measures since the last bar line fill a whole bar of the meter in force.
+    """
+    from music21 import stream
+
+    measures = list(part.getElementsByClass(stream.Measure))
+    starts: list[int] = []
+    current = first_timesig
+    filled = None  # quarters since the last bar start; None before the first one
+    for i, measure in enumerate(measures):
+        if measure.timeSignature is not None:
+            current = measure.timeSignature
+        full = current.barDuration.quarterLength if current is not None else 4.0
+        length = measure.duration.quarterLength
+        if i == 0 and len(measures) > 1 and ((measure.paddingLeft or 0) > 0 or length < full):
+            continue
+        if filled is None or filled >= full - 1e-6 or measure.timeSignature is not None:
+            step = Fraction(measure.offset).limit_denominator(64) * spq
+            if step.denominator == 1:
+                starts.append(int(step))
+            filled = length
+        else:
+            filled += length
+    return starts or [0]
+
+
+def _detect_key(part, fmt: str) -> tuple[int, str, str]:
+    """(tonic pitch class, "major"/"minor", tonic name) of a melody.
+
+    A key stated with its mode (kern ``*G:``/``*e:``, MusicXML ``<mode>``, ABC ``K:Em``) is
+    trusted. Otherwise music21's key analysis decides, limited to the keys the notation allows:
+    Essen's ABC writes only the tonic (``K:G`` for a G-minor tune), so an ABC ``K:G`` allows
+    G major, G minor and E minor; a bare key signature allows its major and relative minor.
+    """
+    from music21 import key
+
+    signatures = list(part.recurse().getElementsByClass(key.KeySignature))
+    first = signatures[0] if signatures else None
+    candidates: set[tuple[int, str]] = set()
+    if isinstance(first, key.Key):
+        mode = _MODE_FAMILY.get(first.mode, "major")
+        explicit = fmt in ("humdrum", "musicxml") or (fmt == "abc" and first.mode != "major")
+        if explicit:
+            return first.tonic.pitchClass, mode, first.tonic.name
+        tonic = first.tonic.pitchClass
+        candidates = {(tonic, "major"), (tonic, "minor"), ((tonic + 9) % 12, "minor")}
+    elif first is not None:
+        major = first.asKey("major").tonic.pitchClass
+        candidates = {(major, "major"), ((major + 9) % 12, "minor")}
+    analysed = part.analyze("key")
+    options = [analysed] + list(analysed.alternateInterpretations)
+    fitting = [k for k in options if (k.tonic.pitchClass, k.mode) in candidates] or options
+    best = max(fitting, key=lambda k: k.correlationCoefficient)
+    return best.tonic.pitchClass, best.mode, best.tonic.name

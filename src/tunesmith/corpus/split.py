@@ -1,0 +1,43 @@
+"""Train/validation split grouped by normalised tune title.
+
+Essen holds up to six variants of one tune under one title; all variants of a title land on
+the same side, so validation measures melodies the model has never seen in any variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "æ": "ae", "ø": "oe"})
+# Variant markers that differ between versions of one tune: "(Var. 2)", "Variante B", "- 2. Fassung".
+_VARIANT = re.compile(r"\((?:var|variante|version|fassung)[^)]*\)|\b(?:var|variante|version|fassung)\b\.?\s*\w*$")
+
+
+def normalise_title(title: str) -> str:
+    """Lower case, umlauts spelled out, accents and punctuation dropped, variant markers removed.
+
+    >>> normalise_title("Es freit ein wilder Wassermann (Var. 2)")
+    'es freit ein wilder wassermann'
+    """
+    text = title.lower().translate(_FOLD)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = _VARIANT.sub(" ", text)
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = re.sub(r"(\s\d+)+$", "", text.strip())  # trailing variant numbers
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def is_validation(group: str, fraction: float, seed: int = 0) -> bool:
+    """Whether a title group is held out: a stable hash of (seed, group) below ``fraction``.
+
+    The decision depends on the group alone, so adding songs never moves existing ones.
+    """
+    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def assign_splits(groups: list[str], fraction: float, seed: int = 0) -> list[str]:
+    """"train" or "val" for each song's group."""
+    return ["val" if is_validation(g, fraction, seed) else "train" for g in groups]

@@ -1,0 +1,120 @@
+"""The music data every stage shares: a monophonic ``Song`` on a time-step grid."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+MODES = ("major", "minor")
+# Semitones above C of each pitch-class name (sharps and flats, music21 spelling with '-').
+PITCH_CLASSES = {
+    "C": 0, "B#": 0, "C#": 1, "D-": 1, "D": 2, "D#": 3, "E-": 3, "E": 4, "F-": 4, "E#": 5, "F": 5,
+    "F#": 6, "G-": 6, "G": 7, "G#": 8, "A-": 8, "A": 9, "A#": 10, "B-": 10, "B": 11, "C-": 11,
+}  # fmt: skip
+# Spellings used when writing keys: the usual key-signature choice for each tonic and mode.
+MAJOR_TONICS = ["C", "D-", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B"]
+MINOR_TONICS = ["C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B"]
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note or rest: ``pitch`` is a MIDI number (None = rest), ``steps`` its length in time steps."""
+
+    pitch: int | None
+    steps: int
+
+
+@dataclass
+class Song:
+    """A melody on the step grid plus what we know about it.
+
+    ``bar_starts`` are the steps at which bars begin (a pickup makes the first one > 0);
+    ``key`` and ``mode`` are the original key, ``transposition`` the semitones applied to bring
+    it to C major / A minor (0 for generated melodies in C/A).
+    """
+
+    notes: list[Note]
+    steps_per_quarter: int = 4
+    meter: str = "4/4"
+    bar_starts: list[int] = field(default_factory=list)
+    mode: str = "major"
+    key: str = "C"
+    transposition: int = 0
+    title: str = ""
+    source: str = ""
+
+    @property
+    def total_steps(self) -> int:
+        return sum(n.steps for n in self.notes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = [[n.pitch, n.steps] for n in self.notes]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Song:
+        data = dict(data)
+        data["notes"] = [Note(p, s) for p, s in data["notes"]]
+        return cls(**data)
+
+
+def bar_steps(meter: str, steps_per_quarter: int) -> int:
+    """Steps in one full bar of ``meter`` ("6/8" at 4 steps per quarter → 12)."""
+    num, den = meter.split("/")
+    length = Fraction(int(num) * 4, int(den)) * steps_per_quarter
+    if length.denominator != 1 or length <= 0:
+        raise ValueError(f"meter {meter!r} does not fill a whole number of steps")
+    return int(length)
+
+
+def regular_bar_starts(total_steps: int, bar_length: int, pickup_steps: int = 0) -> list[int]:
+    """Bar starts of a melody in one meter: a pickup of ``pickup_steps`` then full bars."""
+    first = pickup_steps % bar_length if pickup_steps else 0
+    starts = list(range(first, max(total_steps, 1), bar_length))
+    return ([0] if first else []) + starts
+
+
+def step_positions(bar_starts: list[int], total_steps: int, bar_length: int) -> list[int]:
+    """Step-within-bar of steps ``0..total_steps`` (one past the end too, for predicting the end).
+
+    Before the first bar start (a pickup) positions count back from the next bar line, so a
+    one-beat 4/4 pickup at 4 steps per quarter gets positions 12..15. After the last bar start,
+    positions keep counting and wrap at ``bar_length``.
+    """
+    starts = sorted(set(bar_starts)) or [0]
+    positions = []
+    index = 0
+    for step in range(total_steps + 1):
+        while index + 1 < len(starts) and starts[index + 1] <= step:
+            index += 1
+        if step < starts[0]:
+            positions.append((bar_length - (starts[0] - step)) % bar_length)
+        else:
+            positions.append(step - starts[index] if index + 1 < len(starts) else (step - starts[index]) % bar_length)
+    return positions
+
+
+def tonic_pitch_class(tonic: str) -> int:
+    """Pitch class (0–11) of a tonic name such as "F#", "Bb", "e-"; raises ValueError if unknown."""
+    name = tonic.strip()
+    name = name[:1].upper() + name[1:].replace("b", "-")
+    if name not in PITCH_CLASSES:
+        raise ValueError(f"unknown key {tonic!r}")
+    return PITCH_CLASSES[name]
+
+
+def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> int:
+    """Semitones (−6..+5) that move a key's tonic to C (major) / A (minor), or to ``target_pc``.
+
+    Choosing the smallest shift keeps the melody nearest its original register.
+    """
+    if target_pc is None:
+        target_pc = 0 if mode == "major" else 9
+    return (target_pc - tonic_pc + 6) % 12 - 6
+
+
+def key_name(tonic_pc: int, mode: str) -> str:
+    """Conventional spelling of a key's tonic ("B-" for Bb major, "C#" for C# minor)."""
+    return (MAJOR_TONICS if mode == "major" else MINOR_TONICS)[tonic_pc % 12]
