@@ -17,7 +17,7 @@ from typing import Any
 from tunesmith.corpus.sources import FORMATS, SourceFile
 from tunesmith.song import Note, Song, transposition_to
 
-READER_VERSION = 1  # bump when reading changes, to invalidate caches
+READER_VERSION = 2  # bump when reading changes, to invalidate caches
 _TUNE_START = re.compile(r"^X:", re.MULTILINE)
 # Modes music21 may report, folded to the major/minor the model knows (by the quality of the third).
 _MODE_FAMILY = {"major": "major", "ionian": "major", "lydian": "major", "mixolydian": "major",
@@ -33,7 +33,7 @@ class Job:
     fmt: str
     text: str | None
     digest: str  # content hash, the cache key together with the reading settings
-    problem: str = ""  # set when the file cannot even be split into jobs (empty, binary…)
+    problem: tuple[str, str] | None = None  # (reason, detail) when the file cannot be read at all
 
 
 def make_jobs(source: SourceFile) -> list[Job]:
@@ -43,19 +43,22 @@ def make_jobs(source: SourceFile) -> list[Job]:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if fmt is None:
-        return [Job(label, str(path), "", None, digest, f"unsupported format {path.suffix or '(no suffix)'!s}")]
+        return [Job(label, str(path), "", None, digest, ("unsupported format", f"{path.suffix or 'no suffix'} is not kern, ABC, MusicXML or MIDI"))]
     if not data.strip():
-        return [Job(label, str(path), fmt, None, digest, "empty file")]
+        return [Job(label, str(path), fmt, None, digest, ("empty file", "the file is empty"))]
     if fmt in ("midi",) or path.suffix.lower() == ".mxl":
         return [Job(label, str(path), fmt, None, digest)]
     if b"\x00" in data[:4096]:
-        return [Job(label, str(path), fmt, None, digest, "binary file where text was expected")]
-    text = data.decode("utf-8", errors="replace")
+        return [Job(label, str(path), fmt, None, digest, ("binary file", f"binary data in a {path.suffix} file"))]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:  # older Essen kern files are Latin-1
+        text = data.decode("latin-1")
     if fmt != "abc":
         return [Job(label, str(path), fmt, text, digest)]
     starts = [m.start() for m in _TUNE_START.finditer(text)]
     if not starts:
-        return [Job(label, str(path), fmt, None, digest, "ABC file without any X: tune")]
+        return [Job(label, str(path), fmt, None, digest, ("no notes", "ABC file without any X: tune"))]
     header = text[: starts[0]]
     jobs = []
     for i, start in enumerate(starts):
@@ -77,8 +80,7 @@ def read_job(job: Job, settings: dict[str, Any]) -> dict[str, Any]:
     Never raises for bad input: any failure becomes a rejection with its reason.
     """
     if job.problem:
-        return {"reason": job.problem.split(" ")[0] + (" format" if job.problem.startswith("unsupported") else ""),
-                "detail": job.problem}  # fmt: skip
+        return {"reason": job.problem[0], "detail": job.problem[1]}
     try:
         score = _parse(job)
     except Exception as exc:  # music21 raises many types for malformed input
@@ -130,6 +132,8 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
         if length not in accepted:
             kind = " (tuplet)" if element.duration.tuplets else ""
             raise _Reject("unaccepted duration", f"a note of {length} quarters{kind}")
+    if not any(isinstance(e, note.Note | chord.Chord) and not e.duration.isGrace for e in elements):
+        raise _Reject("no notes", "the melody has no pitched notes")
     timesigs = list(part.recurse().getElementsByClass(meter.TimeSignature))
     meter_text = timesigs[0].ratioString if timesigs else "4/4"
     tonic_pc, mode, tonic_name = _detect_key(part, job.fmt)
@@ -221,13 +225,15 @@ def _detect_key(part, fmt: str) -> tuple[int, str, str]:
 
     A key stated with its mode (kern ``*G:``/``*e:``, MusicXML ``<mode>``, ABC ``K:Em``) is
     trusted. Otherwise music21's key analysis decides, limited to the keys the notation allows:
-    Essen's ABC writes only the tonic (``K:G`` for a G-minor tune), so an ABC ``K:G`` allows
-    G major, G minor and E minor; a bare key signature allows its major and relative minor.
+    Essen's ABC writes only the tonic (``K:G`` for a G-minor tune), so an ABC ``K:G`` allows G
+    major and G minor (99% agreement with the kern edition's stated keys on erk); a bare key
+    signature allows its major and relative minor.
     """
     from music21 import key
 
     signatures = list(part.recurse().getElementsByClass(key.KeySignature))
-    first = signatures[0] if signatures else None
+    stated = [k for k in signatures if isinstance(k, key.Key)]  # kern gives *k[] and *C: both
+    first = (stated or signatures or [None])[0]
     candidates: set[tuple[int, str]] = set()
     if isinstance(first, key.Key):
         mode = _MODE_FAMILY.get(first.mode, "major")
@@ -235,7 +241,7 @@ def _detect_key(part, fmt: str) -> tuple[int, str, str]:
         if explicit:
             return first.tonic.pitchClass, mode, first.tonic.name
         tonic = first.tonic.pitchClass
-        candidates = {(tonic, "major"), (tonic, "minor"), ((tonic + 9) % 12, "minor")}
+        candidates = {(tonic, "major"), (tonic, "minor")}
     elif first is not None:
         major = first.asKey("major").tonic.pitchClass
         candidates = {(major, "major"), ((major + 9) % 12, "minor")}
