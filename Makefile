@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MODEL  := models/erk.pt
+DEMO   := out/demo
+SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
+GENERATE  := $(BIN)/tunesmith generate --model $(MODEL) --bars 16 --num 1
 
-.PHONY: install demo test bench clean
+.PHONY: install audio-deps demo test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +17,25 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: install
-	$(BIN)/tunesmith prepare --corpus essen/erk
+# WAV output needs the fluidsynth program and a GM soundfont (Debian packages). Installed only
+# when missing and only as root (CI); otherwise a hint. Never fatal: every other output still works.
+audio-deps:
+	@if command -v fluidsynth >/dev/null 2>&1 && [ -f $(SOUNDFONT) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    fluidsynth fluid-soundfont-gm >/dev/null) || echo "note: could not install fluidsynth; WAV output will be skipped"; \
+	else echo "note: for WAV output run: sudo apt-get install fluidsynth fluid-soundfont-gm"; fi
 
-test: install
+# Four melodies from the shipped model in different keys, modes and meters, every output format.
+demo: install audio-deps
+	rm -rf $(DEMO)
+	$(GENERATE) --key D  --mode major --meter 4/4 --seed 11 --temperature 0.9 --out $(DEMO)/1-d-major-4-4
+	$(GENERATE) --key E  --mode minor --meter 3/4 --seed 12 --temperature 0.9 --out $(DEMO)/2-e-minor-3-4
+	$(GENERATE) --key G  --mode major --meter 6/8 --seed 13 --scheme beam --out $(DEMO)/3-g-major-6-8
+	$(GENERATE) --key Bb --mode major --meter 2/4 --seed 14 --scheme top-p --primer "70 _ 74 _ 77 _ _ _" \
+	  --program 74 --out $(DEMO)/4-bb-major-2-4
+
+test: install audio-deps
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -16,7 +16,10 @@ from tunesmith.errors import TunesmithError
 # name → (module, one-line help). Module attributes: add_<name>_arguments / run_<name>.
 COMMANDS = {
     "prepare": ("tunesmith.corpus.command", "read a corpus and write the encoded dataset (cached)"),
+    "generate": ("tunesmith.generate.command", "compose melodies from a trained model"),
     "corpora": ("tunesmith.corpus.command", "list the bundled corpora with their tune counts"),
+    "train": ("tunesmith.training.command", "train the melody LSTM"),
+    "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
 }
 
 

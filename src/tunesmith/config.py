@@ -92,6 +92,8 @@ class TrainConfig:
     seed: int = 1234  # torch, numpy and python random seed
     device: str = "auto"  # auto | cpu | cuda | mps
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    unknown_share: float = 0.1  # share of training songs whose mode/meter are shown as <unk>
+    average: float = 0.0  # per-step decay of the weight average that is validated and saved; 0 = off
     out_dir: str = "runs"  # parent folder of run folders
 
     def validate(self) -> None:
@@ -102,6 +104,13 @@ class TrainConfig:
             raise TunesmithError(f"train.lr must be > 0, got {self.lr!r}")
         if not 0.0 < self.lr_factor < 1.0:
             raise TunesmithError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
+        if not 0.0 <= self.average < 1.0:
+            raise TunesmithError(f"train.average must be in [0, 1), got {self.average!r}")
+        if not 0.0 <= self.unknown_share < 1.0:
+            raise TunesmithError(f"train.unknown_share must be in [0, 1), got {self.unknown_share!r}")
+        for name in ("grad_clip", "weight_decay", "max_minutes", "threads", "lr_patience", "early_stop"):
+            if getattr(self, name) < 0:
+                raise TunesmithError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise TunesmithError(f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
 

@@ -1,0 +1,231 @@
+"""``evaluate``: one checkpoint → prediction scores, generated-vs-real statistics, dry-out,
+originality and a human-or-not classifier, as one results dictionary.
+
+The stages share their expensive inputs: the corpus is prepared once (cached), the generated
+set is composed in one batch per (mode, meter), and the n-gram counts and the originality
+index are each built once from the training split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import TunesmithError
+from tunesmith.evaluate.classifier import ClassifierConfig
+from tunesmith.evaluate.compare import CompareConfig
+from tunesmith.evaluate.dryout import DryoutConfig
+from tunesmith.evaluate.ngram import NGramConfig
+from tunesmith.song import Song
+
+
+@dataclass
+class EvaluateConfig:
+    """Everything ``tunesmith evaluate`` does, with its sizes."""
+
+    num: int = 200  # generated melodies compared with the real ones
+    bars: int = 16  # length of each generated melody, in bars
+    seed: int = 0  # generation, subsampling and cross-validation seed
+    corpus: list[str] = field(default_factory=list)  # evaluation sources; [] = the model's validation split
+    copy_bars: float = 2.0  # a shared stretch longer than this many bars counts as copying
+    device: str = "auto"  # auto | cpu | cuda | mps
+    threads: int = 1  # torch CPU threads; 1 is fastest for step-by-step generation, 0 = torch's default
+    progress: bool = True  # tqdm bars on stderr
+    ngram: NGramConfig = field(default_factory=NGramConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    dryout: DryoutConfig = field(default_factory=DryoutConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def validate(self) -> EvaluateConfig:
+        if self.num < 2:
+            raise TunesmithError(f"--num must be at least 2 to compare sets, got {self.num!r}")
+        if self.threads < 0:
+            raise TunesmithError(f"--threads must be >= 0, got {self.threads!r}")
+        if self.bars < 1:
+            raise TunesmithError(f"--bars must be >= 1, got {self.bars!r}")
+        if self.dryout.num < 0 or (self.dryout.num and self.dryout.bars < 4):
+            raise TunesmithError(f"dry-out needs >= 0 melodies of >= 4 bars, got {self.dryout.num} of {self.dryout.bars}")
+        return self
+
+
+def _allocate(real: list[Song], num: int, meters: list[str]) -> list[tuple[str, str, int]]:
+    """Split ``num`` generated melodies over (mode, meter) in the real set's proportions
+    (largest remainder), leaving out meters the model never saw."""
+    counts = Counter((s.mode, s.meter) for s in real if s.meter in meters)
+    if not counts:
+        return [("major", meters[1] if len(meters) > 1 else "4/4", num)]
+    total = sum(counts.values())
+    shares = {k: num * v / total for k, v in counts.items()}
+    sizes = {k: int(v) for k, v in shares.items()}
+    for key in sorted(shares, key=lambda k: shares[k] - sizes[k], reverse=True)[: num - sum(sizes.values())]:
+        sizes[key] += 1
+    return [(mode, meter, n) for (mode, meter), n in sorted(sizes.items()) if n > 0]
+
+
+def generate_set(generator, real: list[Song], num: int, bars: int, seed: int, progress: bool) -> list[Song]:
+    """``num`` melodies shaped like the real set (its modes and meters), one batch per kind."""
+    from tqdm import tqdm
+
+    plan = _allocate(real, num, generator.meters)
+    songs: list[Song] = []
+    for i, (mode, meter, count) in enumerate(tqdm(plan, desc="generating", unit="batch", disable=not progress, leave=False)):
+        melodies = generator.generate(num=count, bars=bars, mode=mode, meter=meter, seed=seed + i)
+        songs += [m.song for m in melodies]
+    return songs
+
+
+def _full_length_class():
+    # Built on demand: importing the generate stage imports torch, which `tunesmith --help` must not.
+    from tunesmith.generate import Generator
+
+    class FullLength(Generator):
+        """A Generator that may not choose ``</s>``: dry-out is measured over the whole length asked for."""
+
+        def constraint_mask(self, config, plan):
+            mask = super().constraint_mask(config, plan).clone()
+            mask[self.vocab.end] = False
+            return mask
+
+    return FullLength
+
+
+def _load_sets(payload: dict[str, Any], config: EvaluateConfig, dataset=None):
+    """(training split, validation split, evaluation examples, description of the evaluation set)."""
+    from tunesmith.config import Config
+    from tunesmith.corpus import prepare
+
+    run_config = Config.from_dict(payload["config"])
+    if dataset is None:  # the run's own corpus, rebuilt from its config (a cache hit after training)
+        dataset = prepare(run_config.corpus, run_config.encoding, progress=config.progress)
+    train, val = dataset.split("train"), dataset.split("val")
+    sources = dataset.report.get("sources") or run_config.corpus.sources
+    if not config.corpus:
+        return train, val, val, "validation split of " + ", ".join(sources)
+    other = prepare(replace(run_config.corpus, sources=list(config.corpus)), run_config.encoding, progress=config.progress)
+    return train, val, other.examples, ", ".join(config.corpus)
+
+
+def evaluate(model_path: str | Path, config: EvaluateConfig | None = None, dataset=None) -> dict[str, Any]:
+    """Evaluate a checkpoint; returns the results that ``report.write_report`` turns into files.
+
+    ``dataset`` (a :class:`~tunesmith.corpus.Dataset`) replaces the corpus named in the
+    checkpoint's config: its training split trains the n-gram and the originality index, its
+    validation split is the default evaluation set. Raises TunesmithError for an unreadable
+    checkpoint or an evaluation set the model cannot read.
+    """
+    import torch
+
+    config = (config or EvaluateConfig()).validate()
+    threads = torch.get_num_threads()
+    if config.threads:
+        # Per-step generation at batch ~20 is dominated by thread hand-offs: one thread is 2-50x faster.
+        torch.set_num_threads(config.threads)
+    try:
+        return _evaluate(model_path, config, dataset)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from tunesmith.evaluate.classifier import discriminate
+    from tunesmith.evaluate.compare import compare_sets
+    from tunesmith.evaluate.dryout import dryout
+    from tunesmith.evaluate.metrics import feature_table
+    from tunesmith.evaluate.ngram import NGramModel
+    from tunesmith.evaluate.originality import OriginalityIndex, originality
+    from tunesmith.generate import Generator
+    from tunesmith.likelihood import evaluate_model, prediction_metrics
+
+    timings: dict[str, float] = {}
+    stages = tqdm(total=7, desc="evaluate", unit="stage", disable=not config.progress)
+
+    def done(name: str, started: float) -> None:
+        timings[name] = round(time.perf_counter() - started, 2)
+        stages.set_postfix_str(name)
+        stages.update(1)
+
+    started = time.perf_counter()
+    generator = Generator.from_checkpoint(model_path, config.device)
+    payload, vocab = generator.payload, generator.vocab
+    train, val, held_out, described = _load_sets(payload, config, dataset)
+    spellable = [e for e in held_out if all(t in vocab for t in e.tokens)]
+    if len(spellable) < 2:
+        raise TunesmithError(f"the evaluation set ({described}) has {len(spellable)} songs "
+                             "the model's vocabulary can spell; need 2")
+    real = [e.song for e in spellable]
+    done("data", started)
+
+    started = time.perf_counter()
+    model_scores = evaluate_model(generator.model, spellable, vocab, generator.modes, generator.meters,
+                                  generator.steps_per_quarter, generator.device)  # fmt: skip
+    ngram = NGramModel(vocab, config.ngram.max_order).fit([vocab.ids(e.tokens) for e in train])
+    if config.ngram.order:
+        ngram.order = min(config.ngram.order, config.ngram.max_order)
+    else:  # the order is chosen on the model's own validation split, as the model's early stopping was
+        chosen_on = [e for e in val if all(t in vocab for t in e.tokens)] or spellable
+        ngram.choose_order([vocab.ids(e.tokens) for e in chosen_on])
+    scored = [ngram.log_probs(vocab.ids(e.tokens)) for e in spellable]
+    ngram_scores = prediction_metrics([lp for lp, _ in scored], [t for _, t in scored], vocab)
+    done("prediction", started)
+
+    started = time.perf_counter()
+    generated = generate_set(generator, real, config.num, config.bars, config.seed, config.progress)
+    long_songs = []
+    if config.dryout.num:
+        mode, meter, _ = max(_allocate(real, len(real), generator.meters), key=lambda kind: kind[2])  # the commonest kind
+        full_length = _full_length_class()(generator.model, payload, generator.device, generator.source)
+        long_songs = [m.song for m in full_length.generate(num=config.dryout.num, bars=config.dryout.bars,
+                                                           mode=mode, meter=meter, seed=config.seed + 10_000)]  # fmt: skip
+    done("generation", started)
+
+    started = time.perf_counter()
+    real_features, generated_features = feature_table(real), feature_table(generated)
+    comparison = compare_sets(real_features, generated_features, config.compare)
+    done("statistics", started)
+
+    started = time.perf_counter()
+    index = OriginalityIndex(e.song for e in train)
+    copies = {"generated": originality(index, generated, config.copy_bars),
+              "real": originality(index, real, config.copy_bars)}  # fmt: skip
+    done("originality", started)
+
+    started = time.perf_counter()
+    classified = discriminate(real_features, generated_features, config.classifier)
+    done("classifier", started)
+
+    started = time.perf_counter()
+    dry = None
+    if long_songs:
+        # The reference is real songs of the kind generated: notes per bar depend on the meter.
+        kind = [s for s in real if (s.mode, s.meter) == (long_songs[0].mode, long_songs[0].meter)]
+        dry = dryout(long_songs, kind or real, config.dryout.bars, config.dryout.min_bars)
+        dry.update(mode=long_songs[0].mode, meter=long_songs[0].meter)
+    done("dry-out", started)
+    stages.close()
+
+    return {
+        "model": str(model_path),
+        "evaluation_set": described,
+        "settings": _settings(config),
+        "counts": {"train": len(train), "evaluated": len(spellable), "unspellable": len(held_out) - len(spellable),
+                   "generated": len(generated), "dryout": len(long_songs)},  # fmt: skip
+        "prediction": {"model": model_scores, "ngram": {**ngram_scores, "order": ngram.order}},
+        "statistics": comparison,
+        "features": {"real": real_features, "generated": generated_features},
+        "originality": copies,
+        "classifier": classified,
+        "dryout": dry,
+        "seconds": timings,
+        "generated_songs": generated,
+    }
+
+
+def _settings(config: EvaluateConfig) -> dict[str, Any]:
+    settings = asdict(config)
+    settings.pop("progress")
+    return settings

@@ -1,0 +1,91 @@
+"""Export stage: a Song or Melody → the files musicians use, one module per format.
+
+``write(item, path)`` picks the format from the suffix: .mid/.midi, .musicxml/.xml, .wav,
+.png (piano roll), .svg (engraved score), .json (tokens, notes and every parameter).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import TunesmithError
+
+# Suffix → (format name, module, function). Modules are imported only when used.
+FORMATS = {
+    ".mid": ("mid", "tunesmith.export.midi", "write_midi"),
+    ".midi": ("mid", "tunesmith.export.midi", "write_midi"),
+    ".musicxml": ("musicxml", "tunesmith.export.musicxml", "write_musicxml"),
+    ".xml": ("musicxml", "tunesmith.export.musicxml", "write_musicxml"),
+    ".wav": ("wav", "tunesmith.export.audio", "write_wav"),
+    ".png": ("png", "tunesmith.export.pianoroll", "write_pianoroll"),
+    ".svg": ("svg", "tunesmith.export.score", "write_score"),
+    ".json": ("json", "", ""),
+}
+# The --formats names, in the order files are written.
+FORMAT_SUFFIXES = {"mid": ".mid", "musicxml": ".musicxml", "wav": ".wav", "png": ".png", "svg": ".svg", "json": ".json"}
+
+
+@dataclass
+class ExportConfig:
+    """How a melody sounds and looks once written."""
+
+    bpm: float = 100.0  # quarter notes per minute
+    program: int = 1  # General MIDI instrument, 1..128 (1 = piano, 74 = flute, 41 = violin)
+    velocity: int = 80  # MIDI velocity of unaccented notes; downbeats +16, beats +6
+    sample_rate: int = 44100  # WAV samples per second
+    soundfont: str = ""  # "" = $TUNESMITH_SOUNDFONT or the system's GM soundfont
+    dpi: int = 120  # piano-roll resolution
+
+    def validate(self) -> ExportConfig:
+        if not 10 <= self.bpm <= 400:
+            raise TunesmithError(f"--bpm must be in 10..400, got {self.bpm!r}")
+        if not 1 <= self.program <= 128:
+            raise TunesmithError(f"--program must be a General MIDI number 1..128, got {self.program!r}")
+        if not 1 <= self.velocity <= 111:
+            raise TunesmithError(f"velocity must be in 1..111 (accents add up to 16), got {self.velocity!r}")
+        if not 8000 <= self.sample_rate <= 192000:
+            raise TunesmithError(f"sample rate must be in 8000..192000 Hz, got {self.sample_rate!r}")
+        return self
+
+
+def export_config_of(item: Any, **options: Any) -> ExportConfig:
+    """The export settings stored with a Melody (``params["export"]``), overridden by ``options``."""
+    names = {f.name for f in fields(ExportConfig)}
+    stored = getattr(item, "params", {}).get("export", {}) if hasattr(item, "params") else {}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TunesmithError(f"unknown export option {unknown[0]!r}; known: {', '.join(sorted(names))}")
+    return replace(ExportConfig(**{k: v for k, v in stored.items() if k in names}), **options).validate()
+
+
+def readable_json(data: dict[str, Any]) -> str:
+    """JSON with one top-level key per line: long token and note lists stay on one line each."""
+    lines = [f" {json.dumps(k)}: {json.dumps(v, indent=None if k in ('tokens', 'song') else 1)}" for k, v in data.items()]
+    return "{\n" + ",\n".join(line.replace("\n", "\n ") for line in lines) + "\n}\n"
+
+
+def write(item: Any, path: str | Path, **options: Any) -> Path:
+    """Write a Song or Melody at ``path`` in the format its suffix names; returns the path.
+
+    ``options`` are ExportConfig fields (``bpm=120, program=74``…).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise TunesmithError(f"cannot write {str(path)!r}: unknown suffix; known: {', '.join(FORMATS)}")
+    song = getattr(item, "song", item)
+    config = export_config_of(item, **options)
+    if suffix == ".json":
+        data = item.to_dict() if hasattr(item, "song") else {"song": song.to_dict()}
+        path.write_text(readable_json(data), encoding="utf-8")
+        return path
+    import importlib
+
+    _, module, function = FORMATS[suffix]
+    return getattr(importlib.import_module(module), function)(song, path, config)
+
+
+__all__ = ["FORMATS", "FORMAT_SUFFIXES", "ExportConfig", "export_config_of", "write"]

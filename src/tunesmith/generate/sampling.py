@@ -1,0 +1,175 @@
+"""Pure logit transforms and choices: temperature, greedy, top-k, top-p, mixed argmax/sample.
+
+Every function takes logits ``[B, V]`` (one row per melody) and returns a new tensor; none keeps
+state. Forbidden tokens carry ``-inf`` and stay forbidden through every transform.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tunesmith.errors import TunesmithError
+
+STEP_SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p")  # beam search lives in search.py
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Divide logits by a temperature.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Scores ``[B, V]``.
+    temperature : float
+        > 0; below 1 sharpens the distribution, above 1 flattens it.
+
+    Returns
+    -------
+    torch.Tensor
+        ``logits / temperature`` (``-inf`` stays ``-inf``).
+    """
+    if temperature <= 0:
+        raise TunesmithError(f"temperature must be > 0 for sampling, got {temperature!r}")
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` highest-scoring tokens of each row, forbid the rest.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Scores ``[B, V]``.
+    k : int
+        Tokens kept per row (>= 1); ties at the k-th score are all kept.
+
+    Returns
+    -------
+    torch.Tensor
+        Logits with every token below the k-th best set to ``-inf``.
+    """
+    if k < 1:
+        raise TunesmithError(f"top-k must be >= 1, got {k!r}")
+    if k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of best tokens whose probability reaches ``p``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Scores ``[B, V]``.
+    p : float
+        Probability mass to keep, in (0, 1]; the single best token is always kept.
+
+    Returns
+    -------
+    torch.Tensor
+        Logits with the tokens outside the nucleus set to ``-inf``.
+    """
+    if not 0.0 < p <= 1.0:
+        raise TunesmithError(f"top-p must be in (0, 1], got {p!r}")
+    if p == 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+    # A token is dropped when the tokens before it already reach p (so the best one always stays).
+    drop_sorted = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The best token of each row.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Scores ``[B, V]``.
+
+    Returns
+    -------
+    torch.Tensor
+        Token ids ``[B]`` (``argmax``; the lowest id on a tie).
+    """
+    return logits.argmax(dim=-1)
+
+
+def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one token per row from ``softmax(logits)``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Scores ``[B, V]``; at least one finite entry per row.
+    generator : torch.Generator, optional
+        Source of randomness (seeded for reproducible runs).
+
+    Returns
+    -------
+    torch.Tensor
+        Token ids ``[B]``; a ``-inf`` token is never drawn.
+    """
+    probs = torch.softmax(logits.float(), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The original report's scheme: argmax with probability ``p``, a softmax draw otherwise.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Scores ``[B, V]``.
+    p : float
+        Probability in [0, 1] of taking the best token (1 = greedy, 0 = plain sampling).
+    generator : torch.Generator, optional
+        Source of randomness for both the coin and the draw.
+
+    Returns
+    -------
+    torch.Tensor
+        Token ids ``[B]``.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise TunesmithError(f"mixed-p must be in [0, 1], got {p!r}")
+    coin = torch.rand(logits.shape[0], generator=generator, device=logits.device) < p
+    return torch.where(coin, greedy(logits), sample(logits, generator))
+
+
+def choose(logits: torch.Tensor, scheme: str, temperature: float = 1.0, top_k: int = 8, top_p: float = 0.9,
+           mixed_p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """Pick the next token of each row with one of the per-step schemes (beam search lives elsewhere).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Masked scores ``[B, V]``.
+    scheme : str
+        ``sample``, ``greedy``, ``mixed``, ``top-k`` or ``top-p``.
+    temperature, top_k, top_p, mixed_p : float, int, float, float
+        The scheme's settings (temperature applies to every scheme except ``greedy``).
+    generator : torch.Generator, optional
+        Source of randomness.
+
+    Returns
+    -------
+    torch.Tensor
+        Token ids ``[B]``.
+    """
+    if scheme == "greedy":
+        return greedy(logits)
+    logits = apply_temperature(logits, temperature)
+    if scheme == "sample":
+        return sample(logits, generator)
+    if scheme == "mixed":
+        return mixed(logits, mixed_p, generator)
+    if scheme == "top-k":
+        return sample(top_k_filter(logits, top_k), generator)
+    if scheme == "top-p":
+        return sample(top_p_filter(logits, top_p), generator)
+    raise TunesmithError(f"unknown sampling scheme {scheme!r}; known: {', '.join(STEP_SCHEMES)}")

@@ -1,0 +1,338 @@
+"""The training loop: teacher forcing over whole songs, validation metrics, checkpoints, resume, DDP.
+
+Run folder: ``config.toml``, ``metrics.jsonl`` (one line per epoch), ``training.png``,
+``last.pt`` (every epoch and on interruption) and ``best.pt`` (lowest validation loss).
+Under ``torchrun`` every process trains on its share of the batches (DistributedDataParallel)
+and rank 0 alone validates and writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunesmith.config import Config, to_toml
+from tunesmith.errors import TunesmithError
+from tunesmith.likelihood import evaluate_model
+from tunesmith.model import MelodyLSTM, load_checkpoint, model_payload, save_checkpoint
+from tunesmith.training import data as batching
+from tunesmith.training.distributed import Distributed
+from tunesmith.training.plot import plot_history
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass
+class RunState:
+    """Everything besides the weights that a resumed run needs to continue exactly."""
+
+    epoch: int = 0  # completed epochs
+    epoch_step: int = 0  # batches already done in the epoch under way (after an interruption)
+    partial: list[float] = field(default_factory=lambda: [0.0, 0.0])  # Σ loss·tokens, Σ tokens so far
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+    bad_epochs: int = 0  # epochs since the validation loss last improved
+    updates: int = 0  # optimizer steps so far (warms up the weight average)
+    train_seconds: float = 0.0  # summed over every session of this run
+
+
+@dataclass
+class RunResult:
+    """How a run ended: ``reason`` is done | early_stop | time_budget | interrupted; ``model`` is the
+    network as training left it (the last weights, not necessarily best.pt's)."""
+
+    run_dir: Path
+    reason: str
+    state: RunState
+    exit_code: int = 0
+    model: MelodyLSTM | None = None
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a flag the loop checks between batches."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if hasattr(signal, "SIGTERM") and _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(config: Config, run_dir: str | Path, dataset: Any = None, resume: bool = False,
+          progress: bool = True) -> RunResult:  # fmt: skip
+    """Train (or with ``resume`` continue) a MelodyLSTM into ``run_dir``; ``dataset`` defaults to
+    ``prepare(config.corpus, config.encoding)``. Raises TunesmithError on unusable input."""
+    run_dir = Path(run_dir)
+    dist = Distributed.from_environment(config.train.device)
+    try:
+        return _train(config, run_dir, dataset, resume, progress, dist)
+    finally:
+        dist.close()
+
+
+def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: bool, dist: Distributed) -> RunResult:
+    tc = config.train
+    checkpoint = load_checkpoint(run_dir / LAST) if resume else None
+    if dataset is None:
+        from tunesmith.corpus import prepare
+
+        dataset = dist.rank_zero_first(lambda: prepare(config.corpus, config.encoding, progress=progress))
+    train_examples, val_examples = dataset.split("train"), dataset.split("val")
+    if not train_examples or not val_examples:
+        raise TunesmithError(f"the corpus {config.corpus.sources!r} has {len(train_examples)} training and "
+                             f"{len(val_examples)} validation songs; both must be > 0")  # fmt: skip
+    vocab, spq = dataset.vocab, dataset.steps_per_quarter
+    modes, meters = batching.condition_vocabularies(train_examples)
+    if checkpoint is not None and (checkpoint["vocab"] != vocab.tokens or checkpoint["meters"] != meters):
+        raise TunesmithError(f"the corpus {config.corpus.sources!r} no longer matches the run in {str(run_dir)!r}")
+
+    _seed(tc.seed)
+    torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // dist.world))
+    model = MelodyLSTM(config.model, len(vocab), len(modes), len(meters)).to(dist.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tc.lr_factor, patience=tc.lr_patience)
+    # The averaged copy is what validation scores and checkpoints hold (sampling uses it).
+    averaged = copy.deepcopy(model).requires_grad_(False) if tc.average else None
+    state = RunState()
+    if checkpoint is not None:
+        state = _restore(checkpoint, model, optimizer, scheduler, averaged)
+    shipped = averaged if averaged is not None else model
+    net = dist.wrap(model)
+    if checkpoint is None:
+        torch.manual_seed(tc.seed + dist.rank)  # same initial weights, different dropout masks per rank
+    chunks = batching.chunk(batching.tensorize(train_examples, vocab, modes, meters, spq), tc.chunk_steps)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=vocab.pad)
+    fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
+             "steps_per_quarter": spq}  # fmt: skip
+
+    def payload() -> dict[str, Any]:
+        latest = state.history[-1]["val"] if state.history else {}
+        extra = {"training_model": model.state_dict()} if averaged is not None else {}
+        return {**model_payload(shipped), **extra, **fixed, "metrics": {**latest, "best": state.best},
+                "epoch": state.epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(), "history": state.history, "run": _state_dict(state)}  # fmt: skip
+
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(to_toml(config), encoding="utf-8")
+    reason = "done"
+    with StopRequest() as stop:
+        while state.epoch < tc.epochs:
+            epoch_start = time.perf_counter()
+            epoch_seed = tc.seed * 100_003 + state.epoch  # same on every rank and on resume
+            batches = batching.epoch_batches(chunks, tc.batch_size, epoch_seed, dist.rank, dist.world)
+            bar = _progress_bar(len(batches), state, tc.epochs, progress and dist.is_main)
+            seen_tokens, interrupted = _run_batches(batches, net, model, averaged, optimizer, loss_fn, state, tc,
+                                                    dist, stop, bar, epoch_start)  # fmt: skip
+            bar.close()
+            state.train_seconds += time.perf_counter() - epoch_start
+            if interrupted:
+                if dist.is_main:
+                    save_checkpoint(run_dir / LAST, payload())
+                reason = "interrupted"
+                break
+            reason = _end_epoch(state, shipped, optimizer, scheduler, val_examples, fixed, dist, tc,
+                                seen_tokens, time.perf_counter() - epoch_start)  # fmt: skip
+            if dist.is_main:
+                _write_epoch(run_dir, state, payload)
+                if progress:
+                    print(_summary(state.history[-1]), file=sys.stderr, flush=True)
+            if reason != "continue":
+                break
+    reason = "done" if reason == "continue" else reason
+    code = 0
+    if reason == "interrupted":
+        code = 128 + (stop.signal or signal.SIGINT)
+        if dist.is_main:
+            print(f"interrupted in epoch {state.epoch + 1} after {state.epoch_step} batches; saved "
+                  f"{run_dir / LAST}; continue with: tunesmith train --resume {run_dir}", file=sys.stderr)  # fmt: skip
+    return RunResult(run_dir, reason, state, code, shipped)
+
+
+def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: MelodyLSTM | None, optimizer: Any,
+                 loss_fn: nn.Module, state: RunState, tc: Any, dist: Distributed, stop: StopRequest, bar: Any,
+                 epoch_start: float) -> tuple[int, bool]:  # fmt: skip
+    """Train on this epoch's batches from ``state.epoch_step`` on; returns (tokens seen, interrupted)."""
+    pad = loss_fn.ignore_index
+    seen_tokens = 0
+    for index in range(state.epoch_step, len(batches)):
+        if dist.any(stop.signal is not None):
+            return seen_tokens, True
+        inputs, positions, targets, mode, meter = batching.pad_batch(batches[index], pad, dist.device)
+        mode, meter = batching.hide_conditions(mode, meter, tc.unknown_share)
+        logits, _ = net(inputs, positions, mode, meter)
+        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        optimizer.step()
+        state.updates += 1
+        if averaged is not None:
+            _update_average(averaged, model, tc.average, state.updates)
+        tokens, value = int((targets != pad).sum()), loss.item()
+        state.partial[0] += value * tokens
+        state.partial[1] += tokens
+        seen_tokens += tokens
+        state.epoch_step = index + 1
+        rate = seen_tokens * dist.world / max(time.perf_counter() - epoch_start, 1e-9)
+        bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+        bar.update(1)
+    return seen_tokens, False
+
+
+@torch.no_grad()
+def _update_average(averaged: nn.Module, model: nn.Module, decay: float, updates: int) -> None:
+    """Exponential moving average of the weights; the decay ramps up so early steps are not frozen in."""
+    decay = min(decay, (1 + updates) / (10 + updates))
+    for mean, current in zip(averaged.parameters(), model.parameters()):
+        mean.lerp_(current, 1.0 - decay)
+
+
+def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: Any, val_examples: list, fixed: dict,
+               dist: Distributed, tc: Any, seen_tokens: int, seconds: float) -> str:  # fmt: skip
+    """Validate, anneal, record history; returns continue | early_stop | time_budget."""
+    train_loss = state.partial[0] / max(state.partial[1], 1)
+    metrics = None
+    if dist.is_main:
+        metrics = evaluate_model(model, val_examples, _vocab(fixed), fixed["modes"], fixed["meters"],
+                                 fixed["steps_per_quarter"], dist.device)  # fmt: skip
+    metrics = dist.broadcast(metrics)
+    train_loss = dist.mean(train_loss)
+    scheduler.step(metrics["loss"])
+    state.epoch += 1
+    state.epoch_step, state.partial = 0, [0.0, 0.0]
+    improved = not state.best or metrics["loss"] < state.best["loss"]
+    if improved:
+        state.best, state.bad_epochs = {**metrics, "epoch": state.epoch}, 0
+    else:
+        state.bad_epochs += 1
+    state.history.append({
+        "epoch": state.epoch, "train_loss": train_loss, "val": metrics, "lr": optimizer.param_groups[0]["lr"],
+        "seconds": round(seconds, 2), "tokens_per_s": round(seen_tokens * dist.world / max(seconds, 1e-9)),
+        "improved": improved,
+    })  # fmt: skip
+    if tc.early_stop and state.bad_epochs >= tc.early_stop:
+        return "early_stop"
+    epoch_mean = state.train_seconds / state.epoch
+    if tc.max_minutes and state.train_seconds + epoch_mean > tc.max_minutes * 60:
+        return "time_budget"
+    return "continue"
+
+
+def _write_epoch(run_dir: Path, state: RunState, payload: Any) -> None:
+    entry = state.history[-1]
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+    data = payload()
+    save_checkpoint(run_dir / LAST, data)
+    if entry["improved"]:
+        save_checkpoint(run_dir / BEST, data)
+    plot_history(state.history, run_dir / "training.png")
+
+
+def _summary(entry: dict[str, Any]) -> str:
+    val = entry["val"]
+    return (f"epoch {entry['epoch']}: train loss {entry['train_loss']:.4f}  val loss {val['loss']:.4f}  "
+            f"bits/step {val['bits_per_step']:.3f}  pitch bits/note {val['pitch_bits_per_note']:.3f}  "
+            f"onset acc {val['onset_accuracy']:.3f}  {entry['tokens_per_s']:,} tok/s  {entry['seconds']:.0f} s"
+            + ("  *" if entry["improved"] else ""))  # fmt: skip
+
+
+def _progress_bar(total: int, state: RunState, epochs: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=state.epoch_step, desc=f"epoch {state.epoch + 1}/{epochs}", unit="batch",
+                disable=not enabled, leave=False, dynamic_ncols=True)  # fmt: skip
+
+
+def _vocab(fixed: dict[str, Any]) -> Any:
+    from tunesmith.encoding import Vocabulary
+
+    return Vocabulary(fixed["vocab"])
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _state_dict(state: RunState) -> dict[str, Any]:
+    return {"epoch_step": state.epoch_step, "partial": state.partial, "best": state.best,
+            "bad_epochs": state.bad_epochs, "train_seconds": state.train_seconds, "updates": state.updates}  # fmt: skip
+
+
+def _restore(checkpoint: dict[str, Any], model: MelodyLSTM, optimizer: Any, scheduler: Any,
+             averaged: MelodyLSTM | None) -> RunState:  # fmt: skip
+    """Load weights (and their average), optimizer, scheduler and RNG state; return the bookkeeping."""
+    try:
+        if averaged is not None:
+            averaged.load_state_dict(checkpoint["model"])
+        model.load_state_dict(checkpoint.get("training_model", checkpoint["model"]))
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise TunesmithError(f"the checkpoint does not fit this configuration ({type(exc).__name__})") from None
+    rng = checkpoint.get("rng", {})
+    if "python" in rng:
+        random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    run = checkpoint.get("run", {})
+    return RunState(epoch=checkpoint["epoch"], epoch_step=run.get("epoch_step", 0),
+                    partial=list(run.get("partial", [0.0, 0.0])), history=list(checkpoint.get("history", [])),
+                    best=run.get("best", {}), bad_epochs=run.get("bad_epochs", 0),
+                    train_seconds=run.get("train_seconds", 0.0), updates=run.get("updates", 0))  # fmt: skip
+
+
+def resume_config(run_dir: str | Path) -> Config:
+    """The Config a run folder's ``last.pt`` was trained with."""
+    checkpoint = load_checkpoint(Path(run_dir) / LAST)
+    return Config.from_dict(checkpoint["config"]).validate()
+
+
+
+def export_checkpoint(source: str | Path, dest: str | Path) -> None:
+    """Copy a checkpoint without its optimizer, scheduler and RNG state (a third of the size):
+    enough to sample and evaluate, not to resume."""
+    payload = load_checkpoint(source)
+    resume_only = ("optimizer", "scheduler", "rng", "training_model")
+    save_checkpoint(dest, {k: v for k, v in payload.items() if k not in resume_only})

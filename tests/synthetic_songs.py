@@ -1,0 +1,59 @@
+"""A small synthetic corpus (a Dataset built in memory) for training tests: seconds, no parsing."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from tunesmith.config import Config, load_preset
+from tunesmith.corpus.dataset import Dataset, Example
+from tunesmith.encoding import Vocabulary, decode_tokens, encode_notes
+from tunesmith.song import Note, Song, bar_steps, regular_bar_starts
+
+SCALES = {"major": [60, 62, 64, 65, 67, 69, 71, 72], "minor": [57, 59, 60, 62, 64, 65, 67, 69]}
+METERS = ["4/4", "3/4", "6/8"]
+
+
+def synthetic_song(index: int) -> Song:
+    """A stepwise tune of 4 to 8 bars in one of three meters, ending on the tonic."""
+    rng = random.Random(index)
+    mode = "minor" if index % 4 == 3 else "major"
+    meter = METERS[index % len(METERS)]
+    bar = bar_steps(meter, 4)
+    beat = 6 if meter == "6/8" else 4
+    scale = SCALES[mode]
+    degree, notes = 0, []
+    for _ in range(rng.randint(4, 8) * bar // beat - 1):
+        degree = max(0, min(len(scale) - 1, degree + rng.choice([-1, 1, 1, 2, -2])))
+        if rng.random() < 0.1:
+            notes.append(Note(None, beat))
+        elif rng.random() < 0.5:
+            notes += [Note(scale[degree], beat // 2), Note(scale[max(degree - 1, 0)], beat - beat // 2)]
+        else:
+            notes.append(Note(scale[degree], beat))
+    notes.append(Note(scale[0], beat))
+    total = sum(n.steps for n in notes)
+    return Song(notes=notes, meter=meter, bar_starts=regular_bar_starts(total, bar), mode=mode,
+                title=f"tune {index}", source="synthetic")  # fmt: skip
+
+
+def synthetic_dataset(folder: Path, songs: int = 48, val_every: int = 6) -> Dataset:
+    """``songs`` synthetic tunes, every ``val_every``-th one in the validation split."""
+    examples = []
+    for i in range(songs):
+        song = synthetic_song(i)
+        tokens = encode_notes(song.notes)
+        song.notes = decode_tokens(tokens)
+        examples.append(Example(song, tokens, song.title, "val" if i % val_every == 0 else "train"))
+    vocab = Vocabulary.build(e.tokens for e in examples)
+    return Dataset(examples, vocab, {"sources": ["synthetic"]}, Path(folder), 4)
+
+
+def tiny_config(**train: object) -> Config:
+    """The ``tiny`` preset, single-threaded, with train-section overrides."""
+    config = load_preset("tiny")
+    config.train.threads = 1
+    config.train.max_minutes = 0.0
+    for name, value in train.items():
+        setattr(config.train, name, value)
+    return config.validate()

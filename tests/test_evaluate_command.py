@@ -1,0 +1,65 @@
+"""The whole evaluation on the tiny checkpoint and its synthetic corpus, and the CLI's errors."""
+
+import json
+
+import pytest
+
+from synthetic_songs import synthetic_dataset
+from tunesmith.cli import main
+from tunesmith.evaluate import EvaluateConfig, evaluate, write_report
+from tunesmith.evaluate.classifier import ClassifierConfig
+from tunesmith.evaluate.dryout import DryoutConfig
+
+
+@pytest.fixture(scope="module")
+def results(tiny_checkpoint, tmp_path_factory):
+    dataset = synthetic_dataset(tmp_path_factory.mktemp("evaluate_data"))
+    config = EvaluateConfig(num=12, bars=4, progress=False, dryout=DryoutConfig(num=4, bars=8),
+                            classifier=ClassifierConfig(trees=20, folds=3))  # fmt: skip
+    return evaluate(tiny_checkpoint, config, dataset=dataset)
+
+
+def test_evaluation_reports_every_section(results):
+    assert results["counts"]["generated"] == 12 and results["counts"]["evaluated"] == 8
+    model, ngram = results["prediction"]["model"], results["prediction"]["ngram"]
+    # The same likelihood definitions score both, over the same targets.
+    assert model["steps"] == ngram["steps"] and ngram["order"] >= 1
+    assert 0.0 <= results["statistics"]["summary"]["overlap"] <= 1.0
+    assert set(results["statistics"]["features"]) == set(results["features"]["real"])
+    assert len(results["originality"]["generated"]["longest_notes"]) == 12
+    assert 0.0 <= results["classifier"]["accuracy"] <= 1.0
+    # </s> is forbidden in the dry-out run, so every long melody reaches all 8 bars.
+    assert results["dryout"]["reached"] == [4] * 8
+
+
+def test_report_files(results, tmp_path):
+    report = write_report(results, tmp_path / "out")
+    text = report.read_text(encoding="utf-8")
+    for heading in ("## Prediction", "## Generated vs real", "## Originality", "## Passes as human?", "## Dry-out"):
+        assert heading in text
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["prediction"]["ngram"]["order"] == results["prediction"]["ngram"]["order"]
+    assert "curves" not in metrics["statistics"]["features"]["pitch_range"]
+    for figure in ("features.png", "histograms.png", "overlap.png", "originality.png", "dryout.png"):
+        assert (tmp_path / "out" / figure).stat().st_size > 1000
+    assert len(json.loads((tmp_path / "out" / "generated.json").read_text(encoding="utf-8"))) == 12
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path)]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_cli_rejects_too_few_melodies(tiny_checkpoint, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--num", "1", "--out", str(tmp_path)]) == 2
+    assert "--num must be at least 2" in capsys.readouterr().err
+
+
+def test_generated_set_follows_the_real_modes_and_meters():
+    from tunesmith.evaluate.pipeline import _allocate
+    from tunesmith.song import Song
+
+    real = [Song([], meter="3/4")] * 6 + [Song([], meter="6/8", mode="minor")] * 3 + [Song([], meter="5/4")]
+    plan = _allocate(real, 10, ["<unk>", "3/4", "6/8"])  # 5/4 is a meter the model never saw
+    assert plan == [("major", "3/4", 7), ("minor", "6/8", 3)]
+    assert _allocate([Song([], meter="7/8")], 4, ["<unk>", "2/4"]) == [("major", "2/4", 4)]

@@ -1,0 +1,207 @@
+"""Generation: determinism, lengths, keys, primers, constraints, the CLI and its bad input."""
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from tunesmith.cli import main
+from tunesmith.config import Config, ModelConfig
+from tunesmith.encoding import SPECIALS
+from tunesmith.errors import TunesmithError
+from tunesmith.generate import GenerationConfig, Generator, Melody, TunesmithWarning, default_model_path
+from tunesmith.generate.constraints import SCALES
+from tunesmith.model import MelodyLSTM, model_payload, save_checkpoint
+
+SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
+METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny untrained model with the full checkpoint layout (pitches G3..C6)."""
+    torch.manual_seed(0)
+    config = Config()
+    config.model = ModelConfig(embedding=8, position_embedding=4, condition_embedding=2, hidden=16, layers=1, dropout=0.0)
+    vocab = list(SPECIALS) + [str(p) for p in range(55, 85)]
+    model = MelodyLSTM(config.model, len(vocab), 3, len(METERS))
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, {**model_payload(model), "config": config.to_dict(), "vocab": vocab,
+                           "modes": ["<unk>", "major", "minor"], "meters": METERS, "steps_per_quarter": 4,
+                           "metrics": {}, "epoch": 0})  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def generator(checkpoint):
+    return Generator.from_checkpoint(checkpoint, device="cpu")
+
+
+def pitches(melody):
+    return [n.pitch for n in melody.song.notes if n.pitch is not None]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_same_seed_same_tokens_and_well_formed(generator, scheme):
+    first = generator.generate(num=3, bars=2, seed=7, scheme=scheme)
+    again = generator.generate(num=3, bars=2, seed=7, scheme=scheme)
+    assert [m.tokens for m in first] == [m.tokens for m in again]
+    for melody in first:
+        assert 1 <= len(melody.tokens) <= 32
+        assert melody.tokens[0] != "_" and not {"<pad>", "<s>", "</s>"} & set(melody.tokens)
+        assert pitches(melody), "a melody holds at least one note"
+        assert melody.song.total_steps == len(melody.tokens)
+        assert melody.params["ended_by"] == ("length" if len(melody.tokens) == 32 else "end token")
+    if scheme != "greedy":
+        other = generator.generate(num=3, bars=2, seed=8, scheme=scheme)
+        assert [m.tokens for m in other] != [m.tokens for m in first]
+
+
+def test_length_in_bars_of_the_meter(generator):
+    for meter, bar in (("3/4", 12), ("6/8", 12), ("2/4", 8)):
+        for melody in generator.generate(num=4, bars=3, meter=meter, seed=1):
+            assert melody.song.total_steps <= 3 * bar and melody.song.meter == meter
+            assert melody.song.bar_starts[:2] == [0, bar][: len(melody.song.bar_starts[:2])]
+    assert all(m.song.total_steps <= 5 for m in generator.generate(num=4, steps=5, seed=1))
+
+
+def test_transposition_to_every_key_keeps_intervals(generator):
+    reference = generator.generate(num=2, bars=2, seed=3, mode="major")
+    for tonic, name in enumerate(["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]):
+        shift = (tonic + 6) % 12 - 6  # nearest octave to the model's register
+        for ref, melody in zip(reference, generator.generate(num=2, bars=2, seed=3, mode="major", key=name)):
+            assert pitches(melody) == [p + shift for p in pitches(ref)]
+            assert melody.song.key.replace("-", "b") == name and melody.params["transposition"] == shift
+
+
+def test_scale_and_range_are_honoured_in_the_output_key(generator):
+    for melody in generator.generate(num=6, bars=4, seed=2, key="E", mode="minor", scale=True, range="D4-B5"):
+        assert all(62 <= p <= 83 and (p - 4) % 12 in SCALES["minor"] for p in pitches(melody))
+
+
+def test_constraints_that_allow_nothing_are_an_error(generator):
+    with pytest.raises(TunesmithError, match="allow no pitch"):
+        generator.generate(range="C1-C2")
+
+
+def test_unknown_primer_pitch_maps_to_the_nearest_with_a_warning(generator):
+    with pytest.warns(TunesmithWarning, match="primer pitch 99"):
+        melody = generator.generate(primer="67 _ 99 _ r 64", bars=2, seed=1)[0]
+    assert melody.tokens[:6] == ["67", "_", "84", "_", "r", "64"]
+
+
+def test_token_primer_is_in_the_output_key(generator):
+    melody = generator.generate(primer="D4 _ _ _ 66 _", key="D", bars=2, seed=1)[0]
+    assert melody.tokens[:6] == ["62", "_", "_", "_", "66", "_"]
+
+
+def test_primer_file_goes_through_the_corpus_reader(generator, tmp_path):
+    abc = tmp_path / "primer.abc"
+    abc.write_text("X:1\nT:Primer\nM:3/4\nL:1/4\nK:G\nG A B | c2 B | A G F | G3 |]\n")
+    melody = generator.generate(primer_file=str(abc), bars=6, seed=1)[0]
+    assert melody.song.meter == "3/4" and melody.song.mode == "major"
+    # G4 A4 B4 in G major move to the model's C major up 5 semitones (the nearer octave).
+    assert melody.tokens[:12] == ["72", "_", "_", "_", "74", "_", "_", "_", "76", "_", "_", "_"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"temperature": 0.0}, "temperature"),
+    ({"bars": 0}, "bars"),
+    ({"key": "H"}, "unknown key"),
+    ({"mode": "dorian"}, "unknown mode"),
+    ({"primer": "67 x 65"}, "malformed primer"),
+    ({"primer": "_ 67"}, "malformed primer"),
+    ({"meter": "5/4"}, "known: 2/4, 3/4, 4/4, 6/8"),
+    ({"bars": 1, "primer": " ".join(["60"] * 16)}, "primer is 16 steps"),
+])  # fmt: skip
+def test_bad_requests_are_one_line_errors(generator, settings, message):
+    with pytest.raises(TunesmithError, match=message) as info:
+        generator.generate(**settings)
+    assert "\n" not in str(info.value)
+
+
+def test_greedy_accepts_any_temperature(generator):
+    assert generator.generate(scheme="greedy", temperature=0.0, bars=1)[0].tokens
+
+
+def test_missing_and_foreign_checkpoints(tmp_path):
+    with pytest.raises(TunesmithError, match="no checkpoint"):
+        Generator.from_checkpoint(tmp_path / "absent.pt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": [1, 2]}, foreign)
+    with pytest.raises(TunesmithError, match="not a tunesmith checkpoint"):
+        Generator.from_checkpoint(foreign)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(TunesmithError, match="not a readable checkpoint"):
+        Generator.from_checkpoint(text)
+
+
+def test_cli_writes_a_run_folder_that_reproduces(checkpoint, tmp_path, capsys):
+    out = tmp_path / "runs" / "first"
+    argv = ["generate", "--model", str(checkpoint), "--num", "2", "--bars", "2", "--key", "F", "--meter", "3/4",
+            "--seed", "5", "--formats", "mid,json,png", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"melody-0{i}.{s}" for i in (1, 2) for s in ("json", "mid", "png")]
+    assert "melody-02" in capsys.readouterr().out
+    stored = Melody.load(out / "melody-02.json")
+    params = stored.params
+    assert params["seed"] == 5 and params["export"]["bpm"] == 100.0 and params["meter"] == "3/4"
+    fields = {k: params[k] for k in GenerationConfig.__dataclass_fields__}
+    again = Generator.from_checkpoint(params["model"], "cpu").generate(GenerationConfig(**fields))
+    assert again[params["index"]].tokens == stored.tokens
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--temperature", "0"], "temperature"),
+    (["--bars", "0"], "bars"),
+    (["--key", "X#"], "unknown key"),
+    (["--primer", "60 y"], "malformed primer"),
+    (["--formats", "mp3"], "unknown format"),
+    (["--program", "0"], "program"),
+])  # fmt: skip
+def test_cli_bad_input_exits_2_and_writes_nothing(checkpoint, tmp_path, capsys, extra, message):
+    out = tmp_path / "parent" / "run"
+    assert main(["generate", "--model", str(checkpoint), "--out", str(out), *extra]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "parent").exists()
+
+
+def test_cli_missing_model_and_unwritable_folder(checkpoint, tmp_path, capsys):
+    assert main(["generate", "--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "a")]) == 2
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert main(["generate", "--model", str(checkpoint), "--bars", "1", "--out", str(blocker / "run")]) == 2
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    assert main(["generate", "--model", str(checkpoint), "--bars", "1", "--out", str(taken)]) == 2
+    errors = capsys.readouterr().err
+    assert "no checkpoint" in errors and "cannot write" in errors and "not empty" in errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "taken"]
+    assert [p.name for p in taken.iterdir()] == ["keep.txt"]
+
+
+def test_missing_fluidsynth_still_writes_the_rest(checkpoint, tmp_path, capsys, monkeypatch):
+    import tunesmith.export.audio as audio
+
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    out = tmp_path / "run"
+    assert main(["generate", "--model", str(checkpoint), "--bars", "1", "--num", "2", "--formats", "mid,wav,json",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert sorted(p.suffix for p in out.iterdir()) == [".json", ".json", ".mid", ".mid"]
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="the shipped model models/erk.pt is not present")
+def test_shipped_model_stays_in_the_key_scale():
+    generator = Generator.from_checkpoint(default_model_path(), "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TunesmithWarning)
+        melodies = generator.generate(num=4, seed=0)
+    for melody in melodies:
+        notes = pitches(melody)
+        in_scale = sum(p % 12 in SCALES["major"] for p in notes) / len(notes)
+        assert in_scale >= 0.9, (in_scale, json.dumps(melody.tokens))

@@ -1,0 +1,145 @@
+"""Training: the tiny run learns, checkpoints round-trip, resume continues the same run, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthetic_songs import synthetic_dataset, tiny_config
+from tunesmith import cli
+from tunesmith.config import ModelConfig
+from tunesmith.errors import TunesmithError
+from tunesmith.model import MelodyLSTM, load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
+from tunesmith.training import data as batching
+from tunesmith.training.loop import train
+
+
+def test_tiny_run_learns_and_writes_its_folder(tiny_run, tiny_checkpoint):
+    history = tiny_run.state.history
+    assert tiny_run.reason == "done" and len(history) == 3
+    assert history[-1]["val"]["loss"] < history[0]["val"]["loss"]
+    folder = tiny_run.run_dir
+    for name in ("config.toml", "metrics.jsonl", "training.png", "last.pt", "best.pt"):
+        assert (folder / name).is_file(), name
+    lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2, 3]
+    payload = load_checkpoint(tiny_checkpoint)
+    for key in ("model_config", "model", "config", "vocab", "modes", "meters", "steps_per_quarter", "metrics",
+                "epoch", "optimizer", "scheduler", "rng", "history", "tunesmith_version"):  # fmt: skip
+        assert key in payload, key
+    assert payload["modes"] == ["<unk>", "major", "minor"] and payload["meters"][0] == "<unk>"
+    assert payload["metrics"]["loss"] == pytest.approx(payload["metrics"]["best"]["loss"])
+    assert payload["metrics"]["best"]["loss"] == min(h["val"]["loss"] for h in history)
+
+
+def test_checkpoint_save_load_gives_identical_outputs(tmp_path):
+    torch.manual_seed(1)
+    model = MelodyLSTM(ModelConfig(hidden=24, layers=2, embedding=8), 12, 3, 4).eval()
+    save_checkpoint(tmp_path / "m.pt", {**model_payload(model), "vocab": ["x"] * 12, "modes": [0] * 3,
+                                        "meters": [0] * 4})  # fmt: skip
+    loaded = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
+    tokens, positions = torch.randint(0, 12, (3, 20)), torch.randint(0, 16, (3, 20))
+    mode, meter = torch.tensor([0, 1, 2]), torch.tensor([3, 0, 1])
+    assert torch.equal(model(tokens, positions, mode, meter)[0], loaded(tokens, positions, mode, meter)[0])
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    dataset = synthetic_dataset(tmp_path / "data", songs=24)
+    straight = train(tiny_config(epochs=2), tmp_path / "straight", dataset=dataset, progress=False)
+    first = train(tiny_config(epochs=1), tmp_path / "split", dataset=dataset, progress=False)
+    assert first.state.epoch == 1
+    resumed = train(tiny_config(epochs=2), tmp_path / "split", dataset=dataset, resume=True, progress=False)
+    assert resumed.state.epoch == 2 and len(resumed.state.history) == 2
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
+    steps = lambda ckpt: ckpt["optimizer"]["state"][0]["step"]  # noqa: E731
+    assert steps(b) == steps(a) > steps(load_checkpoint(tmp_path / "split" / "best.pt")) / 2
+    for name, tensor in a["model"].items():
+        assert torch.allclose(tensor, b["model"][name], atol=1e-6), name
+    assert straight.state.history[-1]["val"]["loss"] == pytest.approx(resumed.state.history[-1]["val"]["loss"])
+
+
+def test_sigterm_saves_last_and_resume_finishes(tmp_path, monkeypatch):
+    dataset = synthetic_dataset(tmp_path / "data", songs=24)
+    real_pad_batch, calls = batching.pad_batch, []
+
+    def pad_batch_then_terminate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # SIGTERM arrives during the second batch of the first epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_pad_batch(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "pad_batch", pad_batch_then_terminate)
+    stopped = train(tiny_config(epochs=2, batch_size=4), tmp_path / "run", dataset=dataset, progress=False)
+    assert stopped.reason == "interrupted" and stopped.exit_code == 128 + signal.SIGTERM
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert saved["epoch"] == 0 and saved["run"]["epoch_step"] == 2
+    monkeypatch.setattr(batching, "pad_batch", real_pad_batch)
+    done = train(tiny_config(epochs=2, batch_size=4), tmp_path / "run", dataset=dataset, resume=True, progress=False)
+    assert done.reason == "done" and done.state.epoch == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "nosuch"], "unknown preset 'nosuch'"),
+    (["train", "--preset", "tiny", "--set", "model.hiden=3"], "unknown setting 'model.hiden'"),
+    (["train", "--preset", "tiny", "--set", "model.hidden=big"], "model.hidden must be an integer"),
+    (["train", "--resume", "{tmp}"], "nothing to resume"),
+    (["train", "--preset", "tiny", "--corpus", "{tmp}", "--out", "{tmp}/run"], "no files found"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    assert cli.main([arg.replace("{tmp}", str(tmp_path)) for arg in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_incompatible_checkpoint_is_refused(tmp_path, tiny_checkpoint):
+    payload = torch.load(tiny_checkpoint, weights_only=False)
+    payload["version"] = 99
+    torch.save(payload, tmp_path / "last.pt")
+    with pytest.raises(TunesmithError, match="checkpoint version 99"):
+        load_checkpoint(tmp_path / "last.pt")
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 2
+
+
+def test_batches_cover_every_chunk_and_shard_evenly(tmp_path):
+    dataset = synthetic_dataset(tmp_path, songs=30)
+    modes, meters = batching.condition_vocabularies(dataset.split("train"))
+    chunks = batching.chunk(batching.tensorize(dataset.examples, dataset.vocab, modes, meters, 4), 16)
+    assert all(len(c.targets) <= 16 for c in chunks)
+    whole = batching.epoch_batches(chunks, 5, seed=3)
+    assert sorted(id(c) for b in whole for c in b) == sorted(id(c) for c in chunks)
+    shards = [batching.epoch_batches(chunks, 5, seed=3, rank=r, world=3) for r in range(3)]
+    assert len({len(s) for s in shards}) == 1
+    inputs, positions, targets, mode, meter = batching.pad_batch(whole[0], dataset.vocab.pad)
+    assert inputs.shape == positions.shape == targets.shape and mode.shape == meter.shape == (len(whole[0]),)
+
+
+def test_cli_trains_on_the_test_files_then_refuses_to_overwrite(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    data = str(Path(__file__).parent / "data")
+    argv = ["train", "--preset", "tiny", "--corpus", data, "--set", "corpus.val_fraction=0.5", "--set",
+            "corpus.workers=1", "--set", "train.epochs=1", "--out", str(tmp_path / "run"), "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 0
+    payload = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert payload["epoch"] == 1 and payload["config"]["corpus"]["sources"] == [data]
+    assert cli.main(argv) == 2  # the folder already holds a run: --resume or another --out
+
+
+def test_weight_average_is_validated_saved_and_resumed(tmp_path):
+    dataset = synthetic_dataset(tmp_path / "data", songs=24)
+    straight = train(tiny_config(epochs=2, average=0.9), tmp_path / "straight", dataset=dataset, progress=False)
+    train(tiny_config(epochs=1, average=0.9), tmp_path / "split", dataset=dataset, progress=False)
+    train(tiny_config(epochs=2, average=0.9), tmp_path / "split", dataset=dataset, resume=True, progress=False)
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
+    for key in ("model", "training_model"):
+        for name, tensor in a[key].items():
+            assert torch.allclose(tensor, b[key][name], atol=1e-6), (key, name)
+    assert not torch.equal(a["model"]["head.weight"], a["training_model"]["head.weight"])
+    saved = {k: v for k, v in model_from_checkpoint(a).state_dict().items()}
+    assert all(torch.equal(saved[k], v) for k, v in straight.model.state_dict().items())
