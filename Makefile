@@ -39,7 +39,7 @@ test: install audio-deps
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python benchmarks/bench_prepare.py
+	for script in prepare train generate evaluate; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) out runs .pytest_cache

@@ -21,6 +21,7 @@ import torch
 from tunesmith.config import load_preset
 from tunesmith.corpus import prepare
 from tunesmith.corpus.dataset import Dataset
+from tunesmith.model import MelodyLSTM
 from tunesmith.training import data as batching
 from tunesmith.training.loop import train
 
@@ -55,7 +56,7 @@ def main() -> None:
     batches = batching.epoch_batches(chunks, config.train.batch_size, seed=config.train.seed * 100_003)
     shapes = [(len(b), max(len(c.targets) for c in b), sum(len(c.targets) for c in b)) for b in batches]
     m = config.model
-    width = m.embedding + m.position_embedding + 2 * m.condition_embedding
+    width = MelodyLSTM(m, len(full.vocab), len(modes), len(meters)).lstm.input_size  # every input the model concatenates
     threads = config.train.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
 

@@ -40,7 +40,8 @@ def test_tiny_run_learns_and_writes_its_folder(tiny_run, tiny_checkpoint):
 def test_checkpoint_save_load_gives_identical_outputs(tmp_path):
     torch.manual_seed(1)
     model = MelodyLSTM(ModelConfig(hidden=24, layers=2, embedding=8), 12, 3, 4).eval()
-    save_checkpoint(tmp_path / "m.pt", {**model_payload(model), "vocab": ["x"] * 12, "modes": [0] * 3,
+    vocab = ["<pad>", "<s>", "</s>", "_", "r"] + [str(p) for p in range(60, 67)]
+    save_checkpoint(tmp_path / "m.pt", {**model_payload(model), "vocab": vocab, "modes": [0] * 3,
                                         "meters": [0] * 4})  # fmt: skip
     loaded = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
     tokens, positions = torch.randint(0, 12, (3, 20)), torch.randint(0, 16, (3, 20))

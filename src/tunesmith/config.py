@@ -65,12 +65,20 @@ class ModelConfig:
     layers: int = 2  # stacked LSTM layers
     dropout: float = 0.3  # between layers and before the output layer
     max_position: int = 48  # steps within a bar are clipped to this (48 = a 3/1 bar of 16ths)
+    sounding_embedding: int = 32  # width of the embedding of the pitch (or rest) still sounding
+    since_embedding: int = 8  # width of the embedding of steps since that onset (clipped at 31)
+    lookback: list[int] = field(default_factory=lambda: [1, 2, 4])  # bars back whose token at this position is an input
+    lookback_embedding: int = 24  # width of each lookback token's embedding
+    lookback_sounding_embedding: int = 16  # width of each lookback's sounding-pitch embedding
 
     def validate(self) -> None:
-        for name in ("embedding", "position_embedding", "condition_embedding", "hidden", "layers", "max_position"):
+        for name in ("embedding", "position_embedding", "condition_embedding", "hidden", "layers", "max_position",
+                     "sounding_embedding", "since_embedding", "lookback_embedding", "lookback_sounding_embedding"):  # fmt: skip
             value = getattr(self, name)
             if value < 1:
                 raise TunesmithError(f"model.{name} must be >= 1, got {value!r}")
+        if any(lag < 1 or lag > 16 for lag in self.lookback) or len(set(self.lookback)) != len(self.lookback):
+            raise TunesmithError(f"model.lookback must be distinct bar counts in 1..16, got {self.lookback!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise TunesmithError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
 

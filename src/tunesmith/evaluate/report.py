@@ -70,7 +70,10 @@ def _figures(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     fig, axes = plt.subplots(3, 3, figsize=(12, 9))
     for ax, name in zip(axes.flat, scalars):
         values = np.concatenate([real[name], generated[name]])
-        bins = np.histogram_bin_edges(values, bins=min(25, max(5, len(np.unique(values)))))
+        low, high = float(values.min()), float(values.max())
+        if high - low < 1e-9 * max(1.0, abs(high)):  # (nearly) constant: numpy cannot split the range
+            low, high = low - 0.5, high + 0.5
+        bins = np.linspace(low, high, min(25, max(5, len(np.unique(values)))) + 1)
         ax.hist(real[name], bins=bins, alpha=0.55, density=True, label="real")
         ax.hist(generated[name], bins=bins, alpha=0.55, density=True, label="generated")
         ax.set_title(name.replace("_", " "))

@@ -37,14 +37,22 @@ def _threads_for(rows: int, device: torch.device) -> int | None:
 
 
 def _prime(model, vocab: Vocabulary, primer: list[int], positions: list[int], rows: int, mode: int, meter: int):
-    """Run ``<s>`` + primer; returns logits for the first free step, the state and the constant inputs."""
+    """Run ``<s>`` + primer through the model once for ``rows`` rows.
+
+    Returns the logits for the first free step, the state, the constant inputs (modes, meters,
+    every step's position), the last token fed, the pitch-token flags and whether each row
+    already has a note (a primer with a pitch).
+    """
     device = next(model.parameters()).device
     prefix = torch.tensor([vocab.start] + primer, device=device).expand(rows, -1)
-    prefix_positions = torch.tensor(positions[: len(primer) + 1], device=device).expand(rows, -1)
+    position_ids = torch.tensor(positions, device=device)
     modes = torch.full((rows,), mode, dtype=torch.long, device=device)
     meters = torch.full((rows,), meter, dtype=torch.long, device=device)
-    logits, state = model(prefix, prefix_positions, modes, meters)
-    return logits[:, -1].float(), state, modes, meters, prefix[:, -1].clone()
+    logits, state = model(prefix, position_ids[: len(primer) + 1].expand(rows, -1), modes, meters)
+    is_pitch = torch.zeros(len(vocab), dtype=torch.bool, device=device)
+    is_pitch[vocab.pitch_ids] = True
+    has_note = torch.full((rows,), bool(is_pitch[primer].any()) if primer else False, device=device)
+    return logits[:, -1].float(), state, modes, meters, position_ids, prefix[:, -1].clone(), is_pitch, has_note
 
 
 @torch.inference_mode()
@@ -58,12 +66,9 @@ def sample_batch(model, vocab: Vocabulary, primer: list[int], positions: list[in
     """
     with cpu_threads(_threads_for(num, next(model.parameters()).device)):
         total = len(positions) - 1
-        logits, state, modes, meters, previous = _prime(model, vocab, primer, positions, num, mode, meter)
+        logits, state, modes, meters, position_ids, previous, is_pitch, has_note = _prime(
+            model, vocab, primer, positions, num, mode, meter)
         device = logits.device
-        position_ids = torch.tensor(positions, device=device)
-        is_pitch = torch.zeros(len(vocab), dtype=torch.bool, device=device)
-        is_pitch[vocab.pitch_ids] = True
-        has_note = torch.full((num,), bool(is_pitch[primer].any()) if primer else False, device=device)
         finished = torch.zeros(num, dtype=torch.bool, device=device)
         end = torch.full((num,), vocab.end, device=device)
         chosen_steps = []
@@ -103,12 +108,9 @@ def beam_search(model, vocab: Vocabulary, primer: list[int], positions: list[int
     with cpu_threads(_threads_for(num * beam_size, next(model.parameters()).device)):
         total, width = len(positions) - 1, beam_size
         rows = num * width
-        logits, state, modes, meters, previous = _prime(model, vocab, primer, positions, rows, mode, meter)
+        logits, state, modes, meters, position_ids, previous, is_pitch, has_note = _prime(
+            model, vocab, primer, positions, rows, mode, meter)
         device = logits.device
-        position_ids = torch.tensor(positions, device=device)
-        is_pitch = torch.zeros(len(vocab), dtype=torch.bool, device=device)
-        is_pitch[vocab.pitch_ids] = True
-        has_note = torch.full((rows,), bool(is_pitch[primer].any()) if primer else False, device=device)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         # Only the first beam of each search is live at the start, so the beams do not begin as copies.
         score = torch.full((num, width), float("-inf"), device=device)
@@ -133,7 +135,7 @@ def beam_search(model, vocab: Vocabulary, primer: list[int], positions: list[int
             score = branch_score[parent, (best % width).view(-1)]
             length, finished, has_note = branch_length[parent, 0], finished[parent], has_note[parent]
             history = torch.cat([history[parent], chosen[:, None]], dim=1)
-            state = (state[0][:, parent], state[1][:, parent])
+            state = model.reorder_state(state, parent)
             finished = finished | (chosen == vocab.end)
             if step + 1 == total or bool(finished.all()):
                 break

@@ -1,0 +1,76 @@
+"""MelodyLSTM: context inputs, and that stepping gives exactly what a whole-sequence pass gives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunesmith.config import ModelConfig
+from tunesmith.model import MelodyLSTM
+
+PAD, START, HOLD = 0, 1, 3
+
+
+def sequence(batch: int = 3, steps: int = 40, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(3, 20, (batch, steps), generator=generator)
+    tokens[:, 0] = START
+    tokens[0, 5:9] = HOLD
+    positions = (torch.arange(steps) % 12).expand(batch, steps).clone()
+    positions[1] = (torch.arange(steps) + 5) % 8  # a pickup and a shorter bar
+    return tokens, positions, torch.tensor([1, 2, 0]), torch.tensor([1, 2, 3])
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_steps_match_the_whole_sequence_pass(layers):
+    torch.manual_seed(layers)
+    model = MelodyLSTM(ModelConfig(hidden=32, layers=layers, lookback=[1, 2, 4]), 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    whole, _ = model(tokens, positions, mode, meter)
+    state, stepped = None, []
+    for t in range(tokens.shape[1]):
+        logits, state = model.step(tokens[:, t], positions[:, t], mode, meter, state)
+        stepped.append(logits)
+    assert torch.allclose(whole, torch.stack(stepped, 1), atol=1e-5)
+    # a primed state carries on exactly like the rest of the sequence
+    head, primed = model(tokens[:, :15], positions[:, :15], mode, meter)
+    rest, _ = model(tokens[:, 15:], positions[:, 15:], mode, meter, primed)
+    assert torch.allclose(torch.cat([head, rest], 1), whole, atol=1e-5)
+
+
+def test_context_inputs_hold_the_sounding_pitch_and_the_bar_lookback():
+    model = MelodyLSTM(ModelConfig(hidden=8, lookback=[1, 2]), 20, 3, 5)
+    #            <s> 10  _  _  11  12  _  13   (2-step bars: positions alternate 0, 1)
+    tokens = torch.tensor([[START, 10, HOLD, HOLD, 11, 12, HOLD, 13]])
+    positions = torch.tensor([[0, 1, 0, 1, 0, 1, 0, 1]])
+    sounding, since, lookback, _ = model._context(tokens, positions)
+    assert sounding.tolist() == [[START, 10, 10, 10, 11, 12, 12, 13]]
+    assert since.tolist() == [[0, 0, 1, 2, 0, 0, 1, 0]]
+    # target t is tokens[t + 1]; one bar back at the same position is the target two steps earlier
+    assert lookback[0, :, 0, 0].tolist() == [PAD, PAD, 10, HOLD, HOLD, 11, 12, HOLD]
+    assert lookback[0, :, 1, 0].tolist() == [PAD, PAD, PAD, PAD, 10, HOLD, HOLD, 11]
+    # ... and the pitch sounding at that step, which a hold token alone does not name
+    assert lookback[0, :, 0, 1].tolist() == [PAD, PAD, 10, 10, 10, 11, 12, 12]
+
+
+def test_reorder_state_picks_rows():
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(hidden=16, layers=2), 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    _, state = model(tokens, positions, mode, meter)
+    index = torch.tensor([2, 2, 0])
+    picked = MelodyLSTM.reorder_state(state, index)
+    assert torch.equal(picked.h, state.h[:, index]) and torch.equal(picked.recent, state.recent[index])
+    logits, _ = model.step(tokens[index, -1], positions[index, -1], mode[index], meter[index], picked)
+    expected, _ = model.step(tokens[:, -1], positions[:, -1], mode, meter, state)
+    assert torch.allclose(logits, expected[index], atol=1e-6)
+
+
+def test_training_mode_step_uses_the_lstm_and_agrees_without_dropout():
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(hidden=16, layers=1, dropout=0.0), 20, 3, 5)
+    tokens, positions, mode, meter = sequence()
+    slow, _ = model._step(tokens[:, 0], positions[:, 0], mode, meter, None)  # training: nn.LSTM path
+    model.eval()
+    fast, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None)  # eval: folded tables
+    assert torch.allclose(slow, fast, atol=1e-5)
