@@ -58,6 +58,14 @@ def test_same_seed_same_tokens_and_well_formed(generator, scheme):
         assert [m.tokens for m in other] != [m.tokens for m in first]
 
 
+@pytest.mark.parametrize("scheme", ["sample", "top-p"])
+def test_a_melody_that_ends_itself_ends_on_a_bar_line(generator, scheme):
+    melodies = generator.generate(num=32, bars=6, meter="3/4", seed=5, scheme=scheme, temperature=3.0)
+    ended = [m for m in melodies if m.params["ended_by"] == "end token"]
+    assert ended, "some melodies end by themselves at this temperature"
+    assert all(len(m.tokens) % 12 == 0 for m in ended)
+
+
 def test_length_in_bars_of_the_meter(generator):
     for meter, bar in (("3/4", 12), ("6/8", 12), ("2/4", 8)):
         for melody in generator.generate(num=4, bars=3, meter=meter, seed=1):

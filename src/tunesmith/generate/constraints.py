@@ -137,8 +137,10 @@ def require_pitches(mask: torch.Tensor, vocab: Vocabulary, described: str) -> to
     return mask
 
 
-def structure_mask(vocab: Vocabulary, previous: torch.Tensor, has_note: torch.Tensor) -> torch.Tensor:
-    """Rules every melody follows: never ``<pad>``/``<s>``, no ``</s>`` before a note, no ``_`` right after ``<s>``.
+def structure_mask(vocab: Vocabulary, previous: torch.Tensor, has_note: torch.Tensor,
+                   at_bar_line: bool = True) -> torch.Tensor:  # fmt: skip
+    """Rules every melody follows: never ``<pad>``/``<s>``, no ``</s>`` before a note or away from
+    a bar line (a song ends with a whole bar), no ``_`` right after ``<s>``.
 
     Parameters
     ----------
@@ -148,6 +150,8 @@ def structure_mask(vocab: Vocabulary, previous: torch.Tensor, has_note: torch.Te
         Token ids ``[B]`` of the step before the one being chosen.
     has_note : torch.Tensor
         Bool ``[B]``: the melody already holds at least one pitched note.
+    at_bar_line : bool
+        The step being chosen starts a bar, so the melody may end before it.
 
     Returns
     -------
@@ -157,7 +161,7 @@ def structure_mask(vocab: Vocabulary, previous: torch.Tensor, has_note: torch.Te
     mask = torch.ones(previous.shape[0], len(vocab), dtype=torch.bool, device=previous.device)
     mask[:, vocab.pad] = False
     mask[:, vocab.start] = False
-    mask[:, vocab.end] = has_note
+    mask[:, vocab.end] = has_note & at_bar_line
     mask[:, vocab.hold] = previous != vocab.start
     return mask
 
