@@ -63,3 +63,17 @@ def test_generated_set_follows_the_real_modes_and_meters():
     plan = _allocate(real, 10, ["<unk>", "3/4", "6/8"])  # 5/4 is a meter the model never saw
     assert plan == [("major", "3/4", 7), ("minor", "6/8", 3)]
     assert _allocate([Song([], meter="7/8")], 4, ["<unk>", "2/4"]) == [("major", "2/4", 4)]
+
+
+def test_generated_set_matches_the_real_lengths(tiny_checkpoint):
+    from tunesmith.evaluate.pipeline import generate_set
+    from tunesmith.generate import Generator
+    from tunesmith.song import Note, Song
+
+    real = [Song([Note(60, 16)] * bars, meter="4/4", bar_starts=[0]) for bars in (3, 5)]
+    generator = Generator.from_checkpoint(tiny_checkpoint, "cpu")
+    songs = generate_set(generator, real, num=8, bars=0, seed=0, progress=False)
+    assert len(songs) == 8
+    assert all(song.total_steps <= 5 * 16 for song in songs)
+    fixed = generate_set(generator, real, num=4, bars=1, seed=0, progress=False)
+    assert all(song.total_steps <= 16 for song in fixed)

@@ -11,7 +11,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on this file, folder or bundled corpus (repeatable; "
                              "default: the model's own validation split)")  # fmt: skip
     parser.add_argument("--num", type=int, default=200, help="generated melodies compared with the real ones (200)")
-    parser.add_argument("--bars", type=int, default=16, help="length of each generated melody in bars (16)")
+    parser.add_argument("--bars", type=int, default=0,
+                        help="length of each generated melody in bars (default 0: the real songs' lengths)")
     parser.add_argument("--seed", type=int, default=0, help="generation and cross-validation seed (0)")
     parser.add_argument("--dryout-num", type=int, default=32, help="long melodies for the dry-out test; 0 = skip (32)")
     parser.add_argument("--dryout-bars", type=int, default=64, help="length of the dry-out melodies in bars (64)")

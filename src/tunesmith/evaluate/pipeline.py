@@ -8,6 +8,8 @@ index are each built once from the training split.
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +21,7 @@ from tunesmith.evaluate.classifier import ClassifierConfig
 from tunesmith.evaluate.compare import CompareConfig
 from tunesmith.evaluate.dryout import DryoutConfig
 from tunesmith.evaluate.ngram import NGramConfig
-from tunesmith.song import Song
+from tunesmith.song import Song, bar_steps
 
 
 @dataclass
@@ -27,7 +29,7 @@ class EvaluateConfig:
     """Everything ``tunesmith evaluate`` does, with its sizes."""
 
     num: int = 200  # generated melodies compared with the real ones
-    bars: int = 16  # length of each generated melody, in bars
+    bars: int = 0  # length of each generated melody in bars; 0 = the lengths of the real songs
     seed: int = 0  # generation, subsampling and cross-validation seed
     corpus: list[str] = field(default_factory=list)  # evaluation sources; [] = the model's validation split
     copy_bars: float = 2.0  # a shared stretch longer than this many bars counts as copying
@@ -44,8 +46,8 @@ class EvaluateConfig:
             raise TunesmithError(f"--num must be at least 2 to compare sets, got {self.num!r}")
         if self.threads < 0:
             raise TunesmithError(f"--threads must be >= 0, got {self.threads!r}")
-        if self.bars < 1:
-            raise TunesmithError(f"--bars must be >= 1, got {self.bars!r}")
+        if self.bars < 0:
+            raise TunesmithError(f"--bars must be >= 0 (0 = match the real songs' lengths), got {self.bars!r}")
         if self.dryout.num < 0 or (self.dryout.num and self.dryout.bars < 4):
             raise TunesmithError(f"dry-out needs >= 0 melodies of >= 4 bars, got {self.dryout.num} of {self.dryout.bars}")
         return self
@@ -65,14 +67,28 @@ def _allocate(real: list[Song], num: int, meters: list[str]) -> list[tuple[str, 
     return [(mode, meter, n) for (mode, meter), n in sorted(sizes.items()) if n > 0]
 
 
+def _lengths(real: list[Song], mode: str, meter: str, count: int, rng: random.Random) -> list[int]:
+    """``count`` lengths in whole bars drawn from the real songs of this kind (all songs if none)."""
+    kind = [s for s in real if (s.mode, s.meter) == (mode, meter)] or real
+    bars = [max(1, math.ceil(s.total_steps / bar_steps(meter, s.steps_per_quarter))) for s in kind]
+    return [rng.choice(bars) for _ in range(count)]
+
+
 def generate_set(generator, real: list[Song], num: int, bars: int, seed: int, progress: bool) -> list[Song]:
-    """``num`` melodies shaped like the real set (its modes and meters), one batch per kind."""
+    """``num`` melodies shaped like the real set: its modes and meters and, with ``bars = 0``, its
+    lengths (a set of longer melodies would differ in every length-dependent feature). One batch
+    per kind and length."""
     from tqdm import tqdm
 
-    plan = _allocate(real, num, generator.meters)
+    rng = random.Random(seed)
+    batches = []
+    for mode, meter, count in _allocate(real, num, generator.meters):
+        lengths = [bars] * count if bars else _lengths(real, mode, meter, count, rng)
+        batches += [(mode, meter, length, n) for length, n in sorted(Counter(lengths).items())]
     songs: list[Song] = []
-    for i, (mode, meter, count) in enumerate(tqdm(plan, desc="generating", unit="batch", disable=not progress, leave=False)):
-        melodies = generator.generate(num=count, bars=bars, mode=mode, meter=meter, seed=seed + i)
+    for i, (mode, meter, length, count) in enumerate(tqdm(batches, desc="generating", unit="batch",
+                                                          disable=not progress, leave=False)):  # fmt: skip
+        melodies = generator.generate(num=count, bars=length, mode=mode, meter=meter, seed=seed + i)
         songs += [m.song for m in melodies]
     return songs
 

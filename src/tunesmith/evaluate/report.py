@@ -211,7 +211,8 @@ def markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
     lines = [f"# Evaluation of `{results['model']}`", "",
              f"Evaluation set: {results['evaluation_set']} ({counts['evaluated']} songs{left_out}); training split "
              f"{counts['train']} songs; {counts['generated']} generated melodies of up to "
-             f"{results['settings']['bars']} bars."]  # fmt: skip
+             + (f"{results['settings']['bars']} bars." if results['settings']['bars']
+                else "the length of a real song of the same mode and meter.")]  # fmt: skip
     for section in (_prediction, _statistics, _originality, _classifier, _dryout):
         part = section(results)
         lines += ["", *part] if part else []
