@@ -113,3 +113,12 @@ def test_structure_mask_rules():
     assert mask[:, VOCAB.end].tolist() == [False, True]
     assert mask[:, VOCAB.hold].tolist() == [False, True]
     assert math.isinf(apply_mask(torch.zeros(2, len(VOCAB)), mask)[0, VOCAB.end])
+
+
+def test_sample_draws_in_proportion_to_the_probabilities():
+    probs = torch.tensor([0.5, 0.3, 0.0, 0.2])
+    logits = torch.log(probs).expand(20_000, -1)
+    draws = sample(logits, torch.Generator().manual_seed(0))
+    share = torch.bincount(draws, minlength=4).float() / draws.numel()
+    assert share[2] == 0  # a zero-probability token is never drawn
+    assert torch.allclose(share, probs, atol=0.015)

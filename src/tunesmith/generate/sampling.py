@@ -114,8 +114,11 @@ def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> to
     torch.Tensor
         Token ids ``[B]``; a ``-inf`` token is never drawn.
     """
-    probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    # inverse-CDF draw: one uniform number per row (torch.multinomial draws one per token)
+    cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    # the first token whose CDF exceeds u: a zero-probability token never does, its CDF equals the one before
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=cdf.shape[1] - 1)
 
 
 def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
