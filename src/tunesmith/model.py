@@ -106,6 +106,7 @@ class MelodyLSTM(nn.Module):
         occurrence = (onehot.cumsum(1) - onehot).gather(2, positions[..., None])[..., 0]
         where = torch.zeros(batch, places * steps + 1, dtype=torch.long, device=tokens.device)
         where.scatter_(1, positions * steps + occurrence, index)  # step of the j-th occurrence of each position
+
         def pair_at(step: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
             # the token of step s is input s + 1, and so is the sounding pitch once it is fed
             fed = (step + 1).clamp(max=steps - 1)
