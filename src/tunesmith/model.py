@@ -182,23 +182,29 @@ class MelodyLSTM(nn.Module):
         for layer, (w_hh_t, w_ih_t, b_next) in enumerate(layers):
             h = lstm_state[0][layer] if lstm_state is not None else gates_in.new_zeros(token.shape[0], w_hh_t.shape[0])
             c = lstm_state[1][layer] if lstm_state is not None else torch.zeros_like(h)
-            i, f, g, o = torch.addmm(gates_in, h, w_hh_t).chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            gates = torch.addmm(gates_in, h, w_hh_t)  # gate order i, f, o, g (see _folded)
+            i, f, o = torch.sigmoid(gates[:, : 3 * h.shape[1]]).chunk(3, dim=1)
+            c = torch.addcmul(f * c, i, torch.tanh(gates[:, 3 * h.shape[1] :]))
+            h = o * torch.tanh(c)
             hs.append(h)
             cs.append(c)
             if w_ih_t is not None:
                 gates_in = torch.addmm(b_next, h, w_ih_t)
         logits = torch.addmm(self.head.bias, hs[-1], self.head.weight.t())
-        return logits, State(torch.stack(hs), torch.stack(cs), sounding, since, recent, position)
+        h, c = (hs[0][None], cs[0][None]) if len(hs) == 1 else (torch.stack(hs), torch.stack(cs))
+        return logits, State(h, c, sounding, since, recent, position)
 
     def _folded(self):
         """Lookup tables of ``embedding @ W_ih`` per input, rebuilt whenever a weight changes."""
         key = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
         if getattr(self, "_folded_key", None) == key:
             return self._folded_cache
+        hidden = self.config.hidden
+        # nn.LSTM stacks gates as i, f, g, o; i, f, o, g lets one sigmoid cover three of them
+        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
+                           torch.arange(2 * hidden, 3 * hidden)]).to(self.lstm.weight_ih_l0.device)  # fmt: skip
         with torch.no_grad():
-            w_ih = self.lstm.weight_ih_l0
+            w_ih = self.lstm.weight_ih_l0[order]
             tables, offsets, column, row = [], [], 0, 0
             pieces = [self.token_embedding, self.position_embedding, self.mode_embedding, self.meter_embedding,
                       self.sounding_embedding, self.since_embedding] + [self.lookback_embedding] * len(self.lags)
@@ -208,14 +214,14 @@ class MelodyLSTM(nn.Module):
                 tables.append(embedding.weight @ w_ih[:, column : column + width].t())
                 offsets.append(row)
                 column, row = column + width, row + embedding.weight.shape[0]
-            bias = self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0
+            bias = (self.lstm.bias_ih_l0 + self.lstm.bias_hh_l0)[order]
             layers = []
             for layer in range(self.config.layers):
-                w_hh_t = getattr(self.lstm, f"weight_hh_l{layer}").t().contiguous()
+                w_hh_t = getattr(self.lstm, f"weight_hh_l{layer}")[order].t().contiguous()
                 if layer + 1 < self.config.layers:
                     nxt = layer + 1
-                    w_ih_t = getattr(self.lstm, f"weight_ih_l{nxt}").t().contiguous()
-                    b_next = getattr(self.lstm, f"bias_ih_l{nxt}") + getattr(self.lstm, f"bias_hh_l{nxt}")
+                    w_ih_t = getattr(self.lstm, f"weight_ih_l{nxt}")[order].t().contiguous()
+                    b_next = (getattr(self.lstm, f"bias_ih_l{nxt}") + getattr(self.lstm, f"bias_hh_l{nxt}"))[order]
                     layers.append((w_hh_t, w_ih_t, b_next))
                 else:
                     layers.append((w_hh_t, None, None))
