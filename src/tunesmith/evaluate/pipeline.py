@@ -158,6 +158,8 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
     from tunesmith.likelihood import evaluate_model, prediction_metrics
 
     timings: dict[str, float] = {}
+    started = time.perf_counter()
+    generator = Generator.from_checkpoint(model_path, config.device)  # a bad checkpoint fails before any bar shows
     stages = tqdm(total=7, desc="evaluate", unit="stage", disable=not config.progress)
 
     def done(name: str, started: float) -> None:
@@ -165,8 +167,6 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
         stages.set_postfix_str(name)
         stages.update(1)
 
-    started = time.perf_counter()
-    generator = Generator.from_checkpoint(model_path, config.device)
     payload, vocab = generator.payload, generator.vocab
     train, val, held_out, described = _load_sets(payload, config, dataset)
     spellable = [e for e in held_out if all(t in vocab for t in e.tokens)]
