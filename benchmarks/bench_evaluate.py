@@ -2,7 +2,7 @@
 
 Uses models/erk.pt when present, else a freshly initialised model of the erk preset's shape: an
 untrained model rarely chooses ``</s>``, so every melody runs its full length and the generation
-time is an upper bound. Run: TUNESMITH_CACHE=/tmp/tscache .venv/bin/python benchmarks/bench_evaluate.py
+time is an upper bound. Run: .venv/bin/python benchmarks/bench_evaluate.py
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Both see the erk preset's model shape and the very batches (B×T, length-buckete
 tunesmith epoch and their mean is the reference, which evens out drift from other processes on
 a shared machine. Prints tokens/s of each, the ratio (target ≥ 0.8) and this process's peak RSS.
 
-Run: TUNESMITH_CACHE=/tmp/tscache .venv/bin/python benchmarks/bench_train.py [--songs 400] [--preset erk]
+Run: .venv/bin/python benchmarks/bench_train.py [--songs 400] [--preset erk]
 """
 
 from __future__ import annotations
