@@ -74,3 +74,20 @@ def test_training_mode_step_uses_the_lstm_and_agrees_without_dropout():
     model.eval()
     fast, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None)  # eval: folded tables
     assert torch.allclose(slow, fast, atol=1e-5)
+
+
+def test_generation_sees_new_weights():
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(hidden=16), 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    _, primed = model(tokens[:, :5], positions[:, :5], mode, meter)
+    before, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, primed)
+    with torch.no_grad():  # as training or load_state_dict would
+        model.head.bias.add_(1.0)
+        model.lstm.weight_hh_l0.mul_(0.5)
+    fresh, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None)
+    whole, _ = model(tokens[:, :6], positions[:, :6], mode, meter)
+    _, primed = model(tokens[:, :5], positions[:, :5], mode, meter)
+    after, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, primed)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, whole[:, 5], atol=1e-5) and torch.allclose(fresh, whole[:, 0], atol=1e-5)

@@ -76,6 +76,7 @@ class MelodyLSTM(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)  # fmt: skip
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
+        self._folded_cache = None  # generation's folded input tables (see _folded)
 
     def _inputs(self, tokens, positions, mode, meter, sounding, since, lookback) -> torch.Tensor:
         steps = tokens.shape[1]
@@ -138,6 +139,7 @@ class MelodyLSTM(nn.Module):
                 step_logits, state = self._step(tokens[:, t], positions[:, t], mode, meter, state)
                 logits.append(step_logits)
             return torch.stack(logits, dim=1), state
+        self._folded_cache = None  # weights may have changed since the last generation
         sounding, since, lookback, recent = self._context(tokens, positions)
         output, (h, c) = self.lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback))
         state = State(h, c, sounding[:, -1], since[:, -1], recent, positions[:, -1])
@@ -147,6 +149,7 @@ class MelodyLSTM(nn.Module):
         batch = token.shape[0]
         rows = torch.arange(batch, device=token.device)
         if state is None:
+            self._folded_cache = None  # a fresh generation: fold the current weights
             recent = token.new_full((batch, self.config.max_position, self.depth, 2), self.pad_id)
             sounding, since, lstm_state = token, torch.zeros_like(token), None
         else:
@@ -195,9 +198,12 @@ class MelodyLSTM(nn.Module):
         return logits, State(h, c, sounding, since, recent, position)
 
     def _folded(self):
-        """Lookup tables of ``embedding @ W_ih`` per input, rebuilt whenever a weight changes."""
-        key = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
-        if getattr(self, "_folded_key", None) == key:
+        """Lookup tables of ``embedding @ W_ih`` per input, built on a generation's first step.
+
+        ``forward`` and every fresh generation (a step without a state) drop them, so weights
+        changed by training or loading are always seen, and no step pays for checking them.
+        """
+        if self._folded_cache is not None:
             return self._folded_cache
         hidden = self.config.hidden
         # nn.LSTM stacks gates as i, f, g, o; i, f, o, g lets one sigmoid cover three of them
@@ -227,7 +233,6 @@ class MelodyLSTM(nn.Module):
                     layers.append((w_hh_t, None, None))
             offsets = torch.tensor(offsets, device=w_ih.device)
             self._folded_cache = (torch.cat(tables), offsets, bias, layers)
-        self._folded_key = key
         return self._folded_cache
 
     @torch.no_grad()
