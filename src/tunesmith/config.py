@@ -6,6 +6,7 @@ Every field has a comment with its unit or typical value. ``validate()`` raises
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import tomllib
 import types
@@ -267,3 +268,22 @@ def to_toml(config: Config) -> str:
         lines += [f"{k} = {fmt(v)}" for k, v in values.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None = None) -> None:
+    """``--preset``, ``--corpus`` and ``--set``: the options every command that builds a Config shares."""
+    default = f"; default {default_preset}" if default_preset else "; default: built-in defaults"
+    parser.add_argument("--preset", default=default_preset,
+                        help=f"preset name ({', '.join(preset_names())}) or TOML file{default}")  # fmt: skip
+    parser.add_argument("--corpus", action="append", metavar="SOURCE",
+                        help="file, folder or bundled name (repeatable; default: the preset's, else essen/erk)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a setting, e.g. model.hidden=512 or corpus.val_fraction=0.2")  # fmt: skip
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The Config those options mean: the preset, then ``--corpus``, then each ``--set``."""
+    config = load_preset(args.preset) if args.preset else Config()
+    if args.corpus:
+        config.corpus.sources = list(args.corpus)
+    return apply_overrides(config, list(args.set))

@@ -27,7 +27,6 @@ from tunesmith.config import ModelConfig
 from tunesmith.encoding import HOLD, PAD, SPECIALS
 from tunesmith.errors import TunesmithError
 
-UNKNOWN = "<unk>"
 CHECKPOINT_FORMAT = "tunesmith-checkpoint"
 CHECKPOINT_VERSION = 2
 MAX_SINCE = 32  # steps since the last onset are clipped to this many classes

@@ -7,30 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
-from tunesmith.config import Config, apply_overrides, load_preset
+from tunesmith.config import add_config_arguments, config_from_args
 from tunesmith.errors import TunesmithError
 
 
-def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every command that reads a corpus shares."""
-    parser.add_argument("--corpus", action="append", metavar="SOURCE",
-                        help="file, folder or bundled name (repeatable; default essen/erk)")  # fmt: skip
-    parser.add_argument("--preset", default=None, help="preset name or TOML file for the corpus/encoding settings")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a setting, e.g. corpus.val_fraction=0.2")  # fmt: skip
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The Config a corpus-reading command runs with: preset, then --corpus, then --set."""
-    config = load_preset(args.preset) if args.preset else Config()
-    overrides = list(args.set)
-    if args.corpus:
-        config.corpus.sources = list(args.corpus)
-    return apply_overrides(config, overrides)
-
-
 def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
-    add_corpus_arguments(parser)
+    add_config_arguments(parser)
     parser.add_argument("--out", default=None, help="also copy dataset.json, vocab.json, report.json here")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -12,16 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from tunesmith.config import Config, apply_overrides, load_preset
+from tunesmith.config import Config, add_config_arguments, apply_overrides, config_from_args
 from tunesmith.errors import TunesmithError
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="erk", help="preset name (tiny, erk, large) or TOML file; default erk")
-    parser.add_argument("--corpus", action="append", metavar="SOURCE",
-                        help="file, folder or bundled name (repeatable; default: the preset's)")  # fmt: skip
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a setting, e.g. model.hidden=512")  # fmt: skip
+    add_config_arguments(parser, default_preset="erk")
     parser.add_argument("--out", default=None, metavar="RUN_DIR", help="run folder (default: runs/<preset>-<time>)")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar and epoch lines")
@@ -38,10 +34,7 @@ def train_config(args: argparse.Namespace) -> tuple[Config, Path, bool]:
         if args.corpus:
             raise TunesmithError("--corpus cannot change when resuming; the run keeps its corpus")
         return apply_overrides(resume_config(run_dir), list(args.set)), run_dir, True
-    config = load_preset(args.preset)
-    if args.corpus:
-        config.corpus.sources = list(args.corpus)
-    config = apply_overrides(config, list(args.set))
+    config = config_from_args(args)
     name = Path(args.preset).stem
     run_dir = Path(args.out) if args.out else Path(config.train.out_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (run_dir / "last.pt").exists():
