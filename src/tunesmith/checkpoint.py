@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from tunesmith import __version__
-from tunesmith.config import Config, ModelConfig, build_section
+from tunesmith.config import Config, ModelConfig
 from tunesmith.encoding import HOLD, PAD
 from tunesmith.errors import TunesmithError
 
@@ -147,7 +147,7 @@ class Checkpoint:
             return value
 
         try:
-            model_config = build_section(ModelConfig, need("model_config", dict, "a table"), "model")
+            model_config = Config.from_dict({"model": need("model_config", dict, "a table")}).model
             model_config.validate()
         except TunesmithError as exc:
             raise TunesmithError(f"{name} is damaged: {exc}") from None

@@ -222,11 +222,6 @@ def check_fields(obj: Any, section: str) -> None:
         setattr(obj, item.name, _coerce(value, annotation, f"{section}.{item.name}"))
 
 
-def build_section(cls: type, data: dict[str, Any], section: str) -> Any:
-    """A config dataclass from a plain dict, with the type checks of ``Config.from_dict``."""
-    return _build(cls, data, section + ".")
-
-
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
