@@ -35,8 +35,10 @@ demo: install audio-deps
 	$(GENERATE) --key Bb --mode major --meter 2/4 --seed 14 --scheme top-p --primer "70 _ 74 _ 77 _ _ _" \
 	  --program 74 --out $(DEMO)/4-bb-major-2-4
 
+# The suite, then a non-editable install into a fresh venv must find its model and compose.
 test: install audio-deps
 	$(BIN)/python -m pytest -q
+	$(BIN)/python .ci/check_install.py
 
 bench: install
 	for script in prepare train generate evaluate; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done

@@ -33,7 +33,8 @@ def checkpoint_path(folder: Path, dataset) -> tuple[Path, str]:
 
     from tunesmith.config import load_preset
     from tunesmith.generate import default_model_path
-    from tunesmith.model import MelodyLSTM, model_payload, save_checkpoint
+    from tunesmith.checkpoint import Checkpoint
+    from tunesmith.model import MelodyLSTM
     from tunesmith.training.data import condition_vocabularies
 
     shipped = default_model_path()
@@ -44,8 +45,8 @@ def checkpoint_path(folder: Path, dataset) -> tuple[Path, str]:
     torch.manual_seed(0)
     model = MelodyLSTM(config.model, len(dataset.vocab), len(modes), len(meters))
     path = folder / "erk-shape.pt"
-    save_checkpoint(path, {**model_payload(model), "config": config.to_dict(), "vocab": dataset.vocab.tokens,
-                           "modes": modes, "meters": meters, "steps_per_quarter": 4, "metrics": {}, "epoch": 0})  # fmt: skip
+    Checkpoint.from_model(model, config=config.to_dict(), vocab=dataset.vocab.tokens, modes=modes, meters=meters,
+                          steps_per_quarter=4).save(path)  # fmt: skip
     return path, "freshly initialised model of the erk preset's shape (models/erk.pt absent)"
 
 

@@ -20,7 +20,8 @@ from tunesmith.config import load_preset
 from tunesmith.encoding import SPECIALS
 from tunesmith.generate import Generator, default_model_path
 from tunesmith.generate.search import sample_batch
-from tunesmith.model import MelodyLSTM, model_payload, save_checkpoint
+from tunesmith.checkpoint import Checkpoint
+from tunesmith.model import MelodyLSTM
 
 
 def checkpoint_path(folder: Path) -> tuple[Path, str]:
@@ -33,9 +34,8 @@ def checkpoint_path(folder: Path) -> tuple[Path, str]:
     meters = ["<unk>", "2/4", "3/2", "3/4", "4/4", "6/8"]
     model = MelodyLSTM(config.model, len(vocab), 3, len(meters))
     path = folder / "erk-shape.pt"
-    save_checkpoint(path, {**model_payload(model), "config": config.to_dict(), "vocab": vocab,
-                           "modes": ["<unk>", "major", "minor"], "meters": meters, "steps_per_quarter": 4,
-                           "metrics": {}, "epoch": 0})  # fmt: skip
+    Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
+                          meters=meters, steps_per_quarter=4).save(path)  # fmt: skip
     return path, "freshly initialised model of the erk preset's shape (models/erk.pt absent)"
 
 

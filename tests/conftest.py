@@ -21,5 +21,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_run) -> Path:
-    """Path of the tiny run's ``best.pt`` (loads with ``tunesmith.model.load_checkpoint``)."""
+    """Path of the tiny run's ``best.pt`` (loads with ``tunesmith.checkpoint.Checkpoint.load``)."""
     return tiny_run.run_dir / "best.pt"

@@ -12,7 +12,8 @@ from tunesmith.encoding import SPECIALS
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, Melody, TunesmithWarning, default_model_path
 from tunesmith.generate.constraints import SCALES
-from tunesmith.model import MelodyLSTM, model_payload, save_checkpoint
+from tunesmith.checkpoint import Checkpoint
+from tunesmith.model import MelodyLSTM
 
 SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
 METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
@@ -27,9 +28,8 @@ def checkpoint(tmp_path_factory):
     vocab = list(SPECIALS) + [str(p) for p in range(55, 85)]
     model = MelodyLSTM(config.model, len(vocab), 3, len(METERS))
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, {**model_payload(model), "config": config.to_dict(), "vocab": vocab,
-                           "modes": ["<unk>", "major", "minor"], "meters": METERS, "steps_per_quarter": 4,
-                           "metrics": {}, "epoch": 0})  # fmt: skip
+    Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
+                          meters=METERS, steps_per_quarter=4).save(path)  # fmt: skip
     return path
 
 

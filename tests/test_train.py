@@ -14,7 +14,8 @@ from synthetic_songs import synthetic_dataset, tiny_config
 from tunesmith import cli
 from tunesmith.config import ModelConfig
 from tunesmith.errors import TunesmithError
-from tunesmith.model import MelodyLSTM, load_checkpoint, model_from_checkpoint, model_payload, save_checkpoint
+from tunesmith.checkpoint import Checkpoint
+from tunesmith.model import MelodyLSTM
 from tunesmith.training import data as batching
 from tunesmith.training.loop import train
 
@@ -28,22 +29,22 @@ def test_tiny_run_learns_and_writes_its_folder(tiny_run, tiny_checkpoint):
         assert (folder / name).is_file(), name
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2, 3]
-    payload = load_checkpoint(tiny_checkpoint)
-    for key in ("model_config", "model", "config", "vocab", "modes", "meters", "steps_per_quarter", "metrics",
-                "epoch", "optimizer", "scheduler", "rng", "history", "tunesmith_version"):  # fmt: skip
-        assert key in payload, key
-    assert payload["modes"] == ["<unk>", "major", "minor"] and payload["meters"][0] == "<unk>"
-    assert payload["metrics"]["loss"] == pytest.approx(payload["metrics"]["best"]["loss"])
-    assert payload["metrics"]["best"]["loss"] == min(h["val"]["loss"] for h in history)
+    checkpoint = Checkpoint.load(tiny_checkpoint)
+    for key in ("epoch", "optimizer", "scheduler", "rng", "history", "run"):
+        assert key in checkpoint.extra, key
+    assert checkpoint.modes == ["<unk>", "major", "minor"] and checkpoint.meters[0] == "<unk>"
+    assert checkpoint.metrics["loss"] == pytest.approx(checkpoint.metrics["best"]["loss"])
+    assert checkpoint.metrics["best"]["loss"] == min(h["val"]["loss"] for h in history)
+    assert checkpoint.training_config().train.epochs == 3
 
 
 def test_checkpoint_save_load_gives_identical_outputs(tmp_path):
     torch.manual_seed(1)
     model = MelodyLSTM(ModelConfig(hidden=24, layers=2, embedding=8), 12, 3, 4).eval()
     vocab = ["<pad>", "<s>", "</s>", "_", "r"] + [str(p) for p in range(60, 67)]
-    save_checkpoint(tmp_path / "m.pt", {**model_payload(model), "vocab": vocab, "modes": [0] * 3,
-                                        "meters": [0] * 4})  # fmt: skip
-    loaded = model_from_checkpoint(load_checkpoint(tmp_path / "m.pt"))
+    Checkpoint.from_model(model, vocab=vocab, modes=["<unk>", "major", "minor"], meters=["<unk>", "a", "b", "c"],
+                          steps_per_quarter=4).save(tmp_path / "m.pt")  # fmt: skip
+    loaded = Checkpoint.load(tmp_path / "m.pt").build_model()
     tokens, positions = torch.randint(0, 12, (3, 20)), torch.randint(0, 16, (3, 20))
     mode, meter = torch.tensor([0, 1, 2]), torch.tensor([3, 0, 1])
     assert torch.equal(model(tokens, positions, mode, meter)[0], loaded(tokens, positions, mode, meter)[0])
@@ -57,11 +58,11 @@ def test_resume_continues_the_same_run(tmp_path):
     assert first.state.epoch == 1
     resumed = train(tiny_config(epochs=2), tmp_path / "split", dataset=dataset, resume=True, progress=False)
     assert resumed.state.epoch == 2 and len(resumed.state.history) == 2
-    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
-    steps = lambda ckpt: ckpt["optimizer"]["state"][0]["step"]  # noqa: E731
-    assert steps(b) == steps(a) > steps(load_checkpoint(tmp_path / "split" / "best.pt")) / 2
-    for name, tensor in a["model"].items():
-        assert torch.allclose(tensor, b["model"][name], atol=1e-6), name
+    a, b = Checkpoint.load(tmp_path / "straight" / "last.pt"), Checkpoint.load(tmp_path / "split" / "last.pt")
+    steps = lambda ckpt: ckpt.extra["optimizer"]["state"][0]["step"]  # noqa: E731
+    assert steps(b) == steps(a) > steps(Checkpoint.load(tmp_path / "split" / "best.pt")) / 2
+    for name, tensor in a.state_dict.items():
+        assert torch.allclose(tensor, b.state_dict[name], atol=1e-6), name
     assert straight.state.history[-1]["val"]["loss"] == pytest.approx(resumed.state.history[-1]["val"]["loss"])
 
 
@@ -78,8 +79,8 @@ def test_sigterm_saves_last_and_resume_finishes(tmp_path, monkeypatch):
     monkeypatch.setattr(batching, "pad_batch", pad_batch_then_terminate)
     stopped = train(tiny_config(epochs=2, batch_size=4), tmp_path / "run", dataset=dataset, progress=False)
     assert stopped.reason == "interrupted" and stopped.exit_code == 128 + signal.SIGTERM
-    saved = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert saved["epoch"] == 0 and saved["run"]["epoch_step"] == 2
+    saved = Checkpoint.load(tmp_path / "run" / "last.pt")
+    assert saved.extra["epoch"] == 0 and saved.extra["run"]["epoch_step"] == 2
     monkeypatch.setattr(batching, "pad_batch", real_pad_batch)
     done = train(tiny_config(epochs=2, batch_size=4), tmp_path / "run", dataset=dataset, resume=True, progress=False)
     assert done.reason == "done" and done.state.epoch == 2
@@ -100,11 +101,11 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys, monke
 
 
 def test_incompatible_checkpoint_is_refused(tmp_path, tiny_checkpoint):
-    payload = torch.load(tiny_checkpoint, weights_only=False)
+    payload = torch.load(tiny_checkpoint, weights_only=True)
     payload["version"] = 99
     torch.save(payload, tmp_path / "last.pt")
     with pytest.raises(TunesmithError, match="checkpoint version 99"):
-        load_checkpoint(tmp_path / "last.pt")
+        Checkpoint.load(tmp_path / "last.pt")
     assert cli.main(["train", "--resume", str(tmp_path)]) == 2
 
 
@@ -127,8 +128,8 @@ def test_cli_trains_on_the_test_files_then_refuses_to_overwrite(tmp_path, monkey
     argv = ["train", "--preset", "tiny", "--corpus", data, "--set", "corpus.val_fraction=0.5", "--set",
             "corpus.workers=1", "--set", "train.epochs=1", "--out", str(tmp_path / "run"), "--no-progress"]  # fmt: skip
     assert cli.main(argv) == 0
-    payload = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert payload["epoch"] == 1 and payload["config"]["corpus"]["sources"] == [data]
+    checkpoint = Checkpoint.load(tmp_path / "run" / "best.pt")
+    assert checkpoint.extra["epoch"] == 1 and checkpoint.config["corpus"]["sources"] == [data]
     assert cli.main(argv) == 2  # the folder already holds a run: --resume or another --out
 
 
@@ -137,10 +138,10 @@ def test_weight_average_is_validated_saved_and_resumed(tmp_path):
     straight = train(tiny_config(epochs=2, average=0.9), tmp_path / "straight", dataset=dataset, progress=False)
     train(tiny_config(epochs=1, average=0.9), tmp_path / "split", dataset=dataset, progress=False)
     train(tiny_config(epochs=2, average=0.9), tmp_path / "split", dataset=dataset, resume=True, progress=False)
-    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
-    for key in ("model", "training_model"):
-        for name, tensor in a[key].items():
-            assert torch.allclose(tensor, b[key][name], atol=1e-6), (key, name)
-    assert not torch.equal(a["model"]["head.weight"], a["training_model"]["head.weight"])
-    saved = {k: v for k, v in model_from_checkpoint(a).state_dict().items()}
+    a, b = Checkpoint.load(tmp_path / "straight" / "last.pt"), Checkpoint.load(tmp_path / "split" / "last.pt")
+    for x, y in ((a.state_dict, b.state_dict), (a.extra["training_model"], b.extra["training_model"])):
+        for name, tensor in x.items():
+            assert torch.allclose(tensor, y[name], atol=1e-6), name
+    assert not torch.equal(a.state_dict["head.weight"], a.extra["training_model"]["head.weight"])
+    saved = {k: v for k, v in a.build_model().state_dict().items()}
     assert all(torch.equal(saved[k], v) for k, v in straight.model.state_dict().items())

@@ -2,6 +2,11 @@
 
 Each stage module offers ``add_arguments(parser)`` and ``run(args) -> int``; they import their
 heavy dependencies (music21, torch) inside ``run`` so ``tunesmith --help`` stays fast.
+
+Every failure is one line on stderr: a problem the user can fix (a TunesmithError, or an OS
+error such as a full disk or a folder without write permission, named with its path) exits 2;
+anything else is an internal error, exit 1, with a hint to rerun with ``--debug`` (which shows
+the traceback) and report it.
 """
 
 from __future__ import annotations
@@ -23,14 +28,26 @@ COMMANDS = {
 }
 
 
+DEBUG_HELP = "show the full traceback of an unexpected error"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OS error: what went wrong and on which path."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{why}: " + " → ".join(repr(str(p)) for p in paths) if paths else why
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunesmith", description="Learn folk melodies and compose new ones.")
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
         getattr(module, f"add_{name}_arguments")(command)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         command.set_defaults(handler=getattr(module, f"run_{name}"))
     return parser
 
@@ -49,6 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tunesmith {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only or forbidden place: the user can fix it
+        if args.debug:
+            raise
+        print(f"tunesmith {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line, and the way to the traceback
+        if args.debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"tunesmith {args.command}: internal error: {type(exc).__name__}: {first} (rerun with --debug for "
+              "the traceback and report it)", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,21 +14,15 @@ a step costs O(1) however long the melody is.
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from tunesmith import __version__
 from tunesmith.config import ModelConfig
 from tunesmith.encoding import HOLD, PAD, SPECIALS
 from tunesmith.errors import TunesmithError
 
-CHECKPOINT_FORMAT = "tunesmith-checkpoint"
-CHECKPOINT_VERSION = 2
 MAX_SINCE = 32  # steps since the last onset are clipped to this many classes
 
 
@@ -268,48 +262,3 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise TunesmithError("device 'cuda' was asked for but CUDA is not available")
     return torch.device(name)
-
-
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a temp file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "tunesmith_version": __version__, **payload}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and check a checkpoint; a missing, foreign or incompatible file is a TunesmithError."""
-    path = Path(path)
-    if not path.is_file():
-        raise TunesmithError(f"no checkpoint at {str(path)!r}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises several types for non-checkpoint files
-        raise TunesmithError(f"{str(path)!r} is not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise TunesmithError(f"{str(path)!r} is not a tunesmith checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise TunesmithError(
-            f"{str(path)!r} is checkpoint version {payload.get('version')!r} (tunesmith "
-            f"{payload.get('tunesmith_version')}); this tunesmith reads version {CHECKPOINT_VERSION}"
-        )
-    return payload
-
-
-def model_from_checkpoint(payload: dict[str, Any], device: str | torch.device = "cpu") -> MelodyLSTM:
-    """Rebuild the model of a loaded checkpoint, in eval mode on ``device``."""
-    config = ModelConfig(**payload["model_config"])
-    vocab = payload["vocab"]
-    model = MelodyLSTM(config, len(vocab), len(payload["modes"]), len(payload["meters"]),
-                       pad_id=vocab.index(PAD), hold_id=vocab.index(HOLD))  # fmt: skip
-    model.load_state_dict(payload["model"])
-    return model.to(device).eval()
-
-
-def model_payload(model: MelodyLSTM) -> dict[str, Any]:
-    """The part of a checkpoint that describes the network itself."""
-    raw = model.module if hasattr(model, "module") else model
-    return {"model_config": asdict(raw.config), "model": raw.state_dict()}

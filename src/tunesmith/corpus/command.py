@@ -9,11 +9,13 @@ from pathlib import Path
 
 from tunesmith.config import add_config_arguments, config_from_args
 from tunesmith.errors import TunesmithError
+from tunesmith.rundir import reserve_run_folder
 
 
 def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--out", default=None, help="also copy dataset.json, vocab.json, report.json here")
+    parser.add_argument("--out", default=None,
+                        help="also copy dataset.json, vocab.json, report.json into this new (or empty) folder")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -22,15 +24,20 @@ def run_prepare(args: argparse.Namespace) -> int:
     from tunesmith.corpus.dataset import prepare
 
     config = config_from_args(args)
-    dataset = prepare(config.corpus, config.encoding, progress=not args.no_progress)
-    if args.out:
-        out = Path(args.out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for name in ("dataset.json", "vocab.json", "report.json"):
-                shutil.copyfile(dataset.folder / name, out / name)
-        except OSError as exc:
-            raise TunesmithError(f"cannot write to {str(out)!r}: {exc.strerror}") from None
+    run = reserve_run_folder(args.out) if args.out else None  # a bad --out fails before the work
+    try:
+        dataset = prepare(config.corpus, config.encoding, progress=not args.no_progress)
+        if run is not None:
+            try:
+                for name in ("dataset.json", "vocab.json", "report.json"):
+                    shutil.copyfile(dataset.folder / name, run.tmp / name)
+            except OSError as exc:
+                raise TunesmithError(f"cannot write to {str(run.path)!r}: {exc.strerror}") from None
+            run.commit()
+    except BaseException:
+        if run is not None:
+            run.abort()
+        raise
     if args.json:
         print(json.dumps(dataset.report, indent=1))
     else:

@@ -1,14 +1,20 @@
 """``prepare``: sources → parsed songs → tokens, vocabulary, split and report, cached on disk.
 
-Two caches, both keyed by content: each tune's reading (so editing one file re-reads one
-file), and the whole encoded dataset (so a repeated ``prepare`` costs a hash of the inputs).
+Two caches: each tune's reading, keyed by content and reading settings (so editing one file
+re-reads one file), and the whole encoded dataset, keyed by those and the files' labels (paths),
+so a repeated ``prepare`` costs a hash of the inputs and reports its own paths. Caches are
+plain JSON. An entry that does not read back, or reads back in the wrong shape, is rebuilt with a
+one-line notice: never trusted, never fatal. A lock per dataset makes a second concurrent
+``prepare`` of the same corpus wait and reuse the first one's work.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -54,19 +60,33 @@ class Dataset:
 
     @classmethod
     def load(cls, folder: str | Path) -> Dataset:
+        """Read a dataset folder back; anything missing, truncated or of the wrong shape is a
+        one-line TunesmithError (``prepare`` then rebuilds it)."""
         folder = Path(folder)
         try:
             data = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
             vocab = Vocabulary.load(folder / "vocab.json")
             report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError) as exc:
-            raise TunesmithError(f"no readable dataset in {str(folder)!r}: {exc}") from None
-        examples = []
-        for item in data["songs"]:
-            tokens = item.pop("tokens").split()
-            group, split = item.pop("group"), item.pop("split")
-            examples.append(Example(Song(notes=decode_tokens(tokens), **item), tokens, group, split))
-        return cls(examples, vocab, report, folder, data["steps_per_quarter"])
+            if data.get("version") != DATASET_VERSION or not isinstance(report, dict):
+                raise ValueError(f"version {data.get('version')!r} or report of the wrong shape")
+            spq = data["steps_per_quarter"]
+            if not isinstance(spq, int) or isinstance(spq, bool) or not 1 <= spq <= 48:
+                raise ValueError(f"steps_per_quarter {spq!r}")
+            examples = []
+            for item in data["songs"]:
+                item = dict(item)
+                tokens = item.pop("tokens").split()
+                group, split = item.pop("group"), item.pop("split")
+                if split not in ("train", "val") or not isinstance(group, str):
+                    raise ValueError(f"split {split!r}")
+                unknown = [t for t in tokens if t not in vocab]
+                if unknown:
+                    raise ValueError(f"token {unknown[0]!r} is not in the vocabulary")
+                examples.append(Example(Song(notes=decode_tokens(tokens), **item), tokens, group, split))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, TunesmithError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:120]
+            raise TunesmithError(f"no readable dataset in {str(folder)!r} ({type(exc).__name__}: {why})") from None
+        return cls(examples, vocab, report, folder, spq)
 
 
 def cache_root(corpus: CorpusConfig) -> Path:
@@ -90,21 +110,58 @@ def prepare(corpus: CorpusConfig, encoding: EncodingConfig, progress: bool = Tru
     settings = {"steps_per_quarter": encoding.steps_per_quarter, "accepted_durations": corpus.accepted_durations}
     keys = [job_key(job, settings) for job in jobs]
     split_settings = [corpus.val_fraction, corpus.split_seed, DATASET_VERSION, __version__]
-    dataset_key = hashlib.sha256(json.dumps([keys, split_settings]).encode()).hexdigest()[:20]
+    labels = [job.label for job in jobs]  # the same files under another path report that path
+    dataset_key = hashlib.sha256(json.dumps([keys, labels, split_settings]).encode()).hexdigest()[:20]
     root = cache_root(corpus)
     folder = root / "datasets" / dataset_key
-    if (folder / "report.json").is_file():
-        dataset = Dataset.load(folder)
-        dataset.report["cache"] = "hit"
-        dataset.report["seconds"] = round(time.perf_counter() - started, 3)
-        return dataset
+    with _CacheLock(root / "datasets" / f"{dataset_key}.lock"):
+        if (folder / "report.json").is_file():
+            try:
+                dataset = Dataset.load(folder)
+            except TunesmithError as exc:
+                notice(f"rebuilding the dataset cache: {exc}")
+            else:
+                if dataset.steps_per_quarter == encoding.steps_per_quarter:
+                    dataset.report["cache"] = "hit"
+                    dataset.report["seconds"] = round(time.perf_counter() - started, 3)
+                    return dataset
+                notice(f"rebuilding the dataset cache in {str(folder)!r}: it does not match its key")
 
-    results = _read_all(jobs, keys, settings, root / "songs", corpus.workers, progress)
-    dataset = _assemble(jobs, results, corpus, encoding, folder)
-    dataset.report["seconds"] = round(time.perf_counter() - started, 3)
-    _write(dataset)
+        results = _read_all(jobs, keys, settings, root / "songs", corpus.workers, progress)
+        dataset = _assemble(jobs, results, corpus, encoding, folder)
+        dataset.report["seconds"] = round(time.perf_counter() - started, 3)
+        _write(dataset)
     dataset.report["cache"] = "miss"
     return dataset
+
+
+def notice(message: str) -> None:
+    """A one-line note on stderr (a cache being rebuilt, a wait for another process)."""
+    print(f"tunesmith: {message}", file=sys.stderr, flush=True)
+
+
+class _CacheLock:
+    """An exclusive ``flock`` on a cache entry: a second process waits, then finds the first one's work."""
+
+    def __init__(self, path: Path):
+        self.path, self.fd = path, -1
+
+    def __enter__(self) -> _CacheLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise TunesmithError(f"cannot write the cache in {str(self.path.parent)!r}: {exc.strerror}; "
+                                 "set TUNESMITH_CACHE or corpus.cache_dir to a writable folder") from None  # fmt: skip
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            notice("another tunesmith is preparing this corpus; waiting to reuse its work")
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock; the small lock file stays for the next run
 
 
 def _read_all(jobs: list[Job], keys: list[str], settings: dict, song_cache: Path, workers: int,
@@ -112,12 +169,22 @@ def _read_all(jobs: list[Job], keys: list[str], settings: dict, song_cache: Path
     """Results of every job: cached ones from disk, the rest parsed in a process pool."""
     results: list[dict | None] = [None] * len(jobs)
     todo = []
+    damaged = 0
     for i, key in enumerate(keys):
         path = song_cache / key[:2] / f"{key}.json"
         try:
-            results[i] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            text = path.read_text(encoding="utf-8")
+        except OSError:
             todo.append(i)
+            continue
+        result = _checked_result(text)
+        if result is None:
+            damaged += 1
+            todo.append(i)
+        else:
+            results[i] = result
+    if damaged:
+        notice(f"{damaged} cached tune reading(s) in {str(song_cache)!r} did not read back; reading those files again")
     if todo:
         from tqdm import tqdm
 
@@ -135,6 +202,21 @@ def _read_all(jobs: list[Job], keys: list[str], settings: dict, song_cache: Path
                 _collect(outputs, todo, keys, results, song_cache, bar)
         bar.close()
     return results  # type: ignore[return-value]
+
+
+def _checked_result(text: str) -> dict | None:
+    """A cached reading if it has the shape ``read_job`` gives, else None."""
+    try:
+        result = json.loads(text)
+        if isinstance(result, dict) and isinstance(result.get("song"), dict):
+            Song.from_dict(result["song"])
+            if isinstance(result.get("counts"), dict) and all(isinstance(v, int) for v in result["counts"].values()):
+                return result
+        elif isinstance(result, dict) and isinstance(result.get("reason"), str) and "detail" in result:
+            return result
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
 
 
 def _collect(outputs, todo: list[int], keys: list[str], results: list, song_cache: Path, bar) -> None:
@@ -206,14 +288,23 @@ def _write(dataset: Dataset) -> None:
         del meta["notes"]
         songs.append({**meta, "group": e.group, "split": e.split, "tokens": " ".join(e.tokens)})
     data = {"version": DATASET_VERSION, "steps_per_quarter": dataset.steps_per_quarter, "songs": songs}
-    dataset.folder.mkdir(parents=True, exist_ok=True)
+    (dataset.folder / "report.json").unlink(missing_ok=True)  # unmark while the entry is rewritten
     _atomic_write(dataset.folder / "dataset.json", json.dumps(data))
     _atomic_write(dataset.folder / "vocab.json", dataset.vocab.to_json())
     _atomic_write(dataset.folder / "report.json", json.dumps(dataset.report, indent=1))  # last: marks complete
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write through a temp file and a rename; on failure (a full disk) remove the temp file and
+    raise a one-line TunesmithError naming the path."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise TunesmithError(f"cannot write the cache file {str(path)!r}: {exc.strerror or exc}") from None

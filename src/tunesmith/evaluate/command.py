@@ -20,7 +20,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generated-vs-real discriminator (forest)")  # fmt: skip
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="torch device (auto)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0 = torch's default (1)")
-    parser.add_argument("--out", required=True, help="folder for report.md, figures and metrics.json")
+    parser.add_argument("--out", required=True,
+                        help="new (or empty) folder for report.md, figures and metrics.json")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -29,6 +30,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tunesmith.evaluate.dryout import DryoutConfig
     from tunesmith.evaluate.pipeline import EvaluateConfig, evaluate
     from tunesmith.evaluate.report import write_report
+    from tunesmith.rundir import reserve_run_folder
 
     config = EvaluateConfig(
         num=args.num, bars=args.bars, seed=args.seed, corpus=list(args.corpus or []), device=args.device,
@@ -36,9 +38,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress, dryout=DryoutConfig(num=args.dryout_num, bars=args.dryout_bars),
         classifier=ClassifierConfig(kind=args.classifier, seed=args.seed),
     )  # fmt: skip
-    results = evaluate(args.model, config)
-    report = write_report(results, args.out)
-    print_summary(results, report)
+    config.validate()
+    # Reserved before any work: an existing report is never overwritten and a second run into
+    # the same folder fails at once; the report is written aside and moved in when complete.
+    with reserve_run_folder(args.out) as run:
+        results = evaluate(args.model, config)
+        report = write_report(results, run.tmp)
+    print_summary(results, run.path / report.relative_to(run.tmp))
     return 0
 
 

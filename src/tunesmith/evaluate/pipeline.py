@@ -42,6 +42,13 @@ class EvaluateConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def validate(self) -> EvaluateConfig:
+        from tunesmith.config import check_fields
+
+        check_fields(self, "evaluate")  # types and finite numbers, as for every config
+        for name in ("ngram", "compare", "dryout", "classifier"):
+            check_fields(getattr(self, name), f"evaluate.{name}")
+        if not 0.0 < self.copy_bars <= 64.0:
+            raise TunesmithError(f"evaluate.copy_bars must be in (0, 64], got {self.copy_bars!r}")
         if self.num < 2:
             raise TunesmithError(f"--num must be at least 2 to compare sets, got {self.num!r}")
         if self.threads < 0:

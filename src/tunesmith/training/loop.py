@@ -1,7 +1,10 @@
 """The training loop: teacher forcing over whole songs, validation metrics, checkpoints, resume, DDP.
 
-Run folder: ``config.toml``, ``metrics.jsonl`` (one line per epoch), ``training.png``,
-``last.pt`` (every epoch and on interruption) and ``best.pt`` (lowest validation loss).
+Run folder: ``config.toml``, ``metrics.jsonl`` (one line per epoch, rewritten from the history
+that ``last.pt`` holds, so a resume never duplicates a line), ``training.png``, ``last.pt`` (every
+epoch and on interruption) and ``best.pt`` (lowest validation loss). The folder is reserved
+before any work (``tunesmith.rundir``): a second run into it fails at once. A non-finite loss
+stops training with an error; non-finite weights are never saved.
 Under ``torchrun`` every process trains on its share of the batches (DistributedDataParallel)
 and rank 0 alone validates and writes.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import signal
@@ -22,10 +26,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from tunesmith.checkpoint import Checkpoint
 from tunesmith.config import Config, to_toml
 from tunesmith.errors import TunesmithError
 from tunesmith.likelihood import evaluate_model
-from tunesmith.model import MelodyLSTM, load_checkpoint, model_payload, save_checkpoint
+from tunesmith.model import MelodyLSTM
+from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
 from tunesmith.training import data as batching
 from tunesmith.training.distributed import Distributed
 from tunesmith.training.plot import plot_history
@@ -93,16 +99,29 @@ def train(config: Config, run_dir: str | Path, dataset: Any = None, resume: bool
     """Train (or with ``resume`` continue) a MelodyLSTM into ``run_dir``; ``dataset`` defaults to
     ``prepare(config.corpus, config.encoding)``. Raises TunesmithError on unusable input."""
     run_dir = Path(run_dir)
+    config.validate()
     dist = Distributed.from_environment(config.train.device)
+    folder: RunFolder | None = None
     try:
-        return _train(config, run_dir, dataset, resume, progress, dist)
+        if dist.is_main:  # before any work: a file, a foreign folder or a busy run fails here
+            folder = open_run_folder(run_dir) if resume else reserve_run_folder(run_dir, staged=False)
+        result = _train(config, run_dir, dataset, resume, progress, dist)
+    except BaseException:
+        if folder is not None and (resume or (run_dir / LAST).exists()):
+            folder.release()  # keep a run that saved an epoch: it can be resumed
+        elif folder is not None:
+            folder.abort()
+        raise
     finally:
         dist.close()
+    if folder is not None:
+        folder.commit()
+    return result
 
 
 def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: bool, dist: Distributed) -> RunResult:
     tc = config.train
-    checkpoint = load_checkpoint(run_dir / LAST) if resume else None
+    checkpoint = Checkpoint.load(run_dir / LAST) if resume else None
     if dataset is None:
         from tunesmith.corpus import prepare
 
@@ -113,7 +132,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
                              f"{len(val_examples)} validation songs; both must be > 0")  # fmt: skip
     vocab, spq = dataset.vocab, dataset.steps_per_quarter
     modes, meters = batching.condition_vocabularies(train_examples)
-    if checkpoint is not None and (checkpoint["vocab"] != vocab.tokens or checkpoint["meters"] != meters):
+    if checkpoint is not None and (checkpoint.vocab != vocab.tokens or checkpoint.meters != meters):
         raise TunesmithError(f"the corpus {config.corpus.sources!r} no longer matches the run in {str(run_dir)!r}")
 
     _seed(tc.seed)
@@ -135,16 +154,18 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
              "steps_per_quarter": spq}  # fmt: skip
 
-    def payload() -> dict[str, Any]:
+    def payload() -> Checkpoint:
         latest = state.history[-1]["val"] if state.history else {}
         extra = {"training_model": model.state_dict()} if averaged is not None else {}
-        return {**model_payload(shipped), **extra, **fixed, "metrics": {**latest, "best": state.best},
-                "epoch": state.epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(), "history": state.history, "run": _state_dict(state)}  # fmt: skip
+        extra.update(epoch=state.epoch, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                     rng=_rng_state(), history=state.history, run=_state_dict(state))  # fmt: skip
+        return Checkpoint.from_model(shipped, metrics={**latest, "best": state.best}, extra=extra, **fixed)
 
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(to_toml(config), encoding="utf-8")
+        if checkpoint is not None:  # drop lines of epochs the checkpoint does not hold (a kill mid-write)
+            _write_metrics(run_dir, state.history)
     reason = "done"
     with StopRequest() as stop:
         while state.epoch < tc.epochs:
@@ -158,7 +179,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
             state.train_seconds += time.perf_counter() - epoch_start
             if interrupted:
                 if dist.is_main:
-                    save_checkpoint(run_dir / LAST, payload())
+                    payload().save(run_dir / LAST)
                 reason = "interrupted"
                 break
             reason = _end_epoch(state, shipped, optimizer, scheduler, val_examples, fixed, dist, tc,
@@ -192,6 +213,10 @@ def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: Mel
         mode, meter = batching.hide_conditions(mode, meter, tc.unknown_share)
         logits, _ = net(inputs, positions, mode, meter)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        if dist.any(not bool(torch.isfinite(loss))):
+            raise TunesmithError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}, batch "
+                                 f"{index + 1}: lower train.lr (now {optimizer.param_groups[0]['lr']:g}) or set "
+                                 "train.grad_clip; last.pt keeps the last good epoch")  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip:
@@ -229,6 +254,9 @@ def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: An
                                  fixed["steps_per_quarter"], dist.device)  # fmt: skip
     metrics = dist.broadcast(metrics)
     train_loss = dist.mean(train_loss)
+    if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)) or not math.isfinite(train_loss):
+        raise TunesmithError(f"validation after epoch {state.epoch + 1} gave non-finite figures (loss "
+                             f"{metrics['loss']}): lower train.lr; last.pt keeps the last good epoch")  # fmt: skip
     scheduler.step(metrics["loss"])
     state.epoch += 1
     state.epoch_step, state.partial = 0, [0.0, 0.0]
@@ -251,14 +279,25 @@ def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: An
 
 
 def _write_epoch(run_dir: Path, state: RunState, payload: Any) -> None:
-    entry = state.history[-1]
-    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry) + "\n")
+    """Checkpoints first, then ``metrics.jsonl`` rewritten from the history they hold: a kill
+    between the two leaves a short file that the next epoch (or a resume) writes whole again."""
     data = payload()
-    save_checkpoint(run_dir / LAST, data)
-    if entry["improved"]:
-        save_checkpoint(run_dir / BEST, data)
+    data.save(run_dir / LAST)
+    if state.history[-1]["improved"]:
+        data.save(run_dir / BEST)
+    _write_metrics(run_dir, state.history)
     plot_history(state.history, run_dir / "training.png")
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    path = run_dir / "metrics.jsonl"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text("".join(json.dumps(entry) + "\n" for entry in history), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TunesmithError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def _summary(entry: dict[str, Any]) -> str:
@@ -288,7 +327,9 @@ def _seed(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    """RNG states as plain data and tensors (a checkpoint loads with ``weights_only``)."""
+    version, internal, gauss = random.getstate()
+    state = {"python": [version, list(internal), gauss], "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -299,40 +340,40 @@ def _state_dict(state: RunState) -> dict[str, Any]:
             "bad_epochs": state.bad_epochs, "train_seconds": state.train_seconds, "updates": state.updates}  # fmt: skip
 
 
-def _restore(checkpoint: dict[str, Any], model: MelodyLSTM, optimizer: Any, scheduler: Any,
+def _restore(checkpoint: Checkpoint, model: MelodyLSTM, optimizer: Any, scheduler: Any,
              averaged: MelodyLSTM | None) -> RunState:  # fmt: skip
     """Load weights (and their average), optimizer, scheduler and RNG state; return the bookkeeping."""
+    extra = checkpoint.extra
     try:
         if averaged is not None:
-            averaged.load_state_dict(checkpoint["model"])
-        model.load_state_dict(checkpoint.get("training_model", checkpoint["model"]))
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise TunesmithError(f"the checkpoint does not fit this configuration ({type(exc).__name__})") from None
-    rng = checkpoint.get("rng", {})
-    if "python" in rng:
-        random.setstate(rng["python"])
-        torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    run = checkpoint.get("run", {})
-    return RunState(epoch=checkpoint["epoch"], epoch_step=run.get("epoch_step", 0),
-                    partial=list(run.get("partial", [0.0, 0.0])), history=list(checkpoint.get("history", [])),
-                    best=run.get("best", {}), bad_epochs=run.get("bad_epochs", 0),
-                    train_seconds=run.get("train_seconds", 0.0), updates=run.get("updates", 0))  # fmt: skip
+            averaged.load_state_dict(checkpoint.state_dict)
+        model.load_state_dict(extra.get("training_model", checkpoint.state_dict))
+        optimizer.load_state_dict(extra["optimizer"])
+        scheduler.load_state_dict(extra["scheduler"])
+        rng = extra.get("rng", {})
+        if "python" in rng:
+            version, internal, gauss = rng["python"]
+            random.setstate((version, tuple(internal), gauss))
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        run = extra.get("run", {})
+        return RunState(epoch=int(extra["epoch"]), epoch_step=run.get("epoch_step", 0),
+                        partial=list(run.get("partial", [0.0, 0.0])), history=list(extra.get("history", [])),
+                        best=run.get("best", {}), bad_epochs=run.get("bad_epochs", 0),
+                        train_seconds=run.get("train_seconds", 0.0), updates=run.get("updates", 0))  # fmt: skip
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        what = "it has no resume state (a shipped model?)" if isinstance(exc, KeyError) else type(exc).__name__
+        raise TunesmithError(f"the checkpoint cannot be resumed with this configuration: {what}") from None
 
 
 def resume_config(run_dir: str | Path) -> Config:
     """The Config a run folder's ``last.pt`` was trained with."""
-    checkpoint = load_checkpoint(Path(run_dir) / LAST)
-    return Config.from_dict(checkpoint["config"]).validate()
+    return Checkpoint.load(Path(run_dir) / LAST).training_config()
 
 
 
 def export_checkpoint(source: str | Path, dest: str | Path) -> None:
     """Copy a checkpoint without its optimizer, scheduler and RNG state (a third of the size):
     enough to sample and evaluate, not to resume."""
-    payload = load_checkpoint(source)
-    resume_only = ("optimizer", "scheduler", "rng", "training_model")
-    save_checkpoint(dest, {k: v for k, v in payload.items() if k not in resume_only})
+    Checkpoint.load(source).without_resume_state().save(dest)
