@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
+from tunesmith.export.notation import beat_steps
 from tunesmith.song import Song, bar_steps, key_name, tonic_pitch_class
 
 TICKS_PER_QUARTER = 480
@@ -20,13 +21,6 @@ def velocity_at(position: int, beat_steps: int, config) -> int:
     if position % beat_steps == 0:
         return min(127, config.velocity + 6)
     return config.velocity
-
-
-def beat_steps(meter: str, steps_per_quarter: int) -> int:
-    """Steps per counted beat: a dotted quarter in compound meters (6/8, 9/8, 12/8), else the denominator."""
-    num, den = (int(x) for x in meter.split("/"))
-    unit = steps_per_quarter * 4 // den if (steps_per_quarter * 4) % den == 0 else steps_per_quarter
-    return unit * 3 if num % 3 == 0 and num > 3 and den == 8 else unit
 
 
 def mido_key(song: Song) -> str:
