@@ -147,13 +147,16 @@ def writable(steps: int, steps_per_quarter: int) -> bool:
                for value in (quarters, quarters * Fraction(3, 2)) for dots in (1, Fraction(3, 2), Fraction(7, 4)))
 
 
-def _cuts(song: Song, lines: list[int]) -> tuple[set[int], list[int]]:
-    """Steps where every note is cut (bar lines, chord changes) and where off-beat notes are cut (beats)."""
+def _cuts(song: Song, lines: list[int]) -> tuple[set[int], list[int], set[int]]:
+    """Steps where every note is cut (bar lines, chord changes), where off-beat notes are cut
+    (beats), and the middles of four-beat bars, which only a note from the downbeat may cross."""
     beat = beat_steps(song.meter, song.steps_per_quarter)
+    bar = bar_steps(song.meter, song.steps_per_quarter)
     hard = set(lines) | {c.start for c in getattr(song, "chords", []) or []}
     beats = sorted({left + k for left, right in zip(lines, lines[1:], strict=False)
                     for k in range(right - left - beat, 0, -beat)} | set(lines))  # fmt: skip
-    return hard, beats
+    middles = {left + 2 * beat for left, right in zip(lines, lines[1:], strict=False) if right - left == bar == 4 * beat}
+    return hard, beats, middles
 
 
 def pieces(song: Song) -> list[list[Piece]]:
@@ -162,9 +165,10 @@ def pieces(song: Song) -> list[list[Piece]]:
     A rest pads the last bar; the pickup (if any) is the first, short bar.
     """
     tonic, mode = written_key(song)
-    lines = bar_lines(song)
-    hard, beats = _cuts(song, lines)
     spq = song.steps_per_quarter
+    lines = bar_lines(song)
+    hard, beats, middles = _cuts(song, lines)
+    beat = beat_steps(song.meter, spq)
     spans, start = [], 0
     for note in song.notes:
         spans.append((start, start + note.steps, note.pitch))
@@ -184,6 +188,10 @@ def pieces(song: Song) -> list[list[Piece]]:
             end = min([b] + [c for c in hard if position < c < b])
             if position not in beats:  # an off-beat start is cut at the next beat it crosses
                 end = min([end] + [c for c in beats if position < c < end])
+            for middle in middles:  # 4/4: only the downbeat or a syncopated half note crosses beat 3
+                if position < middle < end and position not in lines and not (end - position == 2 * beat and
+                                                                               position + beat == middle):
+                    end = middle
             if not writable(end - position, spq):  # split into written values, at a beat if one fits
                 ends = [c for c in reversed(beats) if position < c < end] + list(range(end - 1, position, -1))
                 end = next(c for c in ends if writable(c - position, spq))
@@ -219,3 +227,26 @@ def mark_accidentals(bar: list[Piece], signature: dict[str, int]) -> list[Piece]
             altered_letters.add(spelling.letter)
         marked.append(replace(piece, show_accidental=show))
     return marked
+
+
+def phrase_starts(song: Song, bars_per_phrase: int = 4) -> list[int]:
+    """Steps at which phrases begin: the Song's own phrases when it has them, else every 4 bars.
+
+    The one adapter between phrase data on a Song (a list of start steps, of (start, end) pairs or
+    of objects with ``start``) and the writers that lay out or shape phrases.
+    """
+    marked = getattr(song, "phrases", None) or []
+    starts = []
+    for phrase in marked:
+        value = phrase if isinstance(phrase, int) else getattr(phrase, "start", None)
+        if value is None and isinstance(phrase, dict):
+            value = phrase.get("start")
+        if value is None and isinstance(phrase, (list, tuple)) and phrase:
+            value = phrase[0]
+        if isinstance(value, int):
+            starts.append(value)
+    if starts:
+        return sorted(set(starts) | {0})
+    lines = bar_lines(song)[:-1]
+    pickup = 1 if song.bar_starts and song.bar_starts[0] > 0 else 0
+    return [0] + [line for i, line in enumerate(lines[pickup:]) if i and i % bars_per_phrase == 0]
