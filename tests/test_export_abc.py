@@ -80,6 +80,15 @@ def test_pickup_and_chords(tmp_path):
     assert body(text) == ['"D"D2 FA d2 B2 | "G"BA G2 "A7"A2 E2 | "D"D6 z2 |]']
 
 
+def test_triplets(tmp_path):
+    song = Song(notes=[Note(67, 4), Note(69, 4), Note(71, 4), Note(72, 12), Note(74, 6), Note(72, 6), Note(71, 12)],
+                steps_per_quarter=12, meter="2/4", bar_starts=[0, 24], key="G")  # fmt: skip
+    text = write(song, tmp_path / "triplets.abc").read_text()
+    assert body(text) == ["(3GAB c2 | dc B2 |]"]
+    notes, _, _ = read_back(text)
+    assert [(p, round(o, 3), round(q, 3)) for p, o, q in notes] == [(p, round(o, 3), round(q, 3)) for p, o, q in timed_notes(song)]
+
+
 def test_one_line_per_phrase(tmp_path):
     song = Song(notes=[Note(62 + (i % 5), 4) for i in range(4 * 12)], meter="4/4", bar_starts=list(range(0, 192, 16)), key="D")
     assert len(body(write(song, tmp_path / "four.abc").read_text())) == 3  # every 4 bars without phrases

@@ -48,7 +48,7 @@ def _is_triplet(piece: Piece, spq: int) -> bool:
 
 
 def bar_text(bar: list[Piece], song: Song, left: int, shift: int, chords: dict[int, str]) -> str:
-    """One bar in ABC: chord symbols, notes and rests; a space between beats; triplets as (3:2:n."""
+    """One bar in ABC: chord symbols, notes and rests; a space between beats; triplets as (3 or (3:2:n."""
     spq, beat = song.steps_per_quarter, beat_steps(song.meter, song.steps_per_quarter)
     out, index = [], 0
     while index < len(bar):
@@ -59,7 +59,7 @@ def bar_text(bar: list[Piece], song: Song, left: int, shift: int, chords: dict[i
             run = [piece]
             while index + len(run) < len(bar) and _is_triplet(bar[index + len(run)], spq):
                 run.append(bar[index + len(run)])
-            out.append(f"(3:2:{len(run)}")
+            out.append("(3" if len(run) == 3 else f"(3:2:{len(run)}")
             out.extend(_note(p, spq, chords, Fraction(3, 2)) for p in run)
             index += len(run)
             continue

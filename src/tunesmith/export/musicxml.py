@@ -45,7 +45,7 @@ def to_score(song: Song, bpm: float | None = None):
                 measure.paddingLeft = Fraction(full_bar - (right - left), spq)
         for piece in bar:
             if piece.start in chords:
-                measure.insert(Fraction(piece.start - left, spq), harmony.ChordSymbol(chord_figure(chords[piece.start].symbol)))
+                measure.insert(Fraction(piece.start - left, spq), _chord_symbol(harmony, chords[piece.start].symbol))
             if piece.spelling is None:
                 element = note.Rest()
             else:
@@ -62,6 +62,13 @@ def to_score(song: Song, bpm: float | None = None):
         part.append(measure)
     score.insert(0, part)
     return score
+
+
+def _chord_symbol(harmony, symbol: str):
+    try:
+        return harmony.ChordSymbol(chord_figure(symbol))
+    except Exception:  # music21 raises several types for a figure it cannot read
+        raise TunesmithError(f"cannot write the chord symbol {symbol!r}") from None
 
 
 def musicxml_bytes(song: Song, bpm: float | None = None) -> bytes:

@@ -194,7 +194,7 @@ def pieces(song: Song) -> list[list[Piece]]:
                     end = middle
             if not writable(end - position, spq):  # split into written values, at a beat if one fits
                 ends = [c for c in reversed(beats) if position < c < end] + list(range(end - 1, position, -1))
-                end = next(c for c in ends if writable(c - position, spq))
+                end = next((c for c in ends if writable(c - position, spq)), end)
             out.append(Piece(position, end - position, pitch, pitch is not None and end < b,
                              pitch is not None and position > a, spelling if pitch is not None else None))  # fmt: skip
             position = end
