@@ -44,6 +44,8 @@ def test_musicxml_displays_key_aware_spelling_and_accidentals(path, tmp_path):
     song, expected = load(path)
     written = write(song, tmp_path / "song.musicxml").read_text()
     assert displayed_notes(written) == expected["written"], expected["feature"]
+    key = ET.fromstring(written).find(".//attributes/key")
+    assert (int(key.findtext("fifths")), key.findtext("mode")) == (expected["fifths"], song.mode)
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])

@@ -14,8 +14,8 @@ import numpy as np
 from tunesmith.errors import TunesmithError
 from tunesmith.export import humanize as hz
 from tunesmith.export.accompaniment import accompaniment
-from tunesmith.export.notation import bar_lines, beat_steps, phrase_starts
-from tunesmith.song import Song, bar_steps, key_name, tonic_pitch_class
+from tunesmith.export.notation import bar_lines, beat_steps, phrase_starts, written_key
+from tunesmith.song import Song, bar_steps
 
 TICKS_PER_QUARTER = 480
 GAP_TICKS = 12  # a note is released this early so repeated pitches are heard as separate notes
@@ -28,7 +28,7 @@ def velocity_at(position: int, beat_steps: int, config) -> int:
 
 def mido_key(song: Song) -> str:
     """Key-signature name mido accepts ("Bb", "F#m")."""
-    name = key_name(tonic_pitch_class(song.key), song.mode).replace("-", "b")
+    name = written_key(song)[0].replace("-", "b")
     return name + ("m" if song.mode == "minor" else "")
 
 
