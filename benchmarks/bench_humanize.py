@@ -49,7 +49,7 @@ def measure(tunes: list[Song], amount: float) -> dict[str, float]:
     ms_per_tick = 60000 / BPM / TICKS_PER_QUARTER
     offsets, velocity, downbeats, stretch, final = [], [], [], [], []
     for seed, song in enumerate(tunes):
-        performance = perform(song, ExportConfig(bpm=BPM, seed=seed).validate(), amount)
+        performance = perform(song, ExportConfig(bpm=BPM, humanize_seed=seed).validate(), amount)
         ticks = TICKS_PER_QUARTER / song.steps_per_quarter
         last_bar = max(line for line in bar_lines(song) if line < song.total_steps) * ticks
         played = np.array([on for _, on, _, _ in performance.melody], dtype=float)

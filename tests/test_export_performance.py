@@ -34,18 +34,18 @@ def onsets(path, track=1):
 def test_midi_is_on_the_grid_unless_humanize_is_asked(tmp_path):
     plain = onsets(write(LONG, tmp_path / "plain.mid"))
     assert [t for t, _, _ in plain] == [240 * i for i in range(128)]
-    played = onsets(write(LONG, tmp_path / "human.mid", humanize=0.5, seed=3))
+    played = onsets(write(LONG, tmp_path / "human.mid", humanize=0.5, humanize_seed=3))
     assert [t for t, _, _ in played] != [t for t, _, _ in plain]
     assert [n for _, n, _ in played] == [n for _, n, _ in plain]
 
 
 def test_humanize_is_deterministic_under_a_seed_and_never_changes_the_score(tmp_path):
-    a = write(LONG, tmp_path / "a.mid", humanize=0.6, seed=7).read_bytes()
-    b = write(LONG, tmp_path / "b.mid", humanize=0.6, seed=7).read_bytes()
-    c = write(LONG, tmp_path / "c.mid", humanize=0.6, seed=8).read_bytes()
+    a = write(LONG, tmp_path / "a.mid", humanize=0.6, humanize_seed=7).read_bytes()
+    b = write(LONG, tmp_path / "b.mid", humanize=0.6, humanize_seed=7).read_bytes()
+    c = write(LONG, tmp_path / "c.mid", humanize=0.6, humanize_seed=8).read_bytes()
     assert a == b != c
     plain = write(LONG, tmp_path / "a.musicxml").read_text()
-    humanized = write(LONG, tmp_path / "b.musicxml", humanize=1.0, seed=1).read_text()
+    humanized = write(LONG, tmp_path / "b.musicxml", humanize=1.0, humanize_seed=1).read_text()
     music = lambda xml: re.sub(r'\bid="[^"]*"', "", xml.split("<part ")[1])  # noqa: E731 (music21's ids are random)
     assert music(humanized) == music(plain)
     melody = Melody(tokens=[], song=LONG, params={"seed": 7, "export": {"humanize": 0.6}})  # the melody's own seed
@@ -61,7 +61,7 @@ def test_timing_drifts_rather_than_jitters():
 
 
 def test_velocity_follows_the_bar_and_the_phrase():
-    config = ExportConfig(humanize=0.8, seed=5).validate()
+    config = ExportConfig(humanize=0.8, humanize_seed=5).validate()
     performance = perform(LONG, config, 0.8)
     velocity = np.array([v for _, _, _, v in performance.melody])
     down = np.array(performance.downbeats)

@@ -42,7 +42,7 @@ class ExportConfig:
     dpi: int = 120  # piano-roll resolution
     instrument: str = ""  # fiddle|whistle|flute|accordion|voice|piano: sets program, range, tempo; "" = none
     humanize: float | None = None  # 0..1 timing drift, phrase dynamics, final ritardando; None = 0.3 WAV, 0 MIDI
-    seed: int | None = None  # humanize randomness; None = the melody's own seed (params["seed"]), else 0
+    humanize_seed: int | None = None  # humanize randomness; None = the melody's own seed (params["seed"]), else 0
     chord_program: int = 25  # General MIDI instrument of the chord track (25 = nylon guitar)
 
     @property
@@ -86,8 +86,8 @@ def export_config_of(item: Any, **options: Any) -> ExportConfig:
     if unknown:
         raise TunesmithError(f"unknown export option {unknown[0]!r}; known: {', '.join(sorted(names))}")
     config = replace(ExportConfig(**{k: v for k, v in stored.items() if k in names}), **options)
-    if config.seed is None and isinstance(getattr(item, "params", {}).get("seed"), int):
-        config.seed = item.params["seed"]
+    if config.humanize_seed is None and isinstance(getattr(item, "params", {}).get("seed"), int):
+        config.humanize_seed = item.params["seed"]
     return config.validate()
 
 

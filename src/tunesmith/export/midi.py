@@ -6,6 +6,7 @@ phrase arch in velocity and a final ritardando (:mod:`tunesmith.export.humanize`
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,10 @@ class Performance:
 
 
 def perform(song: Song, config, amount: float) -> Performance:
-    """The performance of ``song`` at humanize ``amount`` (0 = on the grid), seeded by ``config.seed``."""
+    """The performance of ``song`` at humanize ``amount`` (0 = on the grid), seeded by
+    ``config.humanize_seed`` together with the notes (melodies of one run play differently)."""
     spq, ticks = song.steps_per_quarter, TICKS_PER_QUARTER / song.steps_per_quarter
-    rng = np.random.default_rng(config.seed or 0)
+    rng = np.random.default_rng([config.humanize_seed or 0, zlib.crc32(repr(song.notes).encode())])
     bar, beat = bar_steps(song.meter, spq), beat_steps(song.meter, spq)
     first_bar = song.bar_starts[0] if song.bar_starts else 0
     lines = bar_lines(song)

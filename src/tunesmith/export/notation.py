@@ -207,8 +207,8 @@ def mark_accidentals(bar: list[Piece], signature: dict[str, int]) -> list[Piece]
 
     An accidental shows when the note's alteration differs from what the key signature or an
     earlier note of the same letter and octave in this bar established; a note after a chromatic
-    note of the same letter in another octave of this bar gets a courtesy accidental. Tied-over
-    notes show none and change nothing.
+    note of the same letter in another octave of this bar, or after one tied over the bar line,
+    gets a courtesy accidental. Tied-over notes show none themselves.
     """
     current: dict[tuple[str, int], int] = {}
     altered_letters: set[str] = set()
@@ -216,6 +216,8 @@ def mark_accidentals(bar: list[Piece], signature: dict[str, int]) -> list[Piece]
     for piece in bar:
         spelling = piece.spelling
         if spelling is None or piece.tie_stop:
+            if spelling is not None and spelling.alter != signature[spelling.letter]:
+                altered_letters.add(spelling.letter)  # a tied-in chromatic note earns a courtesy later
             marked.append(piece)
             continue
         where = (spelling.letter, spelling.octave)
