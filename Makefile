@@ -8,7 +8,7 @@ DEMO   := out/demo
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 GENERATE  := $(BIN)/tunesmith generate --model $(MODEL) --bars 16 --num 1
 
-.PHONY: install audio-deps demo test bench clean
+.PHONY: install audio-deps abc-deps demo test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ audio-deps:
 	    fluidsynth fluid-soundfont-gm >/dev/null) || echo "note: could not install fluidsynth; WAV output will be skipped"; \
 	else echo "note: for WAV output run: sudo apt-get install fluidsynth fluid-soundfont-gm"; fi
 
+# The ABC tests check that Debian's abc2midi (package abcmidi) reads what we write. Installed only
+# when missing and only as root (CI); otherwise those tests skip with the install hint.
+abc-deps:
+	@if command -v abc2midi >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    abcmidi >/dev/null) || echo "note: could not install abcmidi; the abc2midi check will be skipped"; \
+	else echo "note: to check ABC output with abc2midi run: sudo apt-get install abcmidi"; fi
+
 # Four melodies from the shipped model in different keys, modes and meters, every output format.
 demo: install audio-deps
 	rm -rf $(DEMO)
@@ -36,12 +45,12 @@ demo: install audio-deps
 	  --program 74 --out $(DEMO)/4-bb-major-2-4
 
 # The suite, then a non-editable install into a fresh venv must find its model and compose.
-test: install audio-deps
+test: install audio-deps abc-deps
 	$(BIN)/python -m pytest -q
 	$(BIN)/python .ci/check_install.py
 
 bench: install
-	for script in prepare train generate evaluate; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
+	for script in prepare train generate evaluate humanize; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) out runs .pytest_cache

@@ -43,6 +43,7 @@ class Song:
     transposition: int = 0
     title: str = ""
     source: str = ""
+    chords: list[Chord] = field(default_factory=list)
 
     @property
     def total_steps(self) -> int:
@@ -57,6 +58,7 @@ class Song:
     def from_dict(cls, data: dict[str, Any]) -> Song:
         data = dict(data)
         data["notes"] = [Note(p, s) for p, s in data["notes"]]
+        data["chords"] = [Chord(**c) for c in data.get("chords", [])]
         return cls(**data)
 
 
@@ -118,3 +120,20 @@ def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> 
 def key_name(tonic_pc: int, mode: str) -> str:
     """Conventional spelling of a key's tonic ("B-" for Bb major, "C#" for C# minor)."""
     return (MAJOR_TONICS if mode == "major" else MINOR_TONICS)[tonic_pc % 12]
+
+
+@dataclass(frozen=True)
+class Chord:
+    """One chord of an accompaniment: from step ``start`` for ``steps`` steps.
+
+    ``root`` is the pitch class (0–11) of the sounding root, ``quality`` one of "maj", "min", "7",
+    "dim", "maj7", "min7", ``roman`` its function in the key ("V7", "iv") and ``symbol`` the chord
+    symbol spelt for the key ("D", "Em", "A7", "F#m", "Bbmaj7").
+    """
+
+    start: int
+    steps: int
+    root: int
+    quality: str
+    roman: str
+    symbol: str

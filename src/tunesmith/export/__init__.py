@@ -1,7 +1,7 @@
 """Export stage: a Song or Melody → the files musicians use, one module per format.
 
 ``write(item, path)`` picks the format from the suffix: .mid/.midi, .musicxml/.xml, .wav,
-.png (piano roll), .svg (engraved score), .json (tokens, notes and every parameter).
+.png (piano roll), .svg (engraved score), .abc (ABC notation), .json (tokens, notes and every parameter).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ FORMATS = {
     ".wav": ("wav", "tunesmith.export.audio", "write_wav"),
     ".png": ("png", "tunesmith.export.pianoroll", "write_pianoroll"),
     ".svg": ("svg", "tunesmith.export.score", "write_score"),
+    ".abc": ("abc", "tunesmith.export.abc", "write_abc"),
     ".json": ("json", "", ""),
 }
 # The --formats names, in the order files are written.
-FORMAT_SUFFIXES = {"mid": ".mid", "musicxml": ".musicxml", "wav": ".wav", "png": ".png", "svg": ".svg", "json": ".json"}
+FORMAT_SUFFIXES = {"mid": ".mid", "musicxml": ".musicxml", "wav": ".wav", "png": ".png", "svg": ".svg", "abc": ".abc",
+                   "json": ".json"}
 
 
 @dataclass
@@ -38,8 +40,33 @@ class ExportConfig:
     sample_rate: int = 44100  # WAV samples per second
     soundfont: str = ""  # "" = $TUNESMITH_SOUNDFONT or the system's GM soundfont
     dpi: int = 120  # piano-roll resolution
+    instrument: str = ""  # fiddle|whistle|flute|accordion|voice|piano: sets program, range, tempo; "" = none
+    humanize: float | None = None  # 0..1 timing drift, phrase dynamics, final ritardando; None = 0.3 WAV, 0 MIDI
+    humanize_seed: int | None = None  # humanize randomness; None = the melody's own seed (params["seed"]), else 0
+    chord_program: int = 25  # General MIDI instrument of the chord track (25 = nylon guitar)
+
+    @property
+    def gm_program(self) -> int:
+        """The melody's General MIDI program: the instrument's when one is named, else ``program``."""
+        if self.instrument:
+            from tunesmith.instruments import instrument
+
+            return instrument(self.instrument).program
+        return self.program
 
     def validate(self) -> ExportConfig:
+        """Check every field (one-line TunesmithError naming the option); a ``bpm`` of 0 becomes the
+        instrument's usual tempo (100 without an instrument)."""
+        if self.instrument:
+            from tunesmith.instruments import instrument
+
+            found = instrument(self.instrument)
+            self.bpm = self.bpm or found.bpm
+        self.bpm = self.bpm or 100.0
+        if self.humanize is not None and not (isinstance(self.humanize, (int, float)) and 0 <= self.humanize <= 1):
+            raise TunesmithError(f"--humanize must be in 0..1, got {self.humanize!r}")
+        if not 1 <= self.chord_program <= 128:
+            raise TunesmithError(f"chord program must be a General MIDI number 1..128, got {self.chord_program!r}")
         if not 10 <= self.bpm <= 400:
             raise TunesmithError(f"--bpm must be in 10..400, got {self.bpm!r}")
         if not 1 <= self.program <= 128:
@@ -58,7 +85,10 @@ def export_config_of(item: Any, **options: Any) -> ExportConfig:
     unknown = sorted(set(options) - names)
     if unknown:
         raise TunesmithError(f"unknown export option {unknown[0]!r}; known: {', '.join(sorted(names))}")
-    return replace(ExportConfig(**{k: v for k, v in stored.items() if k in names}), **options).validate()
+    config = replace(ExportConfig(**{k: v for k, v in stored.items() if k in names}), **options)
+    if config.humanize_seed is None and isinstance(getattr(item, "params", {}).get("seed"), int):
+        config.humanize_seed = item.params["seed"]
+    return config.validate()
 
 
 def readable_json(data: dict[str, Any]) -> str:
@@ -78,6 +108,10 @@ def write(item: Any, path: str | Path, **options: Any) -> Path:
         raise TunesmithError(f"cannot write {str(path)!r}: unknown suffix; known: {', '.join(FORMATS)}")
     song = getattr(item, "song", item)
     config = export_config_of(item, **options)
+    if config.instrument:
+        from tunesmith.instruments import check_range
+
+        check_range([n.pitch for n in song.notes if n.pitch is not None], config.instrument)
     if suffix == ".json":
         data = item.to_dict() if hasattr(item, "song") else {"song": song.to_dict()}
         path.write_text(readable_json(data), encoding="utf-8")

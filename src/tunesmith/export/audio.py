@@ -52,14 +52,20 @@ def audio_available() -> bool:
     return True
 
 
+DEFAULT_HUMANIZE = 0.3  # a gentle performance unless --humanize says otherwise
+
+
 def write_wav(song: Song, path: str | Path, config) -> Path:
-    """Render ``song`` to a 16-bit stereo WAV at ``config.sample_rate`` Hz."""
-    from tunesmith.export.midi import write_midi
+    """Render ``song`` to a 16-bit stereo WAV at ``config.sample_rate`` Hz, humanized by
+    ``config.humanize`` (a gentle ``DEFAULT_HUMANIZE`` when unset), chords on a second instrument."""
+    from tunesmith.export.midi import to_midi_file
 
     program, soundfont = find_fluidsynth(), find_soundfont(config.soundfont)
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="tunesmith-audio-") as tmp:
-        midi = write_midi(song, Path(tmp) / "melody.mid", config)
+        midi = Path(tmp) / "melody.mid"
+        amount = DEFAULT_HUMANIZE if config.humanize is None else config.humanize
+        to_midi_file(song, config, amount).save(str(midi))
         command = [program, "-ni", "-q", "-g", "0.7", "-r", str(config.sample_rate), "-F", str(path), str(soundfont), str(midi)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0 or not path.is_file() or path.stat().st_size <= 44:

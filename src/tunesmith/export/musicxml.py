@@ -1,4 +1,8 @@
-"""MusicXML through music21: title, composer, meter, key, tempo, bars with ties (opens in MuseScore)."""
+"""MusicXML through music21: title, meter, key, tempo, bars of spelt notes with ties and chord symbols.
+
+What is *displayed* — spellings, accidentals, ties — comes from :mod:`tunesmith.export.notation`
+and is set explicitly on every note, so music21 writes exactly that (opens in MuseScore).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,19 @@ from fractions import Fraction
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
-from tunesmith.song import Song, bar_steps, tonic_pitch_class
+from tunesmith.export.notation import bar_lines, pieces, written_key
+from tunesmith.song import Song, bar_steps
 
 
-def bar_lines(song: Song) -> list[int]:
-    """Step of every bar line from 0 to the end of the last (padded) bar, pickup included."""
-    bar = bar_steps(song.meter, song.steps_per_quarter)
-    total = max(song.total_steps, 1)
-    starts = sorted(s for s in set(song.bar_starts or [0]) if s < total) or [0]
-    while starts[-1] + bar < total:
-        starts.append(starts[-1] + bar)
-    lines = ([0] if starts[0] > 0 else []) + starts
-    return lines + [max(total, lines[-1] + bar)]
+def chord_figure(symbol: str) -> str:
+    """music21's spelling of a chord symbol: a flat root is written with '-' ("Bbmaj7" → "B-maj7")."""
+    return symbol[0] + "-" + symbol[2:] if len(symbol) > 1 and symbol[1] == "b" else symbol
 
 
 def to_score(song: Song, bpm: float | None = None):
-    """A music21 Score of the song: one part, bars split at the bar lines with tied notes."""
+    """A music21 Score of the song: one part, bars of spelt notes, chord symbols above the staff."""
     try:
-        from music21 import key, metadata, meter, note, stream, tempo, tie
+        from music21 import harmony, key, metadata, meter, note, pitch, stream, tempo, tie
     except ImportError:
         raise TunesmithError("writing MusicXML needs music21: pip install music21") from None
     spq = song.steps_per_quarter
@@ -32,41 +31,44 @@ def to_score(song: Song, bpm: float | None = None):
     part = stream.Part(id="melody")
     part.partName = "Melody"
     lines = bar_lines(song)
-    spans, start = [], 0  # (start, end, pitch) of each note on the grid
-    for item in song.notes:
-        spans.append((start, start + item.steps, item.pitch))
-        start += item.steps
-    if start < lines[-1]:
-        spans.append((start, lines[-1], None))  # a rest fills the last bar
+    chords = {c.start: c for c in getattr(song, "chords", []) or []}
     full_bar = bar_steps(song.meter, spq)
     first_number = 0 if lines[0] == 0 and song.bar_starts and song.bar_starts[0] > 0 else 1  # a pickup is bar 0
-    for number, (left, right) in enumerate(zip(lines, lines[1:], strict=False)):
+    for number, (left, right, bar) in enumerate(zip(lines, lines[1:], pieces(song), strict=False)):
         measure = stream.Measure(number=number + first_number)
         if number == 0:
             measure.insert(0, meter.TimeSignature(song.meter))
-            measure.insert(0, key.Key(_tonic(song), song.mode))
+            measure.insert(0, key.Key(*written_key(song)))
             if bpm:
                 measure.insert(0, tempo.MetronomeMark(number=bpm, referent=1.0))
             if right - left < full_bar:
                 measure.paddingLeft = Fraction(full_bar - (right - left), spq)
-        for a, b, pitch in spans:
-            lo, hi = max(a, left), min(b, right)
-            if lo >= hi:
-                continue
-            element = note.Rest() if pitch is None else note.Note(pitch)
-            element.quarterLength = Fraction(hi - lo, spq)
-            if pitch is not None and (a < lo or b > hi):
-                element.tie = tie.Tie("continue" if a < lo and b > hi else "stop" if a < lo else "start")
-            measure.append(element)
+        for piece in bar:
+            if piece.start in chords:
+                measure.insert(Fraction(piece.start - left, spq), _chord_symbol(harmony, chords[piece.start].symbol))
+            if piece.spelling is None:
+                element = note.Rest()
+            else:
+                spelling = piece.spelling
+                element = note.Note(pitch.Pitch(step=spelling.letter, octave=spelling.octave))
+                if spelling.alter or piece.show_accidental:
+                    element.pitch.accidental = pitch.Accidental(spelling.alter)
+                    element.pitch.accidental.displayStatus = piece.show_accidental
+                if piece.tie_start or piece.tie_stop:
+                    kind = "continue" if piece.tie_start and piece.tie_stop else "start" if piece.tie_start else "stop"
+                    element.tie = tie.Tie(kind)
+            element.quarterLength = Fraction(piece.steps, spq)
+            measure.insert(Fraction(piece.start - left, spq), element)
         part.append(measure)
     score.insert(0, part)
     return score
 
 
-def _tonic(song: Song) -> str:
-    from tunesmith.song import key_name
-
-    return key_name(tonic_pitch_class(song.key), song.mode)
+def _chord_symbol(harmony, symbol: str):
+    try:
+        return harmony.ChordSymbol(chord_figure(symbol))
+    except Exception:  # music21 raises several types for a figure it cannot read
+        raise TunesmithError(f"cannot write the chord symbol {symbol!r}") from None
 
 
 def musicxml_bytes(song: Song, bpm: float | None = None) -> bytes:
@@ -81,3 +83,6 @@ def write_musicxml(song: Song, path: str | Path, config) -> Path:
     path = Path(path)
     path.write_bytes(musicxml_bytes(song, config.bpm))
     return path
+
+
+__all__ = ["bar_lines", "chord_figure", "musicxml_bytes", "to_score", "write_musicxml"]
