@@ -110,10 +110,11 @@ def test_harmonize_fixture_with_a_model_fitted_on_it(fixture_model):
     assert chords[0].symbol == "G" and chords[0].roman == "I" and chords[0].root == 7
     assert chords[-1].symbol == "G"
     assert "D7" in {c.symbol for c in chords} and "V7" in {c.roman for c in chords}
-    # one chord per bar at most twice; chords tile the melody from the first downbeat
-    assert all(a.start + a.steps == b.start for a, b in zip(chords, chords[1:]))
+    # chords tile the melody from the first downbeat, at most two a bar
+    assert all(a.start + a.steps == b.start for a, b in zip(chords, chords[1:], strict=False))
+    assert len(chords) <= 2 * len(song.bar_starts)
     per_bar = harmonize(song, load_harmony(fixture_model), "bar")
-    assert len(per_bar) == len(song.bar_starts) - 0 and all(c.start in song.bar_starts for c in per_bar)
+    assert [c.start for c in per_bar] == song.bar_starts
 
 
 def test_harmony_file_round_trip(fixture_model):

@@ -69,7 +69,7 @@ def _print_chords(song, per: str) -> None:
     bar = bar_steps(song.meter, song.steps_per_quarter)
     starts = sorted(set(song.bar_starts or [0]))
     pickup = starts[0] > 0
-    table = Table(title=f"{song.title or 'melody'} — {song.key.replace('-', 'b')} {song.mode}, {song.meter}, chords per {per}")
+    table = Table(title=song.title or "melody", caption=f"{song.key.replace('-', 'b')} {song.mode}, {song.meter}, a chord per {per}")
     for column in ("bar", "chords", "roman"):
         table.add_column(column, justify="right" if column == "bar" else "left")
     rows: dict[int, list] = {}

@@ -15,8 +15,16 @@ import numpy as np
 
 from tunesmith.corpus.split import is_validation, normalise_title
 from tunesmith.harmony.metrics import accuracy, chord_tone_ratio, most_notes_baseline, tonic_baseline
-from tunesmith.harmony.model import (PERS, HarmonyConfig, HarmonyModel, Tables, asdict_config, count_transitions,
-                                     fit_emission, fold)  # fmt: skip
+from tunesmith.harmony.model import (
+    PERS,
+    HarmonyConfig,
+    HarmonyModel,
+    Tables,
+    asdict_config,
+    count_transitions,
+    fit_emission,  # fmt: skip
+    fold,
+)
 from tunesmith.harmony.spans import Label, Passage, cut_spans, majority, span_features
 from tunesmith.harmony.theory import beat_structure, parse_figure
 
