@@ -184,3 +184,25 @@ def test_nottingham_tune_when_present(tmp_path):
     record = tune_record(first, "waltzes.abc#1")
     (passage, *_) = passages_of(record, "bar")
     assert passage.meter == "3/4" and sum(g is not None for g in passage.gold) >= 8
+
+
+def test_training_without_the_data_is_one_line_exit_2(tmp_path, capsys):
+    argv = ["harmonize", "--train", "--data", str(tmp_path / "absent"), "--model", str(tmp_path / "h.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no Nottingham ABC files" in err and "\n" not in err
+    assert not (tmp_path / "h.json").exists()
+
+
+def test_metrics_and_baselines_on_a_known_passage():
+    from tunesmith.harmony.metrics import accuracy, chord_tone_ratio, most_notes_baseline, tonic_baseline
+    from tunesmith.harmony.spans import Passage
+
+    # Two 4/4 bars in C major: C E G G (a C chord), then B D F D (a G7 without its root on top).
+    notes = [(0.0, 1.0, 0), (1.0, 1.0, 4), (2.0, 1.0, 7), (3.0, 1.0, 7), (4.0, 1.0, 11), (5.0, 1.0, 2), (6.0, 1.0, 5), (7.0, 1.0, 2)]
+    passage = Passage("major", "4/4", [(0.0, 4.0, True), (4.0, 8.0, True)], notes, gold=[(0, "maj"), (7, "7")])
+    assert tonic_baseline(passage) == [(0, "maj"), (0, "maj")]
+    assert most_notes_baseline(passage) == [(0, "maj"), (7, "maj")]  # B D (D) beat F among the triads
+    assert accuracy([most_notes_baseline(passage)], [passage.gold]) == {"exact": 0.5, "root": 1.0, "spans": 2}
+    assert chord_tone_ratio([passage], [passage.gold]) == 1.0
+    assert chord_tone_ratio([passage], [tonic_baseline(passage)]) == 0.5

@@ -11,7 +11,7 @@ FORMATS = ("json", "musicxml", "mid", "abc")  # written when the export stage kn
 
 
 def add_harmonize_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", nargs="?", help="a melody in any format the corpus reader takes (kern, ABC, MusicXML, MIDI)")
+    parser.add_argument("file", nargs="?", help="a melody in any format the corpus reader takes (kern, ABC, MusicXML, MIDI); its first tune")
     parser.add_argument("--out", default=None, help="write the melody with its chords here (json, musicxml, mid, abc)")
     parser.add_argument("--per", choices=("bar", "half"), default=None,
                         help="one chord per bar or per half bar (default: what the Nottingham tunes do in that meter)")
@@ -33,6 +33,8 @@ def run_harmonize(args: argparse.Namespace) -> int:
 
     model = load_harmony(args.model)
     song = read_melody(args.file)
+    if args.out:
+        _make_folder(Path(args.out))  # fail before any work when it cannot be written
     per = args.per or model.per_for(song.meter)
     song.chords = harmonize(song, model, per)
     _print_chords(song, per)
@@ -46,12 +48,16 @@ def write_song(song, folder: Path, stem: str) -> list[Path]:
     """The harmonised song in every format the export stage writes among FORMATS."""
     from tunesmith.export import FORMAT_SUFFIXES, write
 
+    _make_folder(folder)
+    suffixes = [FORMAT_SUFFIXES.get(name, f".{name}") for name in FORMATS]
+    return [write(song, folder / f"{stem}{suffix}") for suffix in suffixes if _writable(suffix)]
+
+
+def _make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TunesmithError(f"cannot write to {str(folder)!r}: {exc.strerror}") from None
-    suffixes = [FORMAT_SUFFIXES.get(name, f".{name}") for name in FORMATS]
-    return [write(song, folder / f"{stem}{suffix}") for suffix in suffixes if _writable(suffix)]
 
 
 def _writable(suffix: str) -> bool:
@@ -69,7 +75,7 @@ def _print_chords(song, per: str) -> None:
     bar = bar_steps(song.meter, song.steps_per_quarter)
     starts = sorted(set(song.bar_starts or [0]))
     pickup = starts[0] > 0
-    table = Table(title=song.title or "melody", caption=f"{song.key.replace('-', 'b')} {song.mode}, {song.meter}, a chord per {per}")
+    table = Table(title=song.title or "melody")
     for column in ("bar", "chords", "roman"):
         table.add_column(column, justify="right" if column == "bar" else "left")
     rows: dict[int, list] = {}
@@ -78,7 +84,9 @@ def _print_chords(song, per: str) -> None:
         rows.setdefault(number, []).append(chord)
     for number, chords in rows.items():
         table.add_row(str(number), "  ".join(c.symbol for c in chords), "  ".join(c.roman for c in chords))
-    Console().print(table)
+    console = Console()
+    console.print(f"{song.key.replace('-', 'b')} {song.mode}, {song.meter}: a chord per {per}")
+    console.print(table)
 
 
 def _train(args: argparse.Namespace) -> int:
