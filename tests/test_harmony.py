@@ -206,3 +206,16 @@ def test_metrics_and_baselines_on_a_known_passage():
     assert accuracy([most_notes_baseline(passage)], [passage.gold]) == {"exact": 0.5, "root": 1.0, "spans": 2}
     assert chord_tone_ratio([passage], [passage.gold]) == 1.0
     assert chord_tone_ratio([passage], [tonic_baseline(passage)]) == 0.5
+
+
+def test_generated_melody_gets_chords(tiny_checkpoint, fixture_model):
+    """What ``generate --chords`` does: harmonise each generated melody in its output key."""
+    from tunesmith.generate import generate_melodies
+    from tunesmith.harmony import harmonize
+
+    (melody,) = generate_melodies(tiny_checkpoint, device="cpu", num=1, bars=4, key="G", seed=3)
+    chords = harmonize(melody.song, load_harmony(fixture_model))
+    assert chords and all(c.quality in ("maj", "min", "7", "dim", "maj7", "min7") for c in chords)
+    assert chords[0].start == 0 and sum(c.steps for c in chords) == melody.song.total_steps
+    melody.song.chords = chords
+    assert Song.from_dict(json.loads(json.dumps(melody.song.to_dict()))).chords == chords

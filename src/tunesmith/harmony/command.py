@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
     from tunesmith.harmony.nottingham import read_folder
     from tunesmith.harmony.training import train
 
-    config = HarmonyConfig(data=args.data, workers=args.workers)
+    config = HarmonyConfig(data=args.data, workers=args.workers).validate()
     records = read_folder(config.data or None, workers=config.workers, cache_dir=config.cache_dir, progress=True)
     print(f"{len(records)} Nottingham tunes read")
     model, figures = train(records, config)

@@ -48,6 +48,16 @@ class HarmonyConfig:
     accents: tuple[float, ...] = (1.0, 1.5)  # on-beat note weight candidates (2.0 was never better)
     half_share: float = 0.3  # a meter defaults to half-bar chords when its tunes change mid-bar this often
 
+    def validate(self) -> HarmonyConfig:
+        if self.workers < 1:
+            raise TunesmithError(f"--workers must be >= 1, got {self.workers!r}")
+        for name in ("test_fraction", "dev_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise TunesmithError(f"{name} must be between 0 and 1, got {getattr(self, name)!r}")
+        if self.min_count < 1 or self.l2 < 0 or self.transition_k <= 0 or not self.betas or not self.accents:
+            raise TunesmithError("harmoniser settings out of range: min_count >= 1, l2 >= 0, transition_k > 0, betas and accents given")
+        return self
+
 
 @dataclass
 class Tables:

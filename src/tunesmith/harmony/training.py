@@ -154,7 +154,7 @@ def default_pers(records: list[dict[str, Any]], config: HarmonyConfig) -> dict[s
 def train(records: list[dict[str, Any]], config: HarmonyConfig | None = None,
           progress: bool = False) -> tuple[HarmonyModel, dict[str, Any]]:  # fmt: skip
     """Choose settings on dev tunes, fit on train + dev, report figures on the held-out test tunes."""
-    config = config or HarmonyConfig()
+    config = (config or HarmonyConfig()).validate()
     began = time.perf_counter()
     parts = split_records(records, config)
     cut = {name: {per: [p for r in part for p in passages_of(r, per)] for per in PERS} for name, part in parts.items()}
