@@ -25,6 +25,7 @@ COMMANDS = {
     "corpora": ("tunesmith.corpus.command", "list the bundled corpora with their tune counts"),
     "train": ("tunesmith.training.command", "train the melody LSTM"),
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
+    "harmonize": ("tunesmith.harmony.command", "choose chords for a melody (or --train the harmoniser)"),
 }
 
 

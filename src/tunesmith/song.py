@@ -25,6 +25,23 @@ class Note:
     steps: int
 
 
+@dataclass(frozen=True)
+class Chord:
+    """A chord symbol over the melody from step ``start`` for ``steps`` steps.
+
+    ``root`` is the pitch class (0–11) of the sounding root in the Song's key as sounding;
+    ``quality`` one of "maj", "min", "7", "dim", "maj7", "min7"; ``roman`` its function in the
+    key ("V7", "iv"); ``symbol`` the chord symbol spelt for the key ("F#m", "Bbmaj7").
+    """
+
+    start: int
+    steps: int
+    root: int
+    quality: str
+    roman: str
+    symbol: str
+
+
 @dataclass
 class Song:
     """A melody on the step grid plus what we know about it.
@@ -52,6 +69,7 @@ class Song:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["notes"] = [[n.pitch, n.steps] for n in self.notes]
+        data["chords"] = [asdict(c) for c in self.chords]
         return data
 
     @classmethod

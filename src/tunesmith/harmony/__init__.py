@@ -1,0 +1,23 @@
+"""Harmony stage: chord symbols for a melody, from an HMM learned on the Nottingham tunes.
+
+Names are imported on first use, so ``tunesmith --help`` does not pay for music21.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "HarmonyConfig": "tunesmith.harmony.model",
+    "HarmonyModel": "tunesmith.harmony.model",
+    "default_harmony_path": "tunesmith.harmony.model",
+    "load_harmony": "tunesmith.harmony.model",
+    "harmonize": "tunesmith.harmony.decode",
+    "read_melody": "tunesmith.harmony.decode",
+    "train": "tunesmith.harmony.training",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tunesmith.harmony' has no attribute {name!r}")
