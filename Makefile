@@ -50,7 +50,7 @@ test: install audio-deps abc-deps
 	$(BIN)/python .ci/check_install.py
 
 bench: install
-	for script in prepare train generate evaluate humanize; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
+	for script in prepare train generate evaluate humanize harmony; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) out runs .pytest_cache

@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 MODELS = Path(__file__).resolve().parent / "models"
-SHIPPED = ("erk.pt", "erk.md")
+SHIPPED = ("erk.pt", "erk.md", "harmony.json", "harmony.md")
 
 
 class BuildWithModel(build_py):

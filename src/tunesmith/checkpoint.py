@@ -201,12 +201,13 @@ def _short(exc: BaseException) -> str:
 
 
 
-def shipped_model_path() -> Path:
-    """The model tunesmith ships (``erk.pt``): package data of an installed tunesmith
-    (``tunesmith/models/erk.pt``, put there by the build), else ``models/erk.pt`` of the source tree."""
+def shipped_model_path(name: str = "erk.pt") -> Path:
+    """A file tunesmith ships in ``models/`` (``erk.pt``, ``harmony.json``…): package data of an
+    installed tunesmith (``tunesmith/models/NAME``, put there by the build), else ``models/NAME``
+    of the source tree."""
     from importlib import resources
 
-    installed = resources.files("tunesmith") / "models" / "erk.pt"
+    installed = resources.files("tunesmith") / "models" / name
     if installed.is_file():
         return Path(str(installed))
-    return Path(__file__).resolve().parents[2] / "models" / "erk.pt"
+    return Path(__file__).resolve().parents[2] / "models" / name

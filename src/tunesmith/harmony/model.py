@@ -26,9 +26,9 @@ VERSION = 1
 
 def default_harmony_path() -> Path:
     """The shipped harmoniser, ``models/harmony.json`` beside the shipped melody model."""
-    import tunesmith
+    from tunesmith.checkpoint import shipped_model_path
 
-    return Path(tunesmith.__file__).resolve().parents[2] / "models" / "harmony.json"
+    return shipped_model_path("harmony.json")
 
 
 @dataclass
