@@ -20,6 +20,7 @@ COMMANDS = {
     "corpora": ("tunesmith.corpus.command", "list the bundled corpora with their tune counts"),
     "train": ("tunesmith.training.command", "train the melody LSTM"),
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
+    "analyze": ("tunesmith.form.command", "print a song's phrases and form (AABA…)"),
 }
 
 

@@ -9,7 +9,8 @@ with music21's notes — then the reader falls back to the rule in ``tunesmith.f
 * Essen ABC: one phrase per line of the tune body, aligned the same way by counting the
   notes music21's own ABC tokenizer finds on each line. Only Essen tunes (an ``N:`` field
   with an Essen signature such as ``E0001`` or ``L0031A``) are read this way; other ABC puts
-  line breaks where the page ends.
+  line breaks where the page ends; there, ``P:`` fields in the body (parts A, B…) start
+  phrases when the tune has no repeats.
 * Repeats: a tune with repeat bars is written out with music21's ``expandRepeats`` (an end
   repeat without a start repeat goes back to the previous section, as players read it) and
   each pass of each section (between repeat bars and double bars) becomes a phrase.
@@ -21,6 +22,7 @@ import re
 
 _ESSEN_SIGNATURE = re.compile(r"^N:\s*[A-Z]\d{4}[A-Z]?\s*$", re.MULTILINE)
 _FIELD = re.compile(r"^[A-Za-z]:")
+_PART = re.compile(r"^P:", re.MULTILINE)
 _KERN_DURATION = re.compile(r"\d")
 
 
@@ -64,24 +66,22 @@ def is_essen_abc(text: str) -> bool:
     return bool(_ESSEN_SIGNATURE.search(text))
 
 
-def abc_line_offsets(text: str, elements) -> list[float] | None:
-    """Offsets where the lines of an ABC tune body start (one phrase per line)."""
+def has_parts(text: str) -> bool:
+    """Whether an ABC tune names parts (``P:`` fields) inside its body."""
+    body = text.split("\nK:", 1)[-1]
+    return bool(_PART.search(body))
+
+
+def abc_line_offsets(text: str, elements, by: str = "lines") -> list[float] | None:
+    """Offsets where the lines (``by="lines"``) or the ``P:`` parts (``by="parts"``) of an
+    ABC tune body start."""
     from music21 import abcFormat
 
     flags: list[bool] = []
-    in_body = False
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.split("%", 1)[0].rstrip()
-        if not in_body:
-            in_body = line.startswith("K:")
-            continue
-        if not line.strip() or _FIELD.match(line):
-            continue
-        if line.endswith("\\"):  # continued on the next line: one line of music
-            pending += line[:-1] + " "
-            continue
-        line, pending = pending + line, ""
+    in_body, pending, new_part = False, "", True
+
+    def add(line: str) -> None:
+        nonlocal new_part
         handler = abcFormat.ABCHandler()
         handler.tokenize(line)
         count, grace = 0, False
@@ -92,7 +92,24 @@ def abc_line_offsets(text: str, elements) -> list[float] | None:
                 grace = False
             elif isinstance(token, abcFormat.ABCNote) and not grace:
                 count += 1
-        flags += [True] + [False] * (count - 1) if count else []
+        if count:
+            flags.extend([by == "lines" or new_part] + [False] * (count - 1))
+            new_part = False
+
+    for raw in text.splitlines():
+        line = raw.split("%", 1)[0].rstrip()
+        if not in_body:
+            in_body = line.startswith("K:")
+        elif line.startswith("P:"):
+            add(pending)  # a part starts here, even inside a continued line
+            pending, new_part = "", True
+        elif line.strip() and not _FIELD.match(line):
+            if line.endswith("\\"):  # continued on the next line: one line of music
+                pending += line[:-1] + " "
+            else:
+                add(pending + line)
+                pending = ""
+    add(pending)
     return _aligned(elements, flags)
 
 

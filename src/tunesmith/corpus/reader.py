@@ -154,6 +154,8 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
             phrase_offsets, phrase_source = phrasing.kern_phrase_offsets(job.text, sounding), "kern marks"
         elif job.fmt == "abc" and phrasing.is_essen_abc(job.text):
             phrase_offsets, phrase_source = phrasing.abc_line_offsets(job.text, sounding), "abc lines"
+        elif job.fmt == "abc" and phrasing.has_parts(job.text):
+            phrase_offsets, phrase_source = phrasing.abc_line_offsets(job.text, sounding, by="parts"), "parts"
 
     notes = _melody(sounding, spq, counts)
     if not any(n.pitch is not None for n in notes):

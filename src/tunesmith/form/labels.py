@@ -8,11 +8,14 @@ steps. Two phrases are compared by the edit distance of these sequences (insert/
 1, substitution 0 when equal, 0.5 when only the length differs, else 1), divided by the
 longer sequence's length:
 
-* **same** (same letter) when the distance is at most ``SAME`` (0.25) and the phrases last
-  the same number of bars;
-* **variant** (``A'``: the same letter with a prime) when they are not the same but agree
-  except at the cadence: their notes before each phrase's last bar line are the same by the
-  rule above, with at least three such notes;
+The *cadence* of a phrase is its notes from its last bar line on, its *body* the notes before.
+
+* **same** (same letter) when the distance is at most ``SAME`` (0.25), the phrases last the
+  same number of bars, and their cadences are identical (or either has no body of at least
+  three notes to tell a variant by);
+* **variant** (``A'``: the same letter with a prime) when the bodies are the same by the
+  distance rule (at least three notes each) but the cadences differ — only the cadence
+  changed;
 * otherwise **different** (a new letter).
 
 Labelling walks the phrases in order: a phrase takes the letter of the first earlier phrase
@@ -101,11 +104,14 @@ def distance(a: list, b: list) -> float:
 
 def relation(song: Song, a: Phrase, b: Phrase) -> str:
     """"same", "variant" or "different" (see the module docstring)."""
-    if a.bars == b.bars and distance(phrase_items(song, a), phrase_items(song, b)) <= SAME:
+    line_a, line_b = _last_bar_line(song, a), _last_bar_line(song, b)
+    body_a, body_b = phrase_items(song, a, before=line_a), phrase_items(song, b, before=line_b)
+    items_a, items_b = phrase_items(song, a), phrase_items(song, b)
+    bodies = min(len(body_a), len(body_b)) >= MIN_BODY_NOTES
+    same_cadence = items_a[len(body_a) :] == items_b[len(body_b) :] if bodies else True
+    if a.bars == b.bars and same_cadence and distance(items_a, items_b) <= SAME:
         return "same"
-    body_a = phrase_items(song, a, before=_last_bar_line(song, a))
-    body_b = phrase_items(song, b, before=_last_bar_line(song, b))
-    if min(len(body_a), len(body_b)) >= MIN_BODY_NOTES and distance(body_a, body_b) <= SAME:
+    if bodies and distance(body_a, body_b) <= SAME:
         return "variant"
     return "different"
 

@@ -8,6 +8,8 @@ found:
     the editors' ``{`` … ``}`` marks of an Essen kern file;
 ``"abc lines"``
     one phrase per line of an Essen ABC tune (music21's bundled edition);
+``"parts"``
+    the ``P:`` parts of an ABC tune without repeats;
 ``"repeats"``
     the sections of a tune with written repeats (``|: :|``, ``[1 [2``, double bars), one
     phrase per pass after the repeats are expanded (the Nottingham dance tunes);
@@ -17,7 +19,8 @@ found:
 
 The rule: a phrase ends at a bar line when the note sounding into it (or a rest just before
 it) is long — at least half a bar, or a rest of any length — and the phrase has lasted at
-least two bars; a phrase that reaches four bars without such an ending is cut there. This
+least two bars; a phrase that reaches four bars without such an ending is cut there. No cut
+leaves less than two bars for the last phrase. This
 finds the cadences of most folk songs (long final notes) and otherwise gives regular 4-bar
 phrases.
 """
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 from tunesmith.song import Song, bar_steps
 
-SOURCES = ("kern marks", "abc lines", "repeats", "rule")
+SOURCES = ("kern marks", "abc lines", "parts", "repeats", "rule")
 # Degree names of the 12 semitones above the tonic, in the song's mode.
 _DEGREES = {
     "major": ("1", "b2", "2", "b3", "3", "4", "#4", "5", "b6", "6", "b7", "7"),
@@ -94,8 +97,8 @@ def rule_phrase_starts(song: Song, min_bars: int = 2, max_bars: int = 4) -> list
     starts = [0]
     ends_long = _long_endings(song, bar)
     for line in bars:
-        lasted = line - starts[-1]
-        if lasted >= max_bars * bar or (lasted >= min_bars * bar and line in ends_long):
+        lasted, left = line - starts[-1], total - line
+        if left >= min_bars * bar and (lasted >= max_bars * bar or (lasted >= min_bars * bar and line in ends_long)):
             starts.append(line)
     return clean_phrase_starts(starts, song)
 
