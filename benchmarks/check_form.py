@@ -14,6 +14,8 @@ Results go to benchmarks/results/form.md (use --out to write elsewhere).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import re
 import time
 from pathlib import Path
@@ -102,7 +104,8 @@ def main() -> None:
     args = parser.parse_args()
     out = ["# Phrases and form on the real corpora (issue 10)", "",
            "Command: `.venv/bin/python benchmarks/check_form.py` (prepare times are cold unless the",
-           "cache already held the corpus).", ""]  # fmt: skip
+           f"cache already held the corpus). Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()};",
+           f"date {time.strftime('%Y-%m-%d')}.", ""]  # fmt: skip
     abc, abc_s = load("essen/erk", args.cache)
     sections = stats_lines("essen/erk (music21's Essen ABC, phrases = lines)", abc, abc_s)
     if Path(args.kern).is_dir():
