@@ -26,6 +26,7 @@ COMMANDS = {
     "train": ("tunesmith.training.command", "train the melody LSTM"),
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
     "harmonize": ("tunesmith.harmony.command", "choose chords for a melody (or --train the harmoniser)"),
+    "analyze": ("tunesmith.form.command", "print a song's phrases and form (AABA…)"),
 }
 
 

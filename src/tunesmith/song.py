@@ -48,7 +48,9 @@ class Song:
 
     ``bar_starts`` are the steps at which bars begin (a pickup makes the first one > 0);
     ``key`` and ``mode`` are the original key, ``transposition`` the semitones applied to bring
-    it to C major / A minor (0 for generated melodies in C/A).
+    it to C major / A minor (0 for generated melodies in C/A). ``phrase_starts`` are the steps
+    where phrases begin and ``phrase_source`` how they were found (see ``tunesmith.form``);
+    empty when unknown.
     """
 
     notes: list[Note]
@@ -60,6 +62,8 @@ class Song:
     transposition: int = 0
     title: str = ""
     source: str = ""
+    phrase_starts: list[int] = field(default_factory=list)
+    phrase_source: str = ""
     chords: list[Chord] = field(default_factory=list)
 
     @property

@@ -76,6 +76,9 @@ def print_report(report: dict, folder: Path) -> None:
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+    from tunesmith.form.command import print_form_statistics
+
+    print_form_statistics(report.get("form"), console)
 
 
 def add_corpora_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ from tunesmith.corpus.sources import resolve_sources
 from tunesmith.corpus.split import assign_splits, normalise_title
 from tunesmith.encoding import Vocabulary, decode_tokens, encode_notes
 from tunesmith.errors import TunesmithError
+from tunesmith.form import form_statistics
 from tunesmith.song import Song
 
 DATASET_VERSION = 1
@@ -276,6 +277,7 @@ def _report(jobs, examples, vocab, rejected, rejections, counts, corpus, encodin
         "modes": dict(Counter(e.song.mode for e in examples).most_common()),
         "meters": dict(Counter(e.song.meter for e in examples).most_common()),
         "split": split_info,
+        "form": form_statistics([e.song for e in examples]),
         "val_fraction": corpus.val_fraction,
         "steps_per_quarter": encoding.steps_per_quarter,
     }

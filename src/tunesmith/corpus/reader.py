@@ -14,10 +14,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from tunesmith.corpus import phrasing
 from tunesmith.corpus.sources import FORMATS, SourceFile
+from tunesmith.form.phrases import clean_phrase_starts, offsets_to_steps, rule_phrase_starts
 from tunesmith.song import Note, Song, transposition_to
 
-READER_VERSION = 2  # bump when reading changes, to invalidate caches
+READER_VERSION = 3  # bump when reading changes, to invalidate caches
 _TUNE_START = re.compile(r"^X:", re.MULTILINE)
 # Modes music21 may report, folded to the major/minor the model knows (by the quality of the third).
 _MODE_FAMILY = {"major": "major", "ionian": "major", "lydian": "major", "mixolydian": "major",
@@ -115,15 +117,23 @@ def _parse(job: Job):
 
 
 def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any]:
-    from music21 import chord, meter, note, stream
+    from music21 import chord, harmony, meter, note, stream
 
     spq = settings["steps_per_quarter"]
     accepted = {Fraction(d).limit_denominator(64) for d in settings["accepted_durations"]}
     part = score.parts[0] if getattr(score, "parts", None) else score
     counts = {"chords_to_top_note": 0, "grace_notes_dropped": 0}
+    phrase_offsets, phrase_source = None, "rule"
+    if job.fmt != "humdrum" and phrasing.has_repeats(part):
+        try:
+            part, phrase_offsets = phrasing.expand_repeats(part)
+            phrase_source = "repeats"
+        except Exception:  # music21 cannot follow these repeats: read them as written
+            counts["repeats_not_expanded"] = 1
     if any(True for _ in part.recurse().getElementsByClass(stream.Voice)):
         part = part.chordify()  # several voices: keep the top line (chords → top note below)
-    elements = [e for e in part.flatten().notesAndRests if not isinstance(e, note.Unpitched)]
+    # chord symbols ("G7" over the tune) are harmony, not melody: music21 lists them as chords
+    elements = [e for e in part.flatten().notesAndRests if not isinstance(e, note.Unpitched | harmony.ChordSymbol)]
     for element in elements:
         if element.duration.isGrace:
             counts["grace_notes_dropped"] += 1
@@ -138,40 +148,19 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
     meter_text = timesigs[0].ratioString if timesigs else "4/4"
     tonic_pc, mode, tonic_name = _detect_key(part, job.fmt)
     shift = transposition_to(tonic_pc, mode)
+    sounding = [e for e in elements if not e.duration.isGrace]
+    if phrase_offsets is None and job.text is not None:
+        if job.fmt == "humdrum":
+            phrase_offsets, phrase_source = phrasing.kern_phrase_offsets(job.text, sounding), "kern marks"
+        elif job.fmt == "abc" and phrasing.is_essen_abc(job.text):
+            phrase_offsets, phrase_source = phrasing.abc_line_offsets(job.text, sounding), "abc lines"
+        elif job.fmt == "abc" and phrasing.has_parts(job.text):
+            phrase_offsets, phrase_source = phrasing.abc_line_offsets(job.text, sounding, by="parts"), "parts"
 
-    stripped = part.stripTies(matchByPitch=True)
-    notes: list[Note] = []
-    end = 0
-    for element in stripped.flatten().notesAndRests:
-        if element.duration.isGrace or isinstance(element, note.Unpitched):
-            continue
-        start_q = Fraction(element.offset).limit_denominator(64)
-        start, length = start_q * spq, Fraction(element.quarterLength).limit_denominator(64) * spq
-        if start.denominator != 1 or length.denominator != 1:
-            raise _Reject("off-grid", f"a note at {start_q} quarters does not fall on the 1/{spq}-quarter grid")
-        start, length = int(start), int(length)
-        if isinstance(element, chord.Chord):
-            counts["chords_to_top_note"] += 1
-            pitch = max(p.midi for p in element.pitches)
-        elif isinstance(element, note.Note):
-            pitch = element.pitch.midi
-        else:
-            pitch = None
-        if start > end:
-            notes.append(Note(None, start - end))
-        elif start < end:  # overlap (MIDI): shorten what came before
-            cut = end - start
-            while cut and notes:
-                last = notes.pop()
-                if last.steps > cut:
-                    notes.append(Note(last.pitch, last.steps - cut))
-                    cut = 0
-                else:
-                    cut -= last.steps
-        notes.append(Note(None if pitch is None else pitch + shift, length))
-        end = start + length
+    notes = _melody(sounding, spq, counts)
     if not any(n.pitch is not None for n in notes):
         raise _Reject("no notes", "the melody has no pitched notes")
+    notes = [Note(None if n.pitch is None else n.pitch + shift, n.steps) for n in notes]
 
     title = ""
     if score.metadata is not None:
@@ -187,7 +176,60 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
         title=str(title).strip() or Path(job.path).stem,
         source=job.label,
     )
+    if phrase_offsets:
+        song.phrase_starts = clean_phrase_starts(offsets_to_steps(phrase_offsets, spq), song)
+        song.phrase_source = phrase_source
+    else:  # no marks, or marks we could not align with music21's notes
+        song.phrase_starts, song.phrase_source = rule_phrase_starts(song), "rule"
     return {"song": song.to_dict(), "counts": counts}
+
+
+def _melody(elements, spq: int, counts: dict[str, int]) -> list[Note]:
+    """The melody line of music21's notes, rests and chords (top notes), ties merged.
+
+    Ties are merged on the extracted line, not on the chords: a chord's tied top note whose
+    lower notes change goes on sounding (music21's ``stripTies`` would re-strike it).
+    """
+    from music21 import chord, note
+
+    notes: list[Note] = []
+    end = 0
+    tied = False  # the last note appended is tied into the next one
+    for element in elements:
+        start_q = Fraction(element.offset).limit_denominator(64)
+        start, length = start_q * spq, Fraction(element.quarterLength).limit_denominator(64) * spq
+        if start.denominator != 1 or length.denominator != 1:
+            raise _Reject("off-grid", f"a note at {start_q} quarters does not fall on the 1/{spq}-quarter grid")
+        start, length = int(start), int(length)
+        tie = None
+        if isinstance(element, chord.Chord):
+            counts["chords_to_top_note"] += 1
+            top = max(element.notes, key=lambda n: n.pitch.midi)
+            pitch, tie = top.pitch.midi, top.tie or element.tie
+        elif isinstance(element, note.Note):
+            pitch, tie = element.pitch.midi, element.tie
+        else:
+            pitch = None
+        if tied and start == end and notes and pitch is not None and notes[-1].pitch == pitch:
+            notes[-1] = Note(pitch, notes[-1].steps + length)
+            end = start + length
+            tied = tie is not None and tie.type in ("start", "continue")
+            continue
+        if start > end:
+            notes.append(Note(None, start - end))
+        elif start < end:  # overlap (MIDI): shorten what came before
+            cut = end - start
+            while cut and notes:
+                last = notes.pop()
+                if last.steps > cut:
+                    notes.append(Note(last.pitch, last.steps - cut))
+                    cut = 0
+                else:
+                    cut -= last.steps
+        notes.append(Note(pitch, length))
+        end = start + length
+        tied = tie is not None and tie.type in ("start", "continue")
+    return notes
 
 
 def _bar_starts(part, spq: int, first_timesig) -> list[int]:

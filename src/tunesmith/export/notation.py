@@ -232,21 +232,12 @@ def mark_accidentals(bar: list[Piece], signature: dict[str, int]) -> list[Piece]
 
 
 def phrase_starts(song: Song, bars_per_phrase: int = 4) -> list[int]:
-    """Steps at which phrases begin: the Song's own phrases when it has them, else every 4 bars.
+    """Steps at which phrases begin: the Song's own phrases (``Song.phrase_starts``, see
+    ``tunesmith.form``) when it has them, else every ``bars_per_phrase`` bars.
 
-    The one adapter between phrase data on a Song (a list of start steps, of (start, end) pairs or
-    of objects with ``start``) and the writers that lay out or shape phrases.
+    The one adapter between phrase data on a Song and the writers that lay out or shape phrases.
     """
-    marked = getattr(song, "phrases", None) or []
-    starts = []
-    for phrase in marked:
-        value = phrase if isinstance(phrase, int) else getattr(phrase, "start", None)
-        if value is None and isinstance(phrase, dict):
-            value = phrase.get("start")
-        if value is None and isinstance(phrase, (list, tuple)) and phrase:
-            value = phrase[0]
-        if isinstance(value, int):
-            starts.append(value)
+    starts = [s for s in song.phrase_starts if 0 <= s < max(song.total_steps, 1)]
     if starts:
         return sorted(set(starts) | {0})
     lines = bar_lines(song)[:-1]

@@ -1,0 +1,234 @@
+"""Form letters: which phrase restates which, form strings, compliance and repetition.
+
+Similarity. A phrase is the sequence of its notes as ``(pitch, steps)`` pairs: the pitch in
+semitones above or below the phrase's first sounding note (None for rests), so a restatement
+at another pitch level is still the same phrase — this is the interval sequence, read from
+the phrase's start, so one changed note costs one substitution — and the note's length in
+steps. Two phrases are compared by the edit distance of these sequences (insert/delete cost
+1, substitution 0 when equal, 0.5 when only the length differs, else 1), divided by the
+longer sequence's length:
+
+The *cadence* of a phrase is its notes from its last bar line on, its *body* the notes before.
+
+* **same** (same letter) when the distance is at most ``SAME`` (0.25), the phrases last the
+  same number of bars, and their cadences are identical (or either has no body of at least
+  three notes to tell a variant by);
+* **variant** (``A'``: the same letter with a prime) when the bodies are the same by the
+  distance rule (at least three notes each) but the cadences differ — only the cadence
+  changed;
+* otherwise **different** (a new letter).
+
+Labelling walks the phrases in order: a phrase takes the letter of the first earlier phrase
+it is the same as (or that phrase's variant), else becomes a variant of the first earlier
+letter it varies, else takes the next new letter. Variants of one letter that differ from
+each other get more primes (A', A'').
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tunesmith.errors import TunesmithError
+from tunesmith.form.phrases import Phrase, song_phrases
+from tunesmith.song import Song
+
+SAME = 0.25  # highest normalised edit distance of two phrases with the same letter
+MIN_BODY_NOTES = 3  # a variant must agree on at least this many notes before the cadence
+MAX_BARS = 64  # longest phrase a form string may ask for
+_TOKEN = re.compile(r"\s*([A-Za-z])((?:'|′|’)*)(\d+)?\s*")
+
+
+@dataclass(frozen=True)
+class FormPhrase:
+    """One phrase of a form: ``letter`` ("A"), ``primes`` (1 for A'), ``bars`` (None = any)."""
+
+    letter: str
+    primes: int = 0
+    bars: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.letter + "'" * self.primes
+
+
+@dataclass
+class Compliance:
+    """How well a song meets a form: ``pairs_ok`` of ``pairs`` phrase pairs behave as asked."""
+
+    ok: bool
+    phrases_expected: int
+    phrases_found: int
+    pairs: int
+    pairs_ok: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return self.pairs_ok / self.pairs if self.pairs else float(self.ok)
+
+
+def phrase_items(song: Song, phrase: Phrase, before: int | None = None) -> list[tuple[int | None, int]]:
+    """The ``(pitch above the first note, steps)`` sequence of a phrase (notes before ``before``)."""
+    items, first, step = [], None, phrase.start
+    for note in song.notes[phrase.first_note : phrase.last_note]:
+        if before is not None and step >= before:
+            break
+        if note.pitch is None:
+            items.append((None, note.steps))
+        else:
+            first = note.pitch if first is None else first
+            items.append((note.pitch - first, note.steps))
+        step += note.steps
+    return items
+
+
+def _last_bar_line(song: Song, phrase: Phrase) -> int:
+    """Step of the last bar line inside a phrase (its start when it has none)."""
+    inside = [b for b in song.bar_starts if phrase.start < b < phrase.end]
+    return max(inside, default=phrase.start)
+
+
+def distance(a: list, b: list) -> float:
+    """Normalised edit distance of two ``(pitch, steps)`` sequences, 0 (equal) to 1."""
+    if not a and not b:
+        return 0.0
+    row = [float(j) for j in range(len(b) + 1)]
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], float(i)
+        for j, y in enumerate(b, 1):
+            cost = 0.0 if x == y else 0.5 if x[0] == y[0] else 1.0
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + cost)
+    return row[-1] / max(len(a), len(b))
+
+
+def relation(song: Song, a: Phrase, b: Phrase) -> str:
+    """"same", "variant" or "different" (see the module docstring)."""
+    line_a, line_b = _last_bar_line(song, a), _last_bar_line(song, b)
+    body_a, body_b = phrase_items(song, a, before=line_a), phrase_items(song, b, before=line_b)
+    items_a, items_b = phrase_items(song, a), phrase_items(song, b)
+    bodies = min(len(body_a), len(body_b)) >= MIN_BODY_NOTES
+    same_cadence = items_a[len(body_a) :] == items_b[len(body_b) :] if bodies else True
+    if a.bars == b.bars and same_cadence and distance(items_a, items_b) <= SAME:
+        return "same"
+    if bodies and distance(body_a, body_b) <= SAME:
+        return "variant"
+    return "different"
+
+
+def label_phrases(song: Song, phrases: list[Phrase] | None = None) -> list[str]:
+    """Form letter of each phrase ("A", "A'", "B"…), by the rules in the module docstring."""
+    phrases = song_phrases(song) if phrases is None else phrases
+    labels: list[str] = []
+    for i, phrase in enumerate(phrases):
+        label = None
+        relations = [relation(song, phrases[j], phrase) for j in range(i)]
+        for j, rel in enumerate(relations):
+            if rel == "same":
+                label = labels[j]
+                break
+        if label is None:
+            for j, rel in enumerate(relations):
+                if rel == "variant":
+                    letter = labels[j].rstrip("'")
+                    primes = {len(x) - 1 for x in labels if x.rstrip("'") == letter}
+                    label = letter + "'" * (max(primes) + 1)
+                    break
+        if label is None:
+            used = {x.rstrip("'") for x in labels}
+            letter = chr(ord("A") + len(used)) if len(used) < 26 else "Z"
+            label = letter
+        labels.append(label)
+    return labels
+
+
+def form_string(labels: list[str], phrases: list[Phrase] | None = None) -> str:
+    """Labels joined by spaces ("A A' B A"), with each phrase's bars when ``phrases`` are given."""
+    if phrases is None:
+        return " ".join(labels)
+    return " ".join(f"{label}{p.bars}" for label, p in zip(labels, phrases))
+
+
+def parse_form(text: str) -> list[FormPhrase]:
+    """Parse a form string: letters with optional primes and lengths in bars.
+
+    Accepted: ``"AABA"``, ``"A A' B A"``, ``"A4 A4 B4 A4"``, ``"A8A'8B8"``. Letters are A–Z
+    (case-insensitive); a prime is ``'`` or ``′``; a number after a phrase is its length in
+    bars (1–64), given for every phrase or for none. New letters must come in order (A, then
+    B…), and a variant (A') may only follow its letter. Raises TunesmithError (one line)
+    otherwise.
+    """
+    source = (text or "").strip()
+    if not source:
+        raise TunesmithError("empty form: write letters such as 'AABA' or \"A A' B A\" or 'A4 A4 B4 A4'")
+    result, pos = [], 0
+    while pos < len(source):
+        match = _TOKEN.match(source, pos)
+        if not match or match.end() == pos:
+            raise TunesmithError(f"bad form {text!r}: unexpected {source[pos]!r} at position {pos + 1}")
+        letter, primes, bars = match.group(1).upper(), len(match.group(2)), match.group(3)
+        if bars is not None and not 1 <= int(bars) <= MAX_BARS:
+            raise TunesmithError(f"bad form {text!r}: phrase length {bars} is not 1–{MAX_BARS} bars")
+        result.append(FormPhrase(letter, primes, None if bars is None else int(bars)))
+        pos = match.end()
+    if len({p.bars is None for p in result}) > 1:
+        raise TunesmithError(f"bad form {text!r}: give a length in bars to every phrase or to none")
+    seen: list[str] = []
+    for phrase in result:
+        if phrase.letter not in seen:
+            expected = chr(ord("A") + len(seen))
+            if phrase.letter != expected:
+                raise TunesmithError(f"bad form {text!r}: letters must be introduced in order, expected {expected} before {phrase.letter}")
+            if phrase.primes:
+                raise TunesmithError(f"bad form {text!r}: {phrase.label} comes before any {phrase.letter}")
+            seen.append(phrase.letter)
+    return result
+
+
+def compliance(song: Song, form: str | list[FormPhrase]) -> Compliance:
+    """Whether ``song``'s phrases follow ``form``: pairs with the same label are "same", the
+    same letter with other primes "variant" (or same), different letters "different", and
+    lengths in bars match where the form gives them.
+    """
+    wanted = parse_form(form) if isinstance(form, str) else list(form)
+    phrases = song_phrases(song)
+    problems = []
+    if len(phrases) != len(wanted):
+        problems.append(f"{len(phrases)} phrases, the form has {len(wanted)}")
+    n = min(len(phrases), len(wanted))
+    pairs = ok = 0
+    for i in range(n):
+        if wanted[i].bars is not None and phrases[i].bars != wanted[i].bars:
+            problems.append(f"phrase {i + 1} lasts {phrases[i].bars} bars, not {wanted[i].bars}")
+        for j in range(i):
+            pairs += 1
+            rel = relation(song, phrases[j], phrases[i])
+            a, b = wanted[j], wanted[i]
+            if a.letter != b.letter:
+                good, want = rel == "different", "different"
+            elif a.primes == b.primes:
+                good, want = rel == "same", "the same"
+            else:
+                good, want = rel in ("variant", "same"), "a variant"
+            ok += good
+            if not good:
+                problems.append(f"phrases {j + 1} ({a.label}) and {i + 1} ({b.label}) should be {want}, are {rel}")
+    return Compliance(not problems, len(wanted), len(phrases), pairs, ok, problems)
+
+
+def repetition(song: Song, size: int = 4) -> float:
+    """Share of the song's ``size``-note patterns that repeat an earlier one in the same song.
+
+    A pattern is ``size`` consecutive sounding notes as their ``size - 1`` intervals and
+    ``size`` lengths (rests are skipped, so it is transposition-invariant); it repeats when
+    an identical pattern starts at an earlier note. 0.0 for songs shorter than one pattern.
+    """
+    notes = [n for n in song.notes if n.pitch is not None]
+    seen, repeated, total = set(), 0, 0
+    for i in range(len(notes) - size + 1):
+        window = notes[i : i + size]
+        pattern = (tuple(b.pitch - a.pitch for a, b in zip(window, window[1:])), tuple(n.steps for n in window))
+        total += 1
+        repeated += pattern in seen
+        seen.add(pattern)
+    return repeated / total if total else 0.0
