@@ -92,7 +92,7 @@ def test_triplets(tmp_path):
 def test_one_line_per_phrase(tmp_path):
     song = Song(notes=[Note(62 + (i % 5), 4) for i in range(4 * 12)], meter="4/4", bar_starts=list(range(0, 192, 16)), key="D")
     assert len(body(write(song, tmp_path / "four.abc").read_text())) == 3  # every 4 bars without phrases
-    song.phrases = [0, 48, 108]  # phrase starts; the third has a one-beat pickup: the line breaks at its bar
+    song.phrase_starts = [0, 48, 108]  # phrase starts; the third has a one-beat pickup: the line breaks at its bar
     lines = body(write(song, tmp_path / "phrases.abc").read_text())
     assert [line.count("|") for line in lines] == [3, 4, 5]
 
