@@ -149,7 +149,9 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     net = dist.wrap(model)
     if checkpoint is None:
         torch.manual_seed(tc.seed + dist.rank)  # same initial weights, different dropout masks per rank
-    chunks = batching.chunk(batching.tensorize(train_examples, vocab, modes, meters, spq), tc.chunk_steps)
+    uses_form = bool(config.model.form_inputs)
+    chunks = batching.chunk(batching.tensorize(train_examples, vocab, modes, meters, spq, form=uses_form),
+                            tc.chunk_steps)  # fmt: skip
     loss_fn = nn.CrossEntropyLoss(ignore_index=vocab.pad)
     fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
              "steps_per_quarter": spq}  # fmt: skip
@@ -211,7 +213,8 @@ def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: Mel
             return seen_tokens, True
         inputs, positions, targets, mode, meter = batching.pad_batch(batches[index], pad, dist.device)
         mode, meter = batching.hide_conditions(mode, meter, tc.unknown_share)
-        logits, _ = net(inputs, positions, mode, meter)
+        form = batching.hide_form(batching.pad_form(batches[index], dist.device), tc.unknown_share)
+        logits, _ = net(inputs, positions, mode, meter, form=form)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         if dist.any(not bool(torch.isfinite(loss))):
             raise TunesmithError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}, batch "
