@@ -20,6 +20,7 @@ COMMANDS = {
     "corpora": ("tunesmith.corpus.command", "list the bundled corpora with their tune counts"),
     "train": ("tunesmith.training.command", "train the melody LSTM"),
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
+    "serve": ("tunesmith.studio.command", "the studio in the browser: compose, listen, regenerate bars, download"),
 }
 
 

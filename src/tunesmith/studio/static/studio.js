@@ -1,0 +1,516 @@
+// tunesmith studio: the page keeps every version of the melody (tunesmith-melody JSON) and asks
+// the stateless server to compose, regenerate, engrave and export it.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const KEYS = ["C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db"];
+const NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
+const state = {
+  info: null,
+  versions: [], // {melody, fixes: [{step, pitch}], label}
+  index: -1,
+  preview: null, // an alternative being auditioned: {melody, label}
+  alternatives: [],
+  view: null, // the server's score view of the melody on screen
+  selection: null, // [first, last] bar numbers
+  locked: new Set(),
+  editing: null, // {start, steps, pitch} of the note being fixed
+  audioUrl: null,
+};
+
+const pitchName = (p) => (p === null ? "rest" : NAMES[p % 12] + (Math.floor(p / 12) - 1));
+const current = () => (state.index >= 0 ? state.versions[state.index] : null);
+const shownMelody = () => (state.preview ? state.preview.melody : current() && current().melody);
+
+function status(text, kind = "") {
+  const el = $("status");
+  el.textContent = text;
+  el.className = "status " + kind;
+}
+
+async function api(path, body) {
+  const response = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    let message = response.statusText;
+    try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response;
+}
+
+async function busy(label, work) {
+  status(label + "…", "busy");
+  document.body.classList.add("working");
+  try {
+    await work();
+    if ($("status").classList.contains("busy")) status("Done.");
+  } catch (error) {
+    status(error.message, "error");
+    return;
+  } finally {
+    document.body.classList.remove("working");
+  }
+}
+
+// ---- setup -------------------------------------------------------------------------------------
+async function loadInfo() {
+  const info = await (await fetch("/api/info")).json();
+  state.info = info;
+  $("model").innerHTML = info.models.map((m) => `<option>${m.name}</option>`).join("");
+  $("key").innerHTML = KEYS.map((k) => `<option>${k}</option>`).join("");
+  $("format").innerHTML = info.formats.map((f) => `<option value="${f}">${f.toUpperCase()}</option>`).join("");
+  fillMeters();
+  $("chords").disabled = !info.harmonize;
+  $("chords-label").title = info.harmonize ? "" : "this server has no harmoniser";
+  $("bars").max = info.limits.bars;
+  $("num").max = info.limits.num;
+  $("regen-num").max = info.limits.num;
+}
+
+function fillMeters() {
+  const model = state.info.models.find((m) => m.name === $("model").value) || state.info.models[0];
+  $("meter").innerHTML = model.meters.map((m) => `<option${m === "4/4" ? " selected" : ""}>${m}</option>`).join("");
+}
+
+// ---- versions and history ----------------------------------------------------------------------
+function push(melody, label, fixes = []) {
+  state.versions = state.versions.slice(0, state.index + 1);
+  state.versions.push({ melody, fixes, label });
+  state.index = state.versions.length - 1;
+  state.preview = null;
+  return show();
+}
+
+function go(index) {
+  if (index < 0 || index >= state.versions.length) return;
+  state.index = index;
+  state.preview = null;
+  show();
+}
+
+function renderHistory() {
+  $("history").innerHTML = "";
+  state.versions.forEach((v, i) => {
+    const li = document.createElement("li");
+    li.textContent = v.label;
+    li.className = i === state.index ? "active" : i > state.index ? "undone" : "";
+    li.addEventListener("click", () => go(i));
+    $("history").appendChild(li);
+  });
+  $("undo").disabled = state.index <= 0;
+  $("redo").disabled = state.index >= state.versions.length - 1;
+  const has = state.index >= 0;
+  for (const id of ["play", "stop", "download", "use-primer"]) $(id).disabled = !has;
+  updateSelection();
+}
+
+// ---- score -------------------------------------------------------------------------------------
+async function show() {
+  stop();
+  const melody = shownMelody();
+  renderHistory();
+  renderAlternatives();
+  if (!melody) return;
+  const view = await (await api("/api/score", { model: $("model").value, melody })).json();
+  state.view = view;
+  const box = $("score");
+  box.innerHTML = view.svg;
+  box.classList.toggle("previewing", !!state.preview);
+  const svg = box.querySelector("svg");
+  // Scale the engraving to the panel: the outer SVG's pixel size becomes its viewBox.
+  svg.setAttribute("viewBox", `0 0 ${parseFloat(svg.getAttribute("width"))} ${parseFloat(svg.getAttribute("height"))}`);
+  svg.removeAttribute("height");
+  svg.setAttribute("width", "100%");
+  for (const bar of view.bars) highlight(bar.id, "hit"); // a clickable surface over each bar
+  decorate();
+}
+
+function barOfMeasure(measure) {
+  const bar = state.view.bars.find((b) => b.id === measure.id);
+  return bar ? bar.number : null;
+}
+
+function highlight(measureId, cls) {
+  const measure = document.getElementById(measureId);
+  if (!measure) return;
+  const staff = measure.querySelector(".staff") || measure;
+  const box = staff.getBBox();
+  const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+  rect.setAttribute("x", box.x);
+  rect.setAttribute("y", box.y - 250);
+  rect.setAttribute("width", box.width);
+  rect.setAttribute("height", box.height + 500);
+  rect.setAttribute("class", "hl " + cls);
+  measure.insertBefore(rect, measure.firstChild);
+}
+
+function decorate() {
+  if (!state.view) return;
+  document.querySelectorAll("#score rect.hl:not(.hit)").forEach((r) => r.remove());
+  const [a, b] = state.selection || [null, null];
+  for (const bar of state.view.bars) {
+    if (state.locked.has(bar.number)) highlight(bar.id, "locked");
+    if (a !== null && bar.number >= a && bar.number <= b) highlight(bar.id, "selected");
+  }
+  const fixed = new Set((current() ? current().fixes : []).map((f) => f.step));
+  for (const note of state.view.notes) {
+    const el = document.getElementById(note.id);
+    if (el) el.classList.toggle("fixed", fixed.has(note.start));
+  }
+}
+
+function updateSelection() {
+  const sel = state.selection;
+  const has = !!sel && state.index >= 0;
+  $("regenerate").disabled = !has;
+  $("lock").disabled = !has;
+  if (!has) {
+    $("selection").textContent = "Click or drag across bars to select them";
+    return;
+  }
+  const bars = [];
+  for (let n = sel[0]; n <= sel[1]; n++) bars.push(n);
+  const allLocked = bars.every((n) => state.locked.has(n));
+  $("lock").textContent = allLocked ? "Unlock bars" : "Lock bars";
+  $("selection").textContent = sel[0] === sel[1] ? `Bar ${sel[0]} selected` : `Bars ${sel[0]}–${sel[1]} selected`;
+}
+
+function setupScoreMouse() {
+  const box = $("score");
+  let anchor = null, downNote = null, moved = false;
+  box.addEventListener("mousedown", (event) => {
+    const measure = event.target.closest("g.measure");
+    if (!measure || !state.view) return;
+    event.preventDefault();
+    anchor = barOfMeasure(measure);
+    downNote = event.target.closest("g.note, g.rest");
+    moved = false;
+    state.selection = [anchor, anchor];
+    decorate();
+    updateSelection();
+  });
+  box.addEventListener("mousemove", (event) => {
+    if (anchor === null) return;
+    const measure = event.target.closest && event.target.closest("g.measure");
+    const bar = measure ? barOfMeasure(measure) : null;
+    if (bar === null || (state.selection[0] === Math.min(anchor, bar) && state.selection[1] === Math.max(anchor, bar))) return;
+    moved = true;
+    state.selection = [Math.min(anchor, bar), Math.max(anchor, bar)];
+    decorate();
+    updateSelection();
+  });
+  window.addEventListener("mouseup", (event) => {
+    if (anchor === null) return;
+    const note = event.target.closest && event.target.closest("g.note, g.rest");
+    if (!moved && downNote && note === downNote && !state.preview) openNoteEditor(note, event);
+    anchor = null;
+  });
+}
+
+// ---- fixing a note -----------------------------------------------------------------------------
+function openNoteEditor(element, event) {
+  const note = state.view.notes.find((n) => n.id === element.id);
+  if (!note) return;
+  state.editing = { start: note.start, steps: note.steps, pitch: note.pitch, original: note.pitch };
+  const editor = $("note-editor");
+  const area = $("score").parentElement.getBoundingClientRect();
+  editor.style.left = Math.max(8, event.clientX - area.left - 90) + "px";
+  editor.style.top = event.clientY - area.top + 18 + "px";
+  editor.hidden = false;
+  $("note-name").textContent = pitchName(note.pitch);
+}
+
+function shiftNote(semitones) {
+  const e = state.editing;
+  if (!e) return;
+  const base = e.pitch === null ? (e.original === null ? 67 : e.original) : e.pitch;
+  e.pitch = Math.max(0, Math.min(127, base + (e.pitch === null ? 0 : semitones)));
+  $("note-name").textContent = pitchName(e.pitch);
+}
+
+function applyNote() {
+  const e = state.editing;
+  closeNoteEditor();
+  if (!e) return;
+  const melody = structuredClone(current().melody);
+  melody.tokens[e.start] = e.pitch === null ? "r" : String(e.pitch);
+  const fixes = current().fixes.filter((f) => f.step !== e.start).concat([{ step: e.start, pitch: e.pitch }]);
+  const bar = state.view.bars.find((b) => b.start <= e.start && e.start < b.end);
+  busy("Fixing the note", () => push(normalize(melody), `Bar ${bar ? bar.number : "?"}: note set to ${pitchName(e.pitch)}`, fixes)
+    .then(() => status(`Note fixed: regenerating its bar keeps it.`)));
+}
+
+function normalize(melody) {
+  // Merge a rest into a rest before it, as the encoding does; rebuild the note list.
+  const tokens = [];
+  for (const t of melody.tokens) tokens.push(t === "r" && tokens.length && isRestAt(tokens) ? "_" : t);
+  while (tokens.length && isRestAt(tokens)) tokens.pop();
+  melody.tokens = tokens;
+  const notes = [];
+  for (const t of tokens) {
+    if (t === "_") notes[notes.length - 1][1] += 1;
+    else notes.push([t === "r" ? null : Number(t), 1]);
+  }
+  melody.song.notes = notes;
+  return melody;
+}
+
+function isRestAt(tokens) {
+  for (let i = tokens.length - 1; i >= 0; i--) if (tokens[i] !== "_") return tokens[i] === "r";
+  return false;
+}
+
+function closeNoteEditor() {
+  $("note-editor").hidden = true;
+  state.editing = null;
+}
+
+// ---- compose, regenerate, alternatives ---------------------------------------------------------
+function sampling() {
+  return {
+    scheme: $("scheme").value, temperature: Number($("temperature").value),
+    scale: $("scale").checked, range: $("range").value.trim(),
+  };
+}
+
+function composeRequest() {
+  const request = {
+    model: $("model").value, key: $("key").value, mode: $("mode").value, meter: $("meter").value,
+    bars: Number($("bars").value), num: Number($("num").value), ...sampling(),
+  };
+  if ($("seed").value !== "") request.seed = Number($("seed").value);
+  const tab = document.querySelector(".tab.active").dataset.tab;
+  if (tab === "tokens" || tab === "file") request.primer = $("primer").value.trim();
+  if (tab === "abc") request.primer_abc = $("primer-abc").value;
+  return request;
+}
+
+async function compose(event) {
+  event.preventDefault();
+  await busy("Composing", async () => {
+    const { melodies, warnings } = await (await api("/api/compose", composeRequest())).json();
+    state.selection = null;
+    state.locked = new Set();
+    const seed = melodies[0].params.seed;
+    state.alternatives = melodies.length > 1 ? melodies.map((m, i) => ({ melody: m, label: `Melody ${i + 1}` })) : [];
+    $("alt-caption").textContent = melodies.length > 1 ? "— new melodies" : "";
+    await push(melodies[0], `Composed: ${melodies[0].song.title} (seed ${seed})`);
+    status(`Composed ${melodies.length} melod${melodies.length > 1 ? "ies" : "y"} (seed ${seed}).` +
+      (warnings.length ? " Note: " + warnings.join("; ") : ""), warnings.length ? "warning" : "");
+  });
+}
+
+async function regenerate() {
+  const [a, b] = state.selection;
+  const version = current();
+  const range = state.view.bars.filter((bar) => bar.number >= a && bar.number <= b);
+  const lo = range[0].start, hi = range[range.length - 1].end;
+  const fixes = version.fixes.filter((f) => f.step >= lo && f.step < hi);
+  const request = {
+    model: $("model").value, melody: version.melody, bars: [a, b], num: Number($("regen-num").value),
+    locked: [...state.locked], fixes, ...sampling(),
+  };
+  if ($("seed").value !== "") request.seed = Number($("seed").value) + state.versions.length;
+  await busy(`Regenerating bars ${a}–${b}`, async () => {
+    const { alternatives } = await (await api("/api/regenerate", request)).json();
+    state.alternatives = alternatives.map((m, i) => ({ melody: m, label: `Alternative ${i + 1}`, bars: [a, b] }));
+    $("alt-caption").textContent = `— bars ${a}–${b}`;
+    state.preview = state.alternatives[0];
+    await show();
+    status(`${alternatives.length} alternatives for bars ${a}–${b}: audition them, then keep one.`);
+  });
+}
+
+function renderAlternatives() {
+  const list = $("alternatives");
+  list.innerHTML = "";
+  state.alternatives.forEach((alt) => {
+    const li = document.createElement("li");
+    li.className = "alt" + (state.preview === alt ? " active" : "");
+    const name = document.createElement("span");
+    name.className = "alt-name";
+    name.textContent = alt.label;
+    const listen = document.createElement("button");
+    listen.className = "alt-listen";
+    listen.innerHTML = "&#9654; Audition";
+    listen.addEventListener("click", () => busy("Auditioning", async () => {
+      state.preview = alt;
+      await show();
+      await play();
+    }));
+    const keep = document.createElement("button");
+    keep.className = "alt-keep primary";
+    keep.textContent = "Keep";
+    keep.addEventListener("click", () => busy("Keeping", async () => {
+      const fixes = alt.bars ? current().fixes : [];
+      state.alternatives = [];
+      $("alt-caption").textContent = "";
+      const label = alt.bars ? `Bars ${alt.bars[0]}–${alt.bars[1]}: ${alt.label.toLowerCase()}` : `Chose ${alt.label.toLowerCase()}`;
+      await push(alt.melody, label, fixes);
+      status("Kept. Undo brings the previous version back.");
+    }));
+    li.append(name, listen, keep);
+    list.appendChild(li);
+  });
+  if (!state.alternatives.length) list.innerHTML = '<li class="none">Select bars and regenerate to get alternatives.</li>';
+}
+
+// ---- playback ----------------------------------------------------------------------------------
+async function play() {
+  const melody = shownMelody();
+  if (!melody) return;
+  stop();
+  const bpm = Math.max(20, Math.min(300, Number($("bpm").value) || 100));
+  const program = Number($("program").value);
+  let blob;
+  if (state.info.formats.includes("wav")) {
+    blob = await (await api("/api/export", { melody, format: "wav", bpm, program })).blob();
+  } else {
+    blob = Synth.toWav(melody.song, bpm, program);
+  }
+  if (state.audioUrl) URL.revokeObjectURL(state.audioUrl);
+  state.audioUrl = URL.createObjectURL(blob);
+  const audio = $("audio");
+  audio.src = state.audioUrl;
+  audio.dataset.bpm = bpm;
+  await audio.play();
+  status("Playing" + (state.info.formats.includes("wav") ? " (FluidSynth)" : " (in-page synth)") + ".");
+  requestAnimationFrame(follow);
+}
+
+function follow() {
+  const audio = $("audio");
+  document.querySelectorAll("#score rect.playing").forEach((r) => r.remove());
+  if (audio.paused || audio.ended || !state.view) return;
+  const step = (audio.currentTime * Number(audio.dataset.bpm) / 60) * state.view.steps_per_quarter;
+  const bar = state.view.bars.find((b) => b.start <= step && step < b.end);
+  if (bar) highlight(bar.id, "playing");
+  requestAnimationFrame(follow);
+}
+
+function stop() {
+  const audio = $("audio");
+  audio.pause();
+  document.querySelectorAll("#score rect.playing").forEach((r) => r.remove());
+}
+
+// ---- files -------------------------------------------------------------------------------------
+async function download() {
+  const melody = current().melody;
+  const format = $("format").value;
+  await busy(`Writing ${format.toUpperCase()}`, async () => {
+    const response = await api("/api/export", {
+      melody, format, bpm: Number($("bpm").value) || 100, program: Number($("program").value),
+    });
+    const disposition = response.headers.get("Content-Disposition") || "";
+    const match = disposition.match(/filename="([^"]+)"/);
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = match ? match[1] : `melody.${format}`;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    status(`Downloaded ${link.download}.`);
+  });
+}
+
+async function openFile() {
+  const file = $("open-file").files[0];
+  if (!file) return;
+  if (file.size > state.info.limits.upload_bytes) {
+    status(`${file.name} is over ${state.info.limits.upload_bytes / 1048576} MB.`, "error");
+    return;
+  }
+  const form = new FormData();
+  form.append("file", file);
+  await busy(`Opening ${file.name}`, async () => {
+    const response = await fetch("/api/open", { method: "POST", body: form });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error);
+    state.selection = null;
+    state.locked = new Set();
+    state.alternatives = [];
+    await push(data.melody, `Opened ${file.name}`);
+    status(`Opened ${file.name}: regenerate bars, or use it as the opening of a new melody.`);
+  });
+  $("open-file").value = "";
+}
+
+function usePrimer() {
+  const melody = current().melody;
+  $("primer").value = melody.tokens.join(" ");
+  const tonic = melody.song.key.replace("-", "b");
+  if (KEYS.includes(tonic)) $("key").value = tonic;
+  $("mode").value = melody.song.mode;
+  if ([...$("meter").options].some((o) => o.value === melody.song.meter)) $("meter").value = melody.song.meter;
+  document.querySelector('.tab[data-tab="tokens"]').click();
+  status("The melody is the opening now: set the bars (longer than it) and compose to continue it.");
+}
+
+async function toggleChords() {
+  if (!$("chords").checked || !current()) return show();
+  await busy("Harmonising", async () => {
+    const { melody } = await (await api("/api/harmonize", { model: $("model").value, melody: current().melody })).json();
+    await push(melody, "Chord symbols added", current().fixes);
+  });
+}
+
+// ---- wiring ------------------------------------------------------------------------------------
+function wire() {
+  $("compose-form").addEventListener("submit", compose);
+  $("model").addEventListener("change", fillMeters);
+  $("temperature").addEventListener("input", () => { $("temperature-value").textContent = $("temperature").value; });
+  $("regenerate").addEventListener("click", regenerate);
+  $("lock").addEventListener("click", () => {
+    const [a, b] = state.selection;
+    const bars = [];
+    for (let n = a; n <= b; n++) bars.push(n);
+    const unlock = bars.every((n) => state.locked.has(n));
+    bars.forEach((n) => (unlock ? state.locked.delete(n) : state.locked.add(n)));
+    decorate();
+    updateSelection();
+    status(unlock ? `Bars ${a}–${b} unlocked.` : `Bars ${a}–${b} locked: regeneration leaves them as they are.`);
+  });
+  $("undo").addEventListener("click", () => go(state.index - 1));
+  $("redo").addEventListener("click", () => go(state.index + 1));
+  $("play").addEventListener("click", () => busy("Rendering audio", play));
+  $("stop").addEventListener("click", stop);
+  $("download").addEventListener("click", download);
+  $("open-file").addEventListener("change", openFile);
+  $("use-primer").addEventListener("click", usePrimer);
+  $("chords").addEventListener("change", toggleChords);
+  $("note-apply").addEventListener("click", applyNote);
+  $("note-cancel").addEventListener("click", closeNoteEditor);
+  document.querySelectorAll("#note-editor [data-shift]").forEach((b) =>
+    b.addEventListener("click", () => shiftNote(Number(b.dataset.shift))));
+  document.querySelector("#note-editor [data-rest]").addEventListener("click", () => {
+    state.editing.pitch = null;
+    $("note-name").textContent = "rest";
+  });
+  document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
+    document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t === tab));
+    document.querySelectorAll(".tab-body").forEach((b) => { b.hidden = b.dataset.body !== tab.dataset.tab; });
+  }));
+  document.addEventListener("keydown", (event) => {
+    if (event.target.matches("input, textarea, select")) return;
+    if (state.editing && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
+      event.preventDefault();
+      shiftNote(event.key === "ArrowUp" ? 1 : -1);
+    } else if (state.editing && event.key === "Enter") applyNote();
+    else if (event.key === "Escape") closeNoteEditor();
+    else if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+      event.preventDefault();
+      go(state.index + (event.shiftKey ? 1 : -1));
+    } else if (event.key === " " && state.index >= 0) {
+      event.preventDefault();
+      $("audio").paused ? busy("Rendering audio", play) : stop();
+    }
+  });
+  setupScoreMouse();
+}
+
+wire();
+loadInfo().then(() => { renderHistory(); renderAlternatives(); status("Ready."); })
+  .catch((error) => status("Cannot reach the studio server: " + error.message, "error"));
