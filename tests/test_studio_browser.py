@@ -164,3 +164,51 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
     target = os.environ.get("TUNESMITH_STUDIO_SCREENSHOT")
     if target:
         shutil.copyfile(shots[3], target)
+
+
+def test_fix_a_note_lock_a_bar_and_play_with_the_in_page_synth(server_url, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server_url + "/")
+    _wait(browser, "return document.getElementById('status').textContent === 'Ready.'", what="the page")
+    for field, value in (("bars", "4"), ("seed", "3")):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.ID, "compose").click()
+    _wait(browser, "return document.querySelectorAll('#score g.measure').length === 4", what="the score")
+    before = browser.execute_script("return state.versions[0].melody")
+    notes = browser.execute_script("return state.view.notes.filter(n => n.pitch !== null && n.step === n.start)")
+    bars = browser.execute_script("return state.view.bars")
+    target = next(n for n in notes if bars[1]["start"] <= n["start"] < bars[1]["end"])
+
+    browser.find_element(By.ID, target["id"]).find_element(By.CSS_SELECTOR, ".notehead").click()
+    _wait(browser, "return !document.getElementById('note-editor').hidden", what="the note editor")
+    browser.find_element(By.CSS_SELECTOR, '#note-editor [data-shift="1"]').click()
+    browser.find_element(By.ID, "note-apply").click()
+    _wait(browser, "return state.versions.length === 2 && document.querySelectorAll('#score g.note.fixed').length === 1",
+          what="the fixed note")  # fmt: skip
+    fixed = browser.execute_script("return state.versions[1]")
+    assert fixed["melody"]["tokens"][target["start"]] == str(target["pitch"] + 1)
+    assert fixed["fixes"] == [{"step": target["start"], "pitch": target["pitch"] + 1}]
+    browser.save_screenshot(str(tmp_path / "1-fixed.png"))
+
+    # Lock bar 1, then regenerate bars 1–2: bar 1 and the fixed note stay.
+    browser.execute_script("state.selection = [1, 1]; decorate(); updateSelection();")
+    browser.find_element(By.ID, "lock").click()
+    assert browser.execute_script("return document.querySelectorAll('#score rect.locked').length") == 1
+    browser.execute_script("state.selection = [1, 2]; decorate(); updateSelection();")
+    browser.find_element(By.ID, "regenerate").click()
+    _wait(browser, "return document.querySelectorAll('#alternatives .alt').length === 4", what="alternatives")
+    for alt in browser.execute_script("return state.alternatives.map(a => a.melody.tokens)"):
+        assert _sounding(alt, 0, bars[0]["end"]) == _sounding(before["tokens"], 0, bars[0]["end"])
+        assert alt[target["start"]] == str(target["pitch"] + 1)
+    browser.save_screenshot(str(tmp_path / "2-locked-regenerated.png"))
+
+    # Without server audio the page renders the WAV itself.
+    browser.execute_script("state.info.formats = state.info.formats.filter(f => f !== 'wav')")
+    browser.find_element(By.ID, "play").click()
+    _wait(browser, "const a = document.getElementById('audio'); return a.currentTime > 0.3 && !a.paused", what="playback")
+    assert "in-page synth" in browser.find_element(By.ID, "status").text
+    assert browser.execute_script("return document.querySelectorAll('#score rect.playing').length") == 1
+    browser.save_screenshot(str(tmp_path / "3-synth-playing.png"))

@@ -163,7 +163,8 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0) -
             return get_swagger_ui_html(openapi_url="/openapi.json", title="tunesmith studio API",
                                        swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
                                        swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-                                       swagger_favicon_url="/static/favicon.svg")  # fmt: skip
+                                       swagger_favicon_url="/static/favicon.svg",
+                                       swagger_ui_parameters={"validatorUrl": None})  # fmt: skip
         return HTMLResponse(api_page(app.openapi()))
 
     @app.get("/api/info", summary="Models, download formats and limits")

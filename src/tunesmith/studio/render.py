@@ -87,8 +87,10 @@ def engraving_xml(song, bpm: float) -> str:
             note.pitch.accidental = None
     part = score.parts[0]
     measures = part.getElementsByClass("Measure")
-    if len(measures) and not measures[0].getElementsByClass("Clef"):
-        measures[0].insert(0, clef.bestClef(part, recurse=True))
+    pitches = [n.pitch for n in song.notes if n.pitch is not None]
+    if len(measures) and not measures[0].getElementsByClass("Clef"):  # treble unless the tune lies low
+        low = pitches and sum(pitches) / len(pitches) < 53
+        measures[0].insert(0, clef.BassClef() if low else clef.TrebleClef())
     return GeneralObjectExporter(score).parse().decode("utf-8")
 
 

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const KEYS = ["C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db"];
-const NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"];
+const NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"];
 const state = {
   info: null,
   versions: [], // {melody, fixes: [{step, pitch}], label}
