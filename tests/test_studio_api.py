@@ -273,3 +273,19 @@ def test_a_timeout_and_an_internal_error_give_clean_json(tiny_checkpoint, monkey
     response = crashing.post("/api/compose", json={})
     assert "internal error" in _refused(response, 500) and "secret" not in response.text
     assert crashing.get("/api/info").status_code == 200
+
+
+def test_serve_command_checks_its_models_and_options(tmp_path, capsys, tiny_checkpoint):
+    from tunesmith.cli import main
+    from tunesmith.studio.command import model_list
+
+    assert main(["serve", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "no model at" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tiny_checkpoint), "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+    assert model_list([str(tiny_checkpoint)]) == {tiny_checkpoint.stem: tiny_checkpoint.resolve()}
+    twin = tmp_path / "other"
+    twin.mkdir()
+    (twin / tiny_checkpoint.name).write_bytes(b"")
+    with pytest.raises(Exception, match="two models are named"):
+        model_list([str(tiny_checkpoint), str(twin / tiny_checkpoint.name)])

@@ -127,6 +127,7 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
 
     browser.find_element(By.ID, "regenerate").click()
     _wait(browser, "return document.querySelectorAll('#alternatives .alt').length === 4", what="alternatives")
+    _wait(browser, "return !document.body.classList.contains('working')", what="the preview")
     shot("alternatives")
     browser.find_elements(By.CSS_SELECTOR, "#alternatives .alt-keep")[0].click()
     _wait(browser, "return state.versions.length === 2 && !state.preview", what="the kept alternative")

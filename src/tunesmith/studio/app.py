@@ -107,7 +107,8 @@ def to_melody(data: MelodyIn) -> Melody:
     like = Song(notes=[], steps_per_quarter=song.steps_per_quarter, meter=song.meter, bar_starts=song.bar_starts,
                 mode=song.mode, key=song.key, transposition=song.transposition, title=song.title, source=song.source)  # fmt: skip
     params = {k: v for k, v in data.params.items() if k != "export"}
-    return engine.melody_of_tokens(list(data.tokens), like, params)
+    melody = engine.melody_of_tokens(list(data.tokens), like, params)
+    return engine.with_chords(melody, [c.model_dump() for c in song.chords])
 
 
 def _field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
@@ -214,7 +215,7 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0) -
         melody = to_melody(request.melody)
         if not engine.harmonizer_available():
             raise HTTPException(501, "this build has no harmoniser (tunesmith.harmony)")
-        done = await run(lambda: engine.harmonize(registry.get(request.model), melody))
+        done = await run(engine.harmonize, melody)
         return {"melody": done.to_dict()}
 
     @app.post("/api/export", summary="Download the melody as MIDI, MusicXML, ABC, WAV, JSON or SVG")

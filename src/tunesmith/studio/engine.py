@@ -234,20 +234,43 @@ def open_tune(path: Path, steps_per_quarter: int) -> Melody:
     return melody_of_tokens(tokens, like, params)
 
 
+_harmony: dict[str, Any] = {}
+_harmony_lock = threading.Lock()
+
+
+def song_has_chords() -> bool:
+    """Whether this build's Song carries chord symbols (``Song.chords``, from the harmony stage)."""
+    from dataclasses import fields
+
+    return any(f.name == "chords" for f in fields(Song))
+
+
 def harmonizer_available() -> bool:
+    """Whether ``tunesmith.harmony`` (harmonize + load_harmony) is installed in this build."""
     try:
-        from tunesmith.harmony import harmonize  # noqa: F401
-    except ImportError:
+        from tunesmith.harmony import harmonize as _, load_harmony as __  # noqa: F401
+    except (ImportError, AttributeError):
         return False
-    return True
+    return song_has_chords()
 
 
-def harmonize(generator: Generator, melody: Melody) -> Melody:
-    """The melody with chord symbols from ``tunesmith.harmony.harmonize`` (when that stage exists)."""
+def harmonize(melody: Melody) -> Melody:
+    """The melody with chord symbols from ``tunesmith.harmony`` (its shipped model, loaded once)."""
     try:
-        from tunesmith.harmony import harmonize as harmonize_song
-    except ImportError:
+        from tunesmith.harmony import harmonize as chords_for, load_harmony
+    except (ImportError, AttributeError):
         raise TunesmithError("this build has no harmoniser (tunesmith.harmony)") from None
-    chords = harmonize_song(melody.song, generator.model)
-    melody.song.chords = chords
+    with _harmony_lock:
+        if "model" not in _harmony:
+            _harmony["model"] = load_harmony()
+    melody.song.chords = chords_for(melody.song, _harmony["model"])
+    return melody
+
+
+def with_chords(melody: Melody, chords: list[dict[str, Any]]) -> Melody:
+    """``melody`` carrying the client's chord symbols, where this build's Song has them."""
+    if chords and song_has_chords():
+        from tunesmith.song import Chord
+
+        melody.song.chords = [Chord(**c) for c in chords]
     return melody

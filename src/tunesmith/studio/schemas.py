@@ -63,6 +63,17 @@ class ComposeRequest(Sampling):
         return data
 
 
+class ChordIn(Strict):
+    """A chord symbol over steps ``start``..``start + steps`` (the harmony stage's Chord)."""
+
+    start: int = Field(ge=0, le=MAX_STEPS)
+    steps: int = Field(ge=1, le=MAX_STEPS)
+    root: int = Field(ge=0, le=11)
+    quality: str = Field(max_length=8, pattern=r"^[A-Za-z0-9]*$")
+    roman: str = Field("", max_length=12, pattern=r"^[A-Za-z0-9#b+°ø-]*$")
+    symbol: str = Field("", max_length=16, pattern=r"^[A-Ga-g0-9#b+°ø()/a-z-]*$")
+
+
 class SongIn(Strict):
     """The parts of a Song the studio keeps; the notes are rebuilt from the tokens."""
 
@@ -75,6 +86,7 @@ class SongIn(Strict):
     transposition: int = Field(0, ge=-12, le=12)
     title: str = Field("", max_length=MAX_TEXT)
     source: str = Field("", max_length=MAX_TEXT)
+    chords: list[ChordIn] = Field(default_factory=list, max_length=MAX_STEPS)
 
 
 class MelodyIn(Strict):
@@ -127,7 +139,6 @@ class RegenerateRequest(Sampling):
 class MelodyRequest(Strict):
     """A melody to engrave or harmonise."""
 
-    model: Name | None = None
     melody: MelodyIn
 
 

@@ -75,7 +75,10 @@ function fillMeters() {
 }
 
 // ---- versions and history ----------------------------------------------------------------------
-function push(melody, label, fixes = []) {
+async function push(melody, label, fixes = []) {
+  if ($("chords").checked && !(melody.song.chords || []).length) { // keep chord symbols on every version
+    melody = (await (await api("/api/harmonize", { melody })).json()).melody;
+  }
   state.versions = state.versions.slice(0, state.index + 1);
   state.versions.push({ melody, fixes, label });
   state.index = state.versions.length - 1;
@@ -113,10 +116,17 @@ async function show() {
   renderHistory();
   renderAlternatives();
   if (!melody) return;
-  const view = await (await api("/api/score", { model: $("model").value, melody })).json();
+  const shown = $("chords").checked ? melody : { ...melody, song: { ...melody.song, chords: [] } };
+  const view = await (await api("/api/score", { melody: shown })).json();
   state.view = view;
   const box = $("score");
   box.innerHTML = view.svg;
+  if (state.preview) {
+    const badge = document.createElement("div");
+    badge.className = "preview-badge";
+    badge.textContent = `${state.preview.label}: not kept yet`;
+    box.prepend(badge);
+  }
   box.classList.toggle("previewing", !!state.preview);
   const svg = box.querySelector("svg");
   // Scale the engraving to the panel: the outer SVG's pixel size becomes its viewBox.
@@ -452,7 +462,7 @@ function usePrimer() {
 async function toggleChords() {
   if (!$("chords").checked || !current()) return show();
   await busy("Harmonising", async () => {
-    const { melody } = await (await api("/api/harmonize", { model: $("model").value, melody: current().melody })).json();
+    const { melody } = await (await api("/api/harmonize", { melody: current().melody })).json();
     await push(melody, "Chord symbols added", current().fixes);
   });
 }
