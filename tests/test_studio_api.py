@@ -108,7 +108,7 @@ def test_regenerate_changes_only_the_chosen_bars(client, melody):
             same = _sounding(alt["tokens"], start, end) == _sounding(melody["tokens"], start, end)
             assert same or bar in (2, 3), f"bar {bar} changed"
             changed += not same
-        assert alt["params"]["regenerated"] == "bars 2-3"
+        assert alt["params"]["studio"]["bars"] == [2, 3]
     assert changed > 0
     assert client.post("/api/regenerate", json=request).json()["alternatives"] == alternatives  # same seed, same result
 
@@ -283,6 +283,9 @@ def test_serve_command_checks_its_models_and_options(tmp_path, capsys, tiny_chec
     assert "no model at" in capsys.readouterr().err
     assert main(["serve", "--model", str(tiny_checkpoint), "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    assert main(["serve", "--model", str(tmp_path / "broken.pt")]) == 2
+    assert "broken.pt" in capsys.readouterr().err
     assert model_list([str(tiny_checkpoint)]) == {tiny_checkpoint.stem: tiny_checkpoint.resolve()}
     twin = tmp_path / "other"
     twin.mkdir()

@@ -122,9 +122,15 @@ def _field_errors(exc: ValidationError | RequestValidationError) -> list[dict[st
     return errors
 
 
-def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0) -> FastAPI:
-    """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each."""
+def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False) -> FastAPI:
+    """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
+
+    ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
+    """
     registry = engine.Models(models)
+    if preload:
+        for name in registry.names:
+            registry.get(name)
     run = Runner(slots, timeout)
     app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None,
                   description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip

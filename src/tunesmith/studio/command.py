@@ -44,7 +44,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise TunesmithError(f"--port must be in 1..65535, got {args.port!r}")
     if not 1 <= args.workers <= 16 or not 1 <= args.timeout <= 600:
         raise TunesmithError("--workers must be in 1..16 and --timeout in 1..600 seconds")
-    app = create_app(model_list(args.model), slots=args.workers, timeout=args.timeout)
+    app = create_app(model_list(args.model), slots=args.workers, timeout=args.timeout, preload=True)
     print(f"tunesmith studio on http://{args.host}:{args.port}/  (API docs: /docs; Ctrl+C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

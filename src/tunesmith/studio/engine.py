@@ -2,11 +2,12 @@
 ``tunesmith.harmony`` and the corpus reader goes through this module, so re-pointing the studio
 at a new engine means editing this file only.
 
-Region regeneration (``regenerate``) is an interim built on ``Generator.generate``: the kept
-prefix is the primer, the region is sampled up to its last step, and the kept suffix is put back
-after it. Fixed notes split a region: the part before a fixed note is sampled, the fixed note is
-appended as it stands, and sampling continues after it. What this lacks against a real
-``Generator.regenerate`` is suffix-aware rescoring: the region does not see what follows it.
+Region regeneration: where the engine has ``Generator.regenerate`` (best-of-K candidates
+rescored by the kept suffix, fixed notes), ``regenerate`` calls it once per unlocked run of bars.
+Without it, an interim built on ``Generator.generate`` does the work: the kept prefix is the
+primer, the region is sampled up to its last step, and the kept suffix is put back after it;
+fixed notes split a region (sample up to the note, append it, sample on). What the interim
+lacks is suffix-aware rescoring: the region does not see what follows it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from typing import Any
 
 from tunesmith.encoding import HOLD, REST, decode_tokens, encode_notes, is_pitch
 from tunesmith.errors import TunesmithError
-from tunesmith.generate.generator import GenerationConfig, Generator
-from tunesmith.generate.melody import Melody
+from tunesmith.generate import GenerationConfig, Generator, Melody
 from tunesmith.song import Song, bar_steps, tonic_pitch_class
 
 # Corpus-reader formats an uploaded file may have (the suffix decides how it is parsed).
@@ -152,10 +152,68 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
                config: dict[str, Any], locked: set[int] = frozenset(), fixes: list[Fix] = ()) -> list[Melody]:  # fmt: skip
     """``num`` alternatives of ``melody`` with bars ``bars[0]..bars[1]`` (minus ``locked``) new.
 
-    Bars outside the region keep their notes; a note tied across a region's edge is cut there.
-    ``fixes`` inside a region stay as the musician set them. ``config`` holds sampling fields
-    of GenerationConfig (scheme, temperature, top_k, top_p, scale, range…).
+    Bars outside the region keep their notes. ``fixes`` inside a region stay as the musician
+    set them. ``config`` holds sampling fields of GenerationConfig (scheme, temperature, top_k,
+    top_p, scale, range…).
     """
+    if hasattr(generator, "regenerate"):
+        results = _regenerate_by_engine(generator, melody, bars, num, seed, config, set(locked), list(fixes))
+    else:
+        results = _regenerate_interim(generator, melody, bars, num, seed, config, set(locked), list(fixes))
+    for index, result in enumerate(results):
+        result.song.title = melody.song.title
+        result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": seed, "locked": sorted(locked),
+                             "fixes": [[f.step, f.pitch] for f in fixes]})  # fmt: skip
+    return results
+
+
+CANDIDATES = 16  # versions Generator.regenerate samples per alternative asked for, rescored by the kept bars
+
+
+def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
+                          config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
+    """Each unlocked run of bars through ``Generator.regenerate``: ``num`` versions of the first,
+    then one version of each later run for every alternative."""
+    song = melody.song
+    runs: list[list[int]] = []
+    for number in range(bars[0], bars[1] + 1):
+        if number not in locked:
+            if runs and runs[-1][-1] == number - 1:
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+    regions(song, bars[0], bars[1], locked)  # the same errors as the interim (bad range, all locked)
+    if melody.params.get("opened") and not melody.params.get("model_fingerprint"):
+        melody.params["model_fingerprint"] = generator.fingerprint  # an opened tune: any model may go on with it
+    sampling = {k: config[k] for k in ("scheme", "temperature", "top_k", "top_p", "mixed_p", "scale", "range") if k in config}
+    rows = [melody]
+    for index, run in enumerate(runs):
+        fix = _fix_text(song, run, fixes)
+        made = []
+        for row_index, row in enumerate(rows):
+            count = num if index == 0 else 1
+            made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=max(count, CANDIDATES),
+                                         fix=fix, seed=seed + 1000 * index + row_index, **sampling)  # fmt: skip
+        rows = made
+    return rows
+
+
+def _fix_text(song: Song, run: list[int], fixes: list[Fix]) -> str:
+    """Fixes inside bars ``run`` in the engine's words: "bar 6 beat 1 = 74; bar 7 beat 2.5 = 67"."""
+    unit = song.steps_per_quarter * 4 / int(song.meter.split("/")[1])
+    words = []
+    for number, start, end in bar_spans(song):
+        for fix in fixes:
+            if number in run and start <= fix.step < end:
+                if fix.pitch is None:
+                    raise TunesmithError("fixes: the engine keeps fixed pitches, not rests: fix a note instead")
+                words.append(f"bar {number} beat {(fix.step - start) / unit + 1:g} = {fix.pitch}")
+    return "; ".join(words)
+
+
+def _regenerate_interim(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
+                        config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
+    """The region sampled after the kept prefix, the kept suffix put back (see the module docstring)."""
     tokens = list(melody.tokens)
     song = melody.song
     spans = regions(song, bars[0], bars[1], set(locked))
@@ -180,13 +238,10 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
             done = _sample(generator, melody, done, end, config, seed + 1000 * segment)
             segment += 1
         rows = [row + suffix for row in done]
-    results = []
-    for index, row in enumerate(rows):
-        row = encode_notes(decode_tokens(row))  # rests merged, no trailing rest: as every encoded melody
-        params = dict(melody.params, regenerated=f"bars {bars[0]}-{bars[1]}", seed=seed, index=index, model=name,
-                      locked=sorted(locked), fixes=[[f.step, f.pitch] for f in fixes])  # fmt: skip
-        results.append(melody_of_tokens(row, song, params))
-    return results
+    # rests merged, no trailing rest: as every encoded melody
+    params = dict(melody.params, regenerated={"bars": f"{bars[0]}-{bars[1]}", "seed": seed,
+                  "engine": "studio interim: region sampled after the prefix, no suffix rescoring"})  # fmt: skip
+    return [melody_of_tokens(encode_notes(decode_tokens(row)), song, dict(params)) for row in rows]
 
 
 def _fixed_notes(tokens: list[str], fixes: list[Fix]) -> list[tuple[int, int, int | None]]:
@@ -229,7 +284,8 @@ def open_tune(path: Path, steps_per_quarter: int) -> Melody:
         raise TunesmithError("the file holds no notes")
     key = key_name(tonic_pitch_class(song.key), song.mode) if song.key else "C"
     like = Song(notes=[], steps_per_quarter=song.steps_per_quarter, meter=song.meter, bar_starts=song.bar_starts,
-                mode=song.mode, key=key, title=song.title or "Opened tune", source="opened file")  # fmt: skip
+                mode=song.mode, key=key, transposition=song.transposition, title=song.title or "Opened tune",
+                source="opened file")  # fmt: skip
     params = {"key": key, "mode": song.mode, "meter": song.meter, "opened": True}
     return melody_of_tokens(tokens, like, params)
 
