@@ -156,15 +156,34 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
     set them. ``config`` holds sampling fields of GenerationConfig (scheme, temperature, top_k,
     top_p, scale, range…).
     """
+    _fixed_notes(melody.tokens, list(fixes))  # each fix must start a note: the same check for both engines
     if hasattr(generator, "regenerate"):
         results = _regenerate_by_engine(generator, melody, bars, num, seed, config, set(locked), list(fixes))
     else:
         results = _regenerate_interim(generator, melody, bars, num, seed, config, set(locked), list(fixes))
+    ends = [end for _, end in regions(melody.song, bars[0], bars[1], set(locked))]
+    results = [_restrike_after(melody, result, ends) for result in results]
     for index, result in enumerate(results):
         result.song.title = melody.song.title
         result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": seed, "locked": sorted(locked),
                              "fixes": [[f.step, f.pitch] for f in fixes]})  # fmt: skip
     return results
+
+
+def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody:
+    """A note the original held across a region's end sounds again there, so the kept bar after
+    the region sounds as before instead of holding on the region's new last note."""
+    tokens = list(result.tokens)
+    changed = False
+    for end in ends:
+        if end < len(tokens) and end < len(original.tokens) and original.tokens[end] == HOLD:
+            pitch = _onset_pitch(original.tokens, end)
+            if tokens[end] == HOLD and _onset_pitch(tokens, end) != pitch:
+                tokens[end] = REST if pitch is None else str(pitch)
+                changed = True
+    if not changed:
+        return result
+    return melody_of_tokens(encode_notes(decode_tokens(tokens)), result.song, result.params)
 
 
 CANDIDATES = 16  # versions Generator.regenerate samples per alternative asked for, rescored by the kept bars
@@ -192,8 +211,11 @@ def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int,
         made = []
         for row_index, row in enumerate(rows):
             count = num if index == 0 else 1
-            made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=max(count, CANDIDATES),
-                                         fix=fix, seed=seed + 1000 * index + row_index, **sampling)  # fmt: skip
+            try:
+                made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=max(count, CANDIDATES),
+                                             fix=fix, seed=seed + 1000 * index + row_index, **sampling)  # fmt: skip
+            except TunesmithError as exc:  # the engine speaks in CLI options; the API in fields
+                raise TunesmithError(str(exc).replace("--fix ", "fixes: ").replace("--", "")) from None
         rows = made
     return rows
 
