@@ -213,3 +213,25 @@ def test_fix_a_note_lock_a_bar_and_play_with_the_in_page_synth(server_url, brows
     assert "in-page synth" in browser.find_element(By.ID, "status").text
     assert browser.execute_script("return document.querySelectorAll('#score rect.playing').length") == 1
     browser.save_screenshot(str(tmp_path / "3-synth-playing.png"))
+
+
+def test_open_a_tune_use_it_as_opening_and_read_the_api_page(server_url, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server_url + "/")
+    _wait(browser, "return document.getElementById('status').textContent === 'Ready.'", what="the page")
+    tune = Path(__file__).parent / "data" / "two_tunes.abc"
+    browser.find_element(By.ID, "open-file").send_keys(str(tune))
+    _wait(browser, "return state.versions.length === 1 && state.view !== null", what="the opened tune")
+    assert browser.find_element(By.CSS_SELECTOR, "#history li.active").text == "Opened two_tunes.abc"
+    assert browser.execute_script("return state.view.title") == "First Tune"
+    browser.find_element(By.ID, "use-primer").click()
+    assert browser.find_element(By.ID, "primer").get_attribute("value").startswith("60 _ 62 _ 64 _ 65 _ 67")
+    browser.save_screenshot(str(tmp_path / "1-opened.png"))
+
+    browser.get(server_url + "/docs")
+    if (Path(__file__).resolve().parents[1] / "src/tunesmith/studio/static/vendor/swagger-ui/swagger-ui-bundle.js").is_file():
+        _wait(browser, "return document.querySelectorAll('.opblock').length >= 6", what="Swagger UI")
+    else:
+        assert "/api/regenerate" in browser.page_source
+    browser.save_screenshot(str(tmp_path / "2-api.png"))
