@@ -246,6 +246,14 @@ def test_huge_and_binary_uploads_are_refused(client):
     assert "over" in _refused(huge, 413)
     just_over = client.post("/api/open", files={"file": ("big.abc", b"%" * (1024 * 1024 + 1))})
     _refused(just_over, 413)
+
+    def streamed():  # no Content-Length: counted while it arrives
+        yield b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.abc"\r\n\r\n'
+        for _ in range(40):
+            yield b"A" * 65536
+
+    chunked = client.post("/api/open", content=streamed(), headers={"content-type": "multipart/form-data; boundary=xx"})
+    _refused(chunked, 413)
     binary = bytes(range(256)) * 64
     _refused(client.post("/api/open", files={"file": ("tune.mid", binary)}), 422, "file")
     _refused(client.post("/api/open", files={"file": ("tune.abc", binary)}), 422, "file")
