@@ -64,7 +64,7 @@ test: install audio-deps browser-deps
 	$(BIN)/python -m pytest -q
 
 bench: install
-	for script in prepare train generate evaluate; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
+	for script in prepare train generate evaluate studio; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) out runs .pytest_cache .web $(SWAGGER)
