@@ -176,7 +176,12 @@ def test_harmonize_adds_chords_or_says_it_is_missing(client, melody):
 
     response = client.post("/api/harmonize", json={"melody": melody})
     if harmonizer_available():
-        assert response.status_code == 200 and response.json()["melody"]["song"]["chords"]
+        assert response.status_code == 200
+        harmonized = response.json()["melody"]
+        chords = harmonized["song"]["chords"]
+        assert chords and all(c["symbol"] for c in chords)
+        svg = client.post("/api/score", json={"melody": harmonized}).json()["svg"]
+        assert svg.count('class="harm"') == len(chords)  # the chord symbols above the staff
     else:
         assert "harmoniser" in _refused(response, 501)
 

@@ -87,11 +87,42 @@ def engraving_xml(song, bpm: float) -> str:
             note.pitch.accidental = None
     part = score.parts[0]
     measures = part.getElementsByClass("Measure")
+    _add_chord_symbols(song, measures)
     pitches = [n.pitch for n in song.notes if n.pitch is not None]
     if len(measures) and not measures[0].getElementsByClass("Clef"):  # treble unless the tune lies low
         low = pitches and sum(pitches) / len(pitches) < 53
         measures[0].insert(0, clef.BassClef() if low else clef.TrebleClef())
     return GeneralObjectExporter(score).parse().decode("utf-8")
+
+
+_SUFFIX = {"maj": "", "min": "m", "7": "7", "dim": "dim", "maj7": "maj7", "min7": "m7"}
+
+
+def _add_chord_symbols(song, measures) -> None:
+    """The song's chord symbols (``Song.chords``, from the harmony stage) above the staff, unless
+    the export already wrote them."""
+    from music21 import harmony
+
+    from tunesmith.export.musicxml import bar_lines
+
+    chords = getattr(song, "chords", None) or []
+    if not chords or any(m.getElementsByClass(harmony.ChordSymbol) for m in measures):
+        return
+    lines = bar_lines(song)
+    for chord in chords:
+        index = max(i for i, line in enumerate(lines[:-1]) if line <= chord.start)
+        if index >= len(measures):
+            continue
+        root = chord.symbol[:2] if chord.symbol[1:2] in ("#", "b") else chord.symbol[:1]
+        figure = root.replace("b", "-") + _SUFFIX.get(chord.quality, "")
+        try:
+            symbol = harmony.ChordSymbol(figure)
+        except Exception:  # music21 cannot read it: show the text as written
+            symbol = harmony.ChordSymbol()
+            symbol.figure = chord.symbol
+        measure = measures[index]
+        symbol.writeAsChord = False
+        measure.insert((chord.start - lines[index]) / song.steps_per_quarter + float(measure.paddingLeft), symbol)
 
 
 def filename_of(melody: Melody, fmt: str) -> str:
