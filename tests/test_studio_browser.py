@@ -228,6 +228,11 @@ def test_open_a_tune_use_it_as_opening_and_read_the_api_page(server_url, browser
     browser.find_element(By.ID, "use-primer").click()
     assert browser.find_element(By.ID, "primer").get_attribute("value").startswith("60 _ 62 _ 64 _ 65 _ 67")
     browser.save_screenshot(str(tmp_path / "1-opened.png"))
+    if browser.execute_script("return state.info.harmonize"):  # the harmony stage is part of this build
+        browser.find_element(By.ID, "chords").click()
+        _wait(browser, "return document.querySelectorAll('#score g.harm').length > 0", what="chord symbols")
+        assert browser.find_element(By.CSS_SELECTOR, "#history li.active").text == "Chord symbols added"
+        browser.save_screenshot(str(tmp_path / "1b-chords.png"))
 
     browser.get(server_url + "/docs")
     if (Path(__file__).resolve().parents[1] / "src/tunesmith/studio/static/vendor/swagger-ui/swagger-ui-bundle.js").is_file():
