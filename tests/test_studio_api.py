@@ -305,3 +305,9 @@ def test_serve_command_checks_its_models_and_options(tmp_path, capsys, tiny_chec
     (twin / tiny_checkpoint.name).write_bytes(b"")
     with pytest.raises(Exception, match="two models are named"):
         model_list([str(tiny_checkpoint), str(twin / tiny_checkpoint.name)])
+
+
+def test_markup_in_a_title_reaches_the_page_only_as_text(client, melody):
+    title = '<img src=x onerror=alert(1)></svg><script>alert(2)</script>'
+    svg = client.post("/api/score", json={"melody": dict(melody, song=dict(melody["song"], title=title))}).json()["svg"]
+    assert "<script" not in svg and "<img" not in svg and "&lt;script&gt;" in svg
