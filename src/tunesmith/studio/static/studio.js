@@ -90,7 +90,7 @@ function go(index) {
   if (index < 0 || index >= state.versions.length) return;
   state.index = index;
   state.preview = null;
-  show();
+  busy("Loading the version", show);
 }
 
 function renderHistory() {
