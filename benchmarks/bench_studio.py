@@ -30,9 +30,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tunesmith", "serve", "--model", str(ROOT / "models" / "erk.pt"),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]  # fmt: skip
+def start_server(port: int, workers: int, processes: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tunesmith", "serve", "--model", str(ROOT / "models" / "erk.pt"), "--host",
+               "127.0.0.1", "--port", str(port), "--workers", str(workers), "--processes", str(processes)]  # fmt: skip
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -55,10 +55,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds; requests not sent by then are skipped")
-    parser.add_argument("--workers", type=int, default=2, help="the server's generation slots")
+    parser.add_argument("--workers", type=int, default=2, help="the server's generation slots per process")
+    parser.add_argument("--processes", type=int, default=2, help="the server's processes")
     args = parser.parse_args()
     port = free_port()
-    server = start_server(port, args.workers)
+    server = start_server(port, args.workers, args.processes)
     base = f"http://127.0.0.1:{port}"
     try:
         melody = httpx.post(f"{base}/api/compose", json={"bars": 16, "seed": 1}, timeout=60).json()["melodies"][0]
@@ -104,7 +105,8 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=30)
     done = sum(len(v) for v in latencies.values())
-    print(f"studio load test: {args.clients} clients x {args.requests} requests, server slots {args.workers}, "
+    print(f"studio load test: {args.clients} clients x {args.requests} requests, server {args.processes} processes "
+          f"x {args.workers} slots, "
           f"{os.cpu_count()} CPUs, loopback")  # fmt: skip
     print(f"{done} ok, {len(errors)} errors, {skipped[0]} not sent (time limit), {wall:.1f} s, {done / wall:.1f} requests/s")
     for kind, values in latencies.items():

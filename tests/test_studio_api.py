@@ -311,3 +311,15 @@ def test_markup_in_a_title_reaches_the_page_only_as_text(client, melody):
     title = '<img src=x onerror=alert(1)></svg><script>alert(2)</script>'
     svg = client.post("/api/score", json={"melody": dict(melody, song=dict(melody["song"], title=title))}).json()["svg"]
     assert "<script" not in svg and "<img" not in svg and "&lt;script&gt;" in svg
+
+
+def test_worker_processes_build_the_app_from_the_parents_settings(tiny_checkpoint, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from tunesmith.studio.command import ENVIRONMENT, app_from_environment
+
+    settings = {"models": {"tiny": str(tiny_checkpoint)}, "slots": 1, "timeout": 10}
+    monkeypatch.setenv(ENVIRONMENT, json.dumps(settings))
+    worker = TestClient(app_from_environment())  # what `serve --processes 2` runs in each process
+    assert [m["name"] for m in worker.get("/api/info").json()["models"]] == ["tiny"]
+    assert worker.post("/api/compose", json={"bars": 1, "seed": 1}).status_code == 200
