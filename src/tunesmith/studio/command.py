@@ -55,6 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     # Several processes: generation is Python-bound (the GIL), so processes, not threads, use the cores.
+    del app  # each worker loads its own copy; the parent only watches them
     os.environ[ENVIRONMENT] = json.dumps({"models": {name: str(path) for name, path in models.items()},
                                           "slots": args.workers, "timeout": args.timeout})  # fmt: skip
     uvicorn.run("tunesmith.studio.command:app_from_environment", factory=True, workers=args.processes,
