@@ -65,7 +65,7 @@ def test_info_lists_the_models_by_name_and_the_limits(client):
 def test_page_static_files_and_api_docs_are_served_locally(client):
     page = client.get("/")
     assert page.status_code == 200 and 'id="compose"' in page.text
-    for name in ("studio.js", "synth.js", "studio.css"):
+    for name in ("studio.js", "score.js", "synth.js", "studio.css"):
         assert client.get(f"/static/{name}").status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # no CDN, no external font
     docs = client.get("/docs")
