@@ -150,7 +150,9 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
     Select(browser.find_element(By.ID, "format")).select_by_value("mid")
     browser.find_element(By.ID, "download").click()
     deadline = time.monotonic() + 20
-    while not list(browser.downloads.glob("*.mid")) and time.monotonic() < deadline:
+    # Chrome reserves the final name with an empty file, then writes a .crdownload and renames it.
+    while time.monotonic() < deadline and (list(browser.downloads.glob("*.crdownload"))
+                                           or not any(p.stat().st_size for p in browser.downloads.glob("*.mid"))):
         time.sleep(0.1)
     (midi_path,) = list(browser.downloads.glob("*.mid"))
     onsets = [m.note for m in mido.merge_tracks(mido.MidiFile(midi_path).tracks) if m.type == "note_on" and m.velocity > 0]
