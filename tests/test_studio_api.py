@@ -270,13 +270,23 @@ def test_huge_and_binary_uploads_are_refused(client):
 
 
 def test_a_timeout_and_an_internal_error_give_clean_json(tiny_checkpoint, monkeypatch):
+    import time
+
     from fastapi.testclient import TestClient
 
     from tunesmith.studio import engine
     from tunesmith.studio.app import create_app
 
-    slow = TestClient(create_app({"tiny": tiny_checkpoint}, timeout=0.01))
-    assert "busy" in _refused(slow.post("/api/compose", json={"num": 16, "bars": 128}), 503)
+    real_compose = engine.compose
+
+    def slow_compose(*args, **kwargs):  # slower than the timeout, and sleeping rather than computing
+        time.sleep(0.5)
+        return real_compose(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "compose", slow_compose)
+    slow = TestClient(create_app({"tiny": tiny_checkpoint}, timeout=0.1))
+    assert "busy" in _refused(slow.post("/api/compose", json={"bars": 1}), 503)
+    time.sleep(0.6)  # the abandoned job ends (it keeps its slot until then) before the test does
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret detail")

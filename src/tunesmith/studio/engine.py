@@ -81,7 +81,10 @@ def compose(generator: Generator, name: str, settings: dict[str, Any],
 
 def bar_spans(song: Song) -> list[tuple[int, int, int]]:
     """``(number, start, end)`` of every notated bar: bar 0 is a pickup, full bars count from 1."""
-    from tunesmith.export.musicxml import bar_lines
+    try:
+        from tunesmith.meter import bar_lines  # bar geometry's home after the generation rewrite
+    except ImportError:
+        from tunesmith.export.musicxml import bar_lines
 
     lines = bar_lines(song)
     first = 0 if lines[0] == 0 and song.bar_starts and song.bar_starts[0] > 0 else 1

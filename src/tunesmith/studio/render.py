@@ -3,6 +3,7 @@ exported files as bytes (written by ``tunesmith.export`` into a temporary folder
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tempfile
 from pathlib import Path
@@ -82,9 +83,10 @@ def engraving_xml(song, bpm: float) -> str:
     from tunesmith.export.musicxml import to_score
 
     score = to_score(song, bpm)
-    for note in score.recurse().notes:
-        if note.pitch.accidental is not None and note.pitch.accidental.name == "natural":
-            note.pitch.accidental = None
+    if importlib.util.find_spec("tunesmith.export.notation") is None:  # an export that does not spell notes
+        for note in score.recurse().notes:  # writes a natural on every white-key note: music21 re-adds those needed
+            if note.pitch.accidental is not None and note.pitch.accidental.name == "natural":
+                note.pitch.accidental = None
     part = score.parts[0]
     measures = part.getElementsByClass("Measure")
     _add_chord_symbols(song, measures)
@@ -103,12 +105,11 @@ def _add_chord_symbols(song, measures) -> None:
     the export already wrote them."""
     from music21 import harmony
 
-    from tunesmith.export.musicxml import bar_lines
-
     chords = getattr(song, "chords", None) or []
     if not chords or any(m.getElementsByClass(harmony.ChordSymbol) for m in measures):
         return
-    lines = bar_lines(song)
+    spans = bar_spans(song)
+    lines = [start for _, start, _ in spans] + [spans[-1][2]]
     for chord in chords:
         index = max(i for i, line in enumerate(lines[:-1]) if line <= chord.start)
         if index >= len(measures):
