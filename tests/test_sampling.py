@@ -8,7 +8,8 @@ import torch
 from tunesmith.encoding import SPECIALS, Vocabulary
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.constraints import (apply_mask, combine, note_number, parse_range, range_mask,
-                                            require_pitches, scale_mask, structure_mask)  # fmt: skip
+                                            require_pitches, scale_mask)  # fmt: skip
+from tunesmith.generate.controls import structure_mask
 from tunesmith.generate.sampling import apply_temperature, choose, greedy, mixed, sample, top_k_filter, top_p_filter
 
 VOCAB = Vocabulary(list(SPECIALS) + [str(p) for p in range(55, 85)])

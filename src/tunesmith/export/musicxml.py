@@ -6,18 +6,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
+from tunesmith.meter import bar_lines
 from tunesmith.song import Song, bar_steps, tonic_pitch_class
-
-
-def bar_lines(song: Song) -> list[int]:
-    """Step of every bar line from 0 to the end of the last (padded) bar, pickup included."""
-    bar = bar_steps(song.meter, song.steps_per_quarter)
-    total = max(song.total_steps, 1)
-    starts = sorted(s for s in set(song.bar_starts or [0]) if s < total) or [0]
-    while starts[-1] + bar < total:
-        starts.append(starts[-1] + bar)
-    lines = ([0] if starts[0] > 0 else []) + starts
-    return lines + [max(total, lines[-1] + bar)]
 
 
 def to_score(song: Song, bpm: float | None = None):

@@ -21,34 +21,28 @@ ALL_FORMATS = ("mid", "musicxml", "wav", "png", "svg", "json")
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    from tunesmith.export import ExportConfig
+    from tunesmith.generate.config import GenerationConfig
+    from tunesmith.settings import add_fields
+
     what = parser.add_argument_group("what to compose")
     what.add_argument("--model", default=None, help="checkpoint (default: the shipped models/erk.pt)")
-    what.add_argument("--num", type=int, default=1, help="melodies to compose, as one batch (default 1)")
-    length = what.add_mutually_exclusive_group()
-    length.add_argument("--bars", type=int, default=None, help="length in bars of the meter (default 16)")
-    length.add_argument("--steps", type=int, default=None, help="length in time steps (16ths at the default grid)")
-    what.add_argument("--mode", default=None, help="major or minor (default: the primer file's, else major)")
-    what.add_argument("--meter", default=None, help="time signature such as 3/4 or 6/8 (default 4/4)")
-    what.add_argument("--key", default=None, help="output key's tonic: C, F#, Bb… (default C major / A minor)")
-    what.add_argument("--primer", default="", help='opening in tokens, in the output key: "67 _ _ _ 65 _ 64 _"')
-    what.add_argument("--primer-file", default="", help="opening from a file (ABC, kern, MusicXML, MIDI)")
-    what.add_argument("--scale", action="store_true", help="only pitches of the key's scale")
-    what.add_argument("--range", default="", metavar="LOW-HIGH", help="pitch range, e.g. C4-G5")
+    add_fields(what, GenerationConfig, only=["num", "bars", "steps", "mode", "meter", "key", "primer", "primer_file",
+                                             "scale", "range", "full_length"])  # fmt: skip
     how = parser.add_argument_group("sampling")
-    how.add_argument("--scheme", default="sample", choices=["sample", "greedy", "mixed", "top-k", "top-p", "beam"],
-                     help="how each next step is chosen (default sample)")  # fmt: skip
-    how.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is safer, higher wilder (default 1.0)")
-    how.add_argument("--top-k", type=int, default=8, help="tokens kept by --scheme top-k (default 8)")
-    how.add_argument("--top-p", type=float, default=0.9, help="probability kept by --scheme top-p (default 0.9)")
-    how.add_argument("--mixed-p", type=float, default=0.5, help="chance of argmax per step with --scheme mixed")
-    how.add_argument("--beam-size", type=int, default=4, help="beams with --scheme beam (default 4)")
-    how.add_argument("--seed", type=int, default=None, help="makes the run reproducible (default: a fresh one)")
+    add_fields(how, GenerationConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "beam_size", "seed"])
     how.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
+    add_output_arguments(parser, ExportConfig)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, export_config: type) -> None:
+    """``--out``, ``--formats`` and the export settings (shared with ``tunesmith regenerate``)."""
+    from tunesmith.settings import add_fields
+
     out = parser.add_argument_group("output")
-    out.add_argument("--out", default=None, help="run folder to create (default out/generate-<date-time>)")
+    out.add_argument("--out", default=None, help="run folder to create (default out/<command>-<date-time>)")
     out.add_argument("--formats", default="all", help=f"comma list of {','.join(ALL_FORMATS)} (default all)")
-    out.add_argument("--bpm", type=float, default=100.0, help="tempo in quarter notes per minute (default 100)")
-    out.add_argument("--program", type=int, default=1, help="General MIDI instrument 1..128 (default 1, piano)")
+    add_fields(out, export_config, only=["bpm", "program", "velocity", "soundfont"])
 
 
 def parse_formats(text: str) -> list[str]:
@@ -64,16 +58,20 @@ def parse_formats(text: str) -> list[str]:
 
 
 def _configs(args: argparse.Namespace):
-    from tunesmith.export import ExportConfig
-    from tunesmith.generate.generator import GenerationConfig
+    from tunesmith.generate.config import GenerationConfig
+    from tunesmith.settings import from_args
 
-    generation = GenerationConfig(
-        num=args.num, bars=args.bars, steps=args.steps, mode=args.mode, meter=args.meter, key=args.key,
-        scheme=args.scheme, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        mixed_p=args.mixed_p, beam_size=args.beam_size, seed=args.seed, primer=args.primer,
-        primer_file=args.primer_file, scale=args.scale, range=args.range,
-    ).validate()  # fmt: skip
-    return generation, ExportConfig(bpm=args.bpm, program=args.program).validate()
+    return from_args(GenerationConfig, args).validate(), export_config_of_args(args)
+
+
+def export_config_of_args(args: argparse.Namespace):
+    """The ExportConfig the output flags mean, checked (finite numbers in range)."""
+    from tunesmith.export import ExportConfig
+    from tunesmith.settings import check_fields, from_args
+
+    export = from_args(ExportConfig, args)
+    check_fields(export)
+    return export.validate()
 
 
 def _reserve(out: Path) -> tuple[Path, list[Path]]:
@@ -93,11 +91,22 @@ def _reserve(out: Path) -> tuple[Path, list[Path]]:
     return tmp, made
 
 
+def check_formats(formats: list[str], export) -> None:
+    """WAV alone without fluidsynth (or a soundfont) is an error before any work: nothing asked
+    for could be written. With other formats the run goes on and says WAV was skipped."""
+    if formats == ["wav"]:
+        from tunesmith.export.audio import find_fluidsynth, find_soundfont
+
+        find_fluidsynth()
+        find_soundfont(export.soundfont)
+
+
 def run_generate(args: argparse.Namespace) -> int:
     import warnings
 
     generation, export = _configs(args)
     formats = parse_formats(args.formats)
+    check_formats(formats, export)
     out = Path(args.out or f"out/generate-{time.strftime('%Y%m%d-%H%M%S')}")
     from tunesmith.generate.generator import Generator
     from tunesmith.generate.primer import TunesmithWarning
@@ -108,9 +117,15 @@ def run_generate(args: argparse.Namespace) -> int:
         melodies = generator.generate(generation)
     # Only our own adjustments are news to the user; library chatter (music21) is dropped.
     notices = [str(w.message) for w in caught if issubclass(w.category, TunesmithWarning)]
+    write_run(melodies, out, formats, export, notices, "generate")
+    return 0
+
+
+def write_run(melodies, out: Path, formats: list[str], export, notices: list[str], command: str) -> None:
+    """Write every melody's files into a temp folder renamed to ``out`` at the end, then the table."""
     tmp, made = _reserve(out)
     try:
-        written, notices = _write_all(melodies, tmp, formats, export, args, notices)
+        written, notices = _write_all(melodies, tmp, formats, export, notices, command)
         if out.exists():
             _move_into(tmp, out)
         else:
@@ -121,8 +136,7 @@ def run_generate(args: argparse.Namespace) -> int:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    print_table(melodies, written, out, notices)
-    return 0
+    print_table(melodies, written, out, notices, command)
 
 
 def _move_into(tmp: Path, out: Path) -> None:
@@ -132,14 +146,14 @@ def _move_into(tmp: Path, out: Path) -> None:
     tmp.rmdir()
 
 
-def _write_all(melodies, folder: Path, formats: list[str], export, args, notices: list[str]):
+def _write_all(melodies, folder: Path, formats: list[str], export, notices: list[str], name: str = "generate"):
     """Write each melody's files; a missing fluidsynth skips WAV with one notice, the rest still written."""
     from dataclasses import asdict
 
     from tunesmith.export import FORMAT_SUFFIXES
     from tunesmith.export.audio import AudioUnavailable
 
-    command = "tunesmith generate " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["generate"] else ""
+    command = f"tunesmith {name} " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == [name] else ""
     written: list[list[str]] = []
     audio_missing = False
     for melody in melodies:
@@ -149,12 +163,12 @@ def _write_all(melodies, folder: Path, formats: list[str], export, args, notices
             melody.params["command"] = command
         stem = f"melody-{melody.params['index'] + 1:02d}"
         files = []
-        for name in formats:
-            if name == "wav" and audio_missing:
+        for fmt in formats:
+            if fmt == "wav" and audio_missing:
                 continue
             try:
-                melody.write(folder / f"{stem}{FORMAT_SUFFIXES[name]}")
-                files.append(f"{stem}{FORMAT_SUFFIXES[name]}")
+                melody.write(folder / f"{stem}{FORMAT_SUFFIXES[fmt]}")
+                files.append(f"{stem}{FORMAT_SUFFIXES[fmt]}")
             except AudioUnavailable as exc:
                 notices.append(f"no WAV written: {exc}")
                 audio_missing = True
@@ -162,7 +176,7 @@ def _write_all(melodies, folder: Path, formats: list[str], export, args, notices
     return written, notices
 
 
-def print_table(melodies, written: list[list[str]], out: Path, notices: list[str]) -> None:
+def print_table(melodies, written: list[list[str]], out: Path, notices: list[str], command: str = "generate") -> None:
     """What was written, one row per melody, then any notices in yellow."""
     from rich.console import Console
     from rich.table import Table
@@ -170,7 +184,7 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
     console = Console()
     first = melodies[0].params
     caption = f"seed {first['seed']} · scheme {first['scheme']} · {first['model']}"
-    table = Table(title=f"tunesmith generate → {out}/", caption=caption)
+    table = Table(title=f"tunesmith {command} → {out}/", caption=caption)
     for column in ("melody", "key", "meter", "bars", "notes", "ended by", "files"):
         table.add_column(column, justify="right" if column in ("bars", "notes") else "left")
     for melody, files in zip(melodies, written, strict=True):
