@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -34,6 +35,7 @@ class CorpusConfig:
     cache_dir: str = ""  # "" = $TUNESMITH_CACHE or ~/.cache/tunesmith
 
     def validate(self) -> None:
+        check_fields(self, "corpus")
         if not self.sources:
             raise TunesmithError("corpus.sources is empty: name at least one file, folder or bundled corpus")
         if not self.accepted_durations or any(d <= 0 for d in self.accepted_durations):
@@ -51,6 +53,7 @@ class EncodingConfig:
     steps_per_quarter: int = 4  # time steps per quarter note; 4 = 16th-note grid
 
     def validate(self) -> None:
+        check_fields(self, "encoding")
         if not 1 <= self.steps_per_quarter <= 48:
             raise TunesmithError(f"encoding.steps_per_quarter must be in 1..48, got {self.steps_per_quarter!r}")
 
@@ -73,6 +76,7 @@ class ModelConfig:
     lookback_sounding_embedding: int = 16  # width of each lookback's sounding-pitch embedding
 
     def validate(self) -> None:
+        check_fields(self, "model")
         for name in ("embedding", "position_embedding", "condition_embedding", "hidden", "layers", "max_position",
                      "sounding_embedding", "since_embedding", "lookback_embedding", "lookback_sounding_embedding"):  # fmt: skip
             value = getattr(self, name)
@@ -106,18 +110,21 @@ class TrainConfig:
     out_dir: str = "runs"  # parent folder of run folders
 
     def validate(self) -> None:
+        check_fields(self, "train")
         for name in ("epochs", "batch_size", "chunk_steps"):
             if getattr(self, name) < 1:
                 raise TunesmithError(f"train.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.lr <= 0:
-            raise TunesmithError(f"train.lr must be > 0, got {self.lr!r}")
+        if not 0.0 < self.lr <= 1.0:
+            raise TunesmithError(f"train.lr must be in (0, 1], got {self.lr!r}")
+        if not 0.0 <= self.weight_decay <= 1.0:
+            raise TunesmithError(f"train.weight_decay must be in [0, 1], got {self.weight_decay!r}")
         if not 0.0 < self.lr_factor < 1.0:
             raise TunesmithError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
         if not 0.0 <= self.average < 1.0:
             raise TunesmithError(f"train.average must be in [0, 1), got {self.average!r}")
         if not 0.0 <= self.unknown_share < 1.0:
             raise TunesmithError(f"train.unknown_share must be in [0, 1), got {self.unknown_share!r}")
-        for name in ("grad_clip", "weight_decay", "max_minutes", "threads", "lr_patience", "early_stop"):
+        for name in ("grad_clip", "max_minutes", "threads", "lr_patience", "early_stop"):
             if getattr(self, name) < 0:
                 raise TunesmithError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
@@ -183,13 +190,41 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise TunesmithError(f"{where} must be an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.inf
+            if not math.isfinite(number):
+                raise TunesmithError(f"{where} must be a finite number, got {value!r}")
+            return number
         raise TunesmithError(f"{where} must be a number, got {value!r}")
     if annotation is str:
         if isinstance(value, str):
             return value
         raise TunesmithError(f"{where} must be a string, got {value!r}")
     return value
+
+
+def check_fields(obj: Any, section: str) -> None:
+    """Check (and normalise, e.g. int → float) every field of a config dataclass against its type.
+
+    The rule every ``validate()`` starts with, so a config built in Python, from TOML, from
+    ``--set`` or from a web form is held to the same types: a float is a finite number (never
+    NaN or infinite), an int an integer, a bool a bool. Nested dataclass fields are left to
+    their own ``validate()``.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for item in dataclasses.fields(obj):
+        annotation = hints[item.name]
+        if dataclasses.is_dataclass(annotation):
+            continue
+        value = getattr(obj, item.name)
+        setattr(obj, item.name, _coerce(value, annotation, f"{section}.{item.name}"))
+
+
+def build_section(cls: type, data: dict[str, Any], section: str) -> Any:
+    """A config dataclass from a plain dict, with the type checks of ``Config.from_dict``."""
+    return _build(cls, data, section + ".")
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:

@@ -97,7 +97,7 @@ def add_fields(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: t
         kind, _ = _base_type(hints[name])
         default = field.default if field.default is not dataclasses.MISSING else None
         text = field.metadata.get("help") or comments.get(name, "")
-        shown = "" if default in (None, "") else f" (default {default})"
+        shown = "" if default in (None, "") or kind is bool else f" (default {default})"
         flag = flag_name(field)
         options: dict[str, Any] = {"dest": name, "default": None, "help": (text + shown).replace("%", "%%")}
         if kind is bool:
@@ -155,15 +155,21 @@ def check_fields(obj: Any, prefix: str = "--") -> None:
         too_low = low is not None and (value <= low if meta.get("min_open") else value < low)
         too_high = high is not None and (value >= high if meta.get("max_open") else value > high)
         if too_low or too_high:
-            left = "(" if meta.get("min_open") else "["
-            right = ")" if meta.get("max_open") else "]"
-            span = f"{left}{_show(low)}, {_show(high)}{right}" if high is not None else (
-                f"> {_show(low)}" if meta.get("min_open") else f">= {_show(low)}")  # fmt: skip
-            raise TunesmithError(f"{name} must be in {span}, got {value!r}" if high is not None
-                                 else f"{name} must be {span}, got {value!r}")  # fmt: skip
+            raise TunesmithError(f"{name} must be {_span(low, high, meta)}, got {value!r}")
+
+
+def _span(low: float | None, high: float | None, meta: dict[str, Any]) -> str:
+    """A bound in words: ``in 1..64`` for whole numbers, ``in (0, 1]`` for real ones, ``>= 0``."""
+    if high is None:
+        return f"{'>' if meta.get('min_open') else '>='} {_show(low)}"
+    if low is None:
+        return f"{'<' if meta.get('max_open') else '<='} {_show(high)}"
+    if isinstance(low, int) and isinstance(high, int) and not meta.get("min_open") and not meta.get("max_open"):
+        return f"in {low}..{high}"
+    return f"in {'(' if meta.get('min_open') else '['}{_show(low)}, {_show(high)}{')' if meta.get('max_open') else ']'}"
 
 
 def _show(number: float | None) -> str:
     if number is None:
         return ""
-    return f"{number:,}" if isinstance(number, int) else f"{number:g}"
+    return str(number) if isinstance(number, int) else f"{number:g}"

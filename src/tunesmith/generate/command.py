@@ -8,11 +8,10 @@ place at the end, so a failed run leaves nothing half written.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
@@ -64,31 +63,14 @@ def _configs(args: argparse.Namespace):
     return from_args(GenerationConfig, args).validate(), export_config_of_args(args)
 
 
-def export_config_of_args(args: argparse.Namespace):
-    """The ExportConfig the output flags mean, checked (finite numbers in range)."""
+def export_config_of_args(args: argparse.Namespace, base=None):
+    """The ExportConfig the output flags mean (over ``base``), checked (finite numbers in range)."""
     from tunesmith.export import ExportConfig
     from tunesmith.settings import check_fields, from_args
 
-    export = from_args(ExportConfig, args)
+    export = from_args(ExportConfig, args, base)
     check_fields(export)
     return export.validate()
-
-
-def _reserve(out: Path) -> tuple[Path, list[Path]]:
-    """Create the hidden temp folder beside ``out``; returns it and the parent folders made for it."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TunesmithError(f"output folder {str(out)!r} already exists and is not empty: choose another --out")
-    made = [p for p in reversed(out.absolute().parents) if not p.exists()]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        tmp.mkdir()
-        probe = tmp / ".probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise TunesmithError(f"cannot write to output folder {str(out)!r}: {exc.strerror or exc}") from None
-    return tmp, made
 
 
 def check_formats(formats: list[str], export) -> None:
@@ -102,48 +84,85 @@ def check_formats(formats: list[str], export) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import warnings
-
     generation, export = _configs(args)
     formats = parse_formats(args.formats)
     check_formats(formats, export)
-    out = Path(args.out or f"out/generate-{time.strftime('%Y%m%d-%H%M%S')}")
-    from tunesmith.generate.generator import Generator
-    from tunesmith.generate.primer import TunesmithWarning
+    from tunesmith.rundir import reserve_run_folder
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        generator = Generator.from_checkpoint(args.model, args.device)
-        melodies = generator.generate(generation)
-    # Only our own adjustments are news to the user; library chatter (music21) is dropped.
-    notices = [str(w.message) for w in caught if issubclass(w.category, TunesmithWarning)]
-    write_run(melodies, out, formats, export, notices, "generate")
+    run = reserve_run_folder(args.out or f"out/generate-{time.strftime('%Y%m%d-%H%M%S')}")
+    with run:  # a failure anywhere removes the temp folder and the lock
+        from tunesmith.generate.generator import Generator
+
+        with collect_notices() as notices:
+            generator = Generator.from_checkpoint(args.model, args.device)
+            melodies = generator.generate(generation)
+        written, notices = _write_all(melodies, run.tmp, formats, export, notices, "generate")
+    print_table(melodies, written, run.path, notices, "generate")
     return 0
 
 
-def write_run(melodies, out: Path, formats: list[str], export, notices: list[str], command: str) -> None:
-    """Write every melody's files into a temp folder renamed to ``out`` at the end, then the table."""
-    tmp, made = _reserve(out)
-    try:
-        written, notices = _write_all(melodies, tmp, formats, export, notices, command)
-        if out.exists():
-            _move_into(tmp, out)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for folder in reversed(made):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        raise
-    print_table(melodies, written, out, notices, command)
+@contextmanager
+def collect_notices():
+    """Collect our own TunesmithWarnings (adjustments the user should hear of) into a list;
+    library chatter (music21) is dropped."""
+    import warnings
+
+    from tunesmith.generate.primer import TunesmithWarning
+
+    notices: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield notices
+    notices += [str(w.message) for w in caught if issubclass(w.category, TunesmithWarning)]
 
 
-def _move_into(tmp: Path, out: Path) -> None:
-    """``out`` exists but is empty: move the files in, then drop the temp folder."""
-    for item in tmp.iterdir():
-        item.rename(out / item.name)
-    tmp.rmdir()
+def add_regenerate_arguments(parser: argparse.ArgumentParser) -> None:
+    from tunesmith.export import ExportConfig
+    from tunesmith.generate.regenerate import RegenerateConfig
+    from tunesmith.settings import add_fields
+
+    parser.add_argument("melody", help="a melody-NN.json written by tunesmith generate (or regenerate)")
+    what = parser.add_argument_group("what to regenerate")
+    add_fields(what, RegenerateConfig, only=["bars", "fix", "num", "candidates", "scale", "range"])
+    what.add_argument("--model", default=None, help="checkpoint (default: the one that made the melody)")
+    how = parser.add_argument_group("sampling")
+    add_fields(how, RegenerateConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "seed"])
+    how.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
+    add_output_arguments(parser, ExportConfig)
+
+
+def run_regenerate(args: argparse.Namespace) -> int:
+    from tunesmith.generate.melody import Melody
+    from tunesmith.generate.regenerate import RegenerateConfig
+    from tunesmith.settings import from_args
+
+    config = from_args(RegenerateConfig, args)
+    if not config.bars:
+        raise TunesmithError("say which bars to regenerate: --bars 5-8")
+    config.validate()
+    melody = Melody.load(args.melody)
+    from tunesmith.export import export_config_of
+
+    export = export_config_of_args(args, export_config_of(melody))  # as the melody was written, unless told
+    formats = parse_formats(args.formats)
+    check_formats(formats, export)
+    model = args.model or melody.params.get("model") or None
+    if model and not args.model and not Path(model).is_file():
+        raise TunesmithError(f"the model that made this melody ({model!r}) is not there: pass it with --model")
+    from tunesmith.rundir import reserve_run_folder
+
+    run = reserve_run_folder(args.out or f"out/regenerate-{time.strftime('%Y%m%d-%H%M%S')}")
+    with run:
+        from tunesmith.generate.generator import Generator
+        from tunesmith.generate.regenerate import regenerate
+
+        with collect_notices() as notices:
+            generator = Generator.from_checkpoint(model, args.device)
+            options = {k: v for k, v in vars(config).items() if k != "bars"}
+            melodies = regenerate(generator, melody, config.bars, **options)
+        written, notices = _write_all(melodies, run.tmp, formats, export, notices, "regenerate")
+    print_table(melodies, written, run.path, notices, "regenerate")
+    return 0
 
 
 def _write_all(melodies, folder: Path, formats: list[str], export, notices: list[str], name: str = "generate"):
@@ -183,7 +202,8 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
 
     console = Console()
     first = melodies[0].params
-    caption = f"seed {first['seed']} · scheme {first['scheme']} · {first['model']}"
+    made = first.get("regenerated") or first  # a regeneration's own seed and scheme
+    caption = f"seed {made['seed']} · scheme {made['scheme']} · {first['model']}"
     table = Table(title=f"tunesmith {command} → {out}/", caption=caption)
     for column in ("melody", "key", "meter", "bars", "notes", "ended by", "files"):
         table.add_column(column, justify="right" if column in ("bars", "notes") else "left")

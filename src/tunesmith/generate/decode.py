@@ -190,11 +190,14 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
 
 def _check(scores: torch.Tensor, logits: torch.Tensor, step: int) -> None:
     """Refuse to choose from broken scores: NaN from the model, or a row with nothing allowed."""
-    ok = torch.isfinite(logits).all() & (scores > float("-inf")).any(dim=-1).all() & ~torch.isnan(scores).any()
+    # NaN compares false, so ``< inf`` also refuses NaN (a bias of +inf would make NaN probabilities)
+    ok = (scores < float("inf")).all() & (scores > float("-inf")).any(dim=-1).all()
     if not bool(ok):
         if not bool(torch.isfinite(logits).all()):
             raise TunesmithError(f"the model gave NaN or infinite scores at step {step}: the checkpoint is broken")
-        raise TunesmithError(f"the constraints allow no token at step {step} (bar position and rules conflict)")
+        if not bool((scores < float("inf")).all()):
+            raise TunesmithError(f"a control's logit bias is not finite at step {step}")
+        raise TunesmithError(f"the constraints allow no token at step {step}: they contradict each other there")
 
 
 def _trace(steps, best: list[int], prefix: list[int], end: int, scored: torch.Tensor) -> Decoded:

@@ -28,10 +28,11 @@ __all__ = ["DEFAULT_BARS", "SCHEMES", "GenerationConfig", "Generator", "default_
 
 
 def default_model_path() -> Path:
-    """The shipped model, ``models/erk.pt`` at the repository root."""
-    import tunesmith
+    """The shipped model: installed as package data (``tunesmith/models/erk.pt``), else
+    ``models/erk.pt`` of the source tree (an editable install or a checkout)."""
+    from tunesmith.checkpoint import shipped_model_path
 
-    return Path(tunesmith.__file__).resolve().parents[2] / "models" / "erk.pt"
+    return shipped_model_path()
 
 
 class Generator:
@@ -53,19 +54,16 @@ class Generator:
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto") -> Generator:
         """Load ``path`` (default: the shipped ``models/erk.pt``) onto ``device`` (auto = CUDA/MPS/CPU)."""
-        from tunesmith.model import load_checkpoint, model_from_checkpoint, pick_device
+        from tunesmith.checkpoint import Checkpoint
+        from tunesmith.model import pick_device
 
         if path is None:
             path = default_model_path()
             if not path.is_file():
                 raise TunesmithError(f"the shipped model {str(path)!r} is missing: train one or pass --model PATH")
         target = pick_device(device)
-        payload = load_checkpoint(path)
-        try:
-            model = model_from_checkpoint(payload, target)
-        except (KeyError, RuntimeError, TypeError) as exc:
-            raise TunesmithError(f"{str(path)!r} does not hold a usable model ({type(exc).__name__})") from None
-        return cls(model, payload, target, str(path))
+        checkpoint = Checkpoint.load(path)
+        return cls(checkpoint.build_model(target), checkpoint, target, str(path))
 
     @property
     def accepted_durations(self) -> list[float]:
