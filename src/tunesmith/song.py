@@ -115,21 +115,6 @@ def tonic_pitch_class(tonic: str) -> int:
     return PITCH_CLASSES[name]
 
 
-def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> int:
-    """Semitones (−6..+5) that move a key's tonic to C (major) / A (minor), or to ``target_pc``.
-
-    Choosing the smallest shift keeps the melody nearest its original register.
-    """
-    if target_pc is None:
-        target_pc = 0 if mode == "major" else 9
-    return (target_pc - tonic_pc + 6) % 12 - 6
-
-
-def key_name(tonic_pc: int, mode: str) -> str:
-    """Conventional spelling of a key's tonic ("B-" for Bb major, "C#" for C# minor)."""
-    return (MAJOR_TONICS if mode == "major" else MINOR_TONICS)[tonic_pc % 12]
-
-
 def note_number(name: str) -> int:
     """MIDI number of a note name ("C4" = 60, "Bb3" = 58, "F#5" = 78) or of a plain number ("67").
 
@@ -153,3 +138,19 @@ def note_number(name: str) -> int:
 def pitch_name(pitch: int) -> str:
     """A MIDI number as a note name with octave (60 → "C4", 70 → "Bb4")."""
     return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> int:
+    """Semitones (−6..+5) that move a key's tonic to C (major) / A (minor), or to ``target_pc``.
+
+    Choosing the smallest shift keeps the melody nearest its original register.
+    """
+    if target_pc is None:
+        target_pc = 0 if mode == "major" else 9
+    return (target_pc - tonic_pc + 6) % 12 - 6
+
+
+def key_name(tonic_pc: int, mode: str) -> str:
+    """Conventional spelling of a key's tonic ("B-" for Bb major, "C#" for C# minor)."""
+    return (MAJOR_TONICS if mode == "major" else MINOR_TONICS)[tonic_pc % 12]
+
