@@ -153,4 +153,3 @@ def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> 
 def key_name(tonic_pc: int, mode: str) -> str:
     """Conventional spelling of a key's tonic ("B-" for Bb major, "C#" for C# minor)."""
     return (MAJOR_TONICS if mode == "major" else MINOR_TONICS)[tonic_pc % 12]
-
