@@ -18,7 +18,7 @@ import torch
 
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import Control, StepContext
-from tunesmith.generate.sampling import apply_temperature, choose
+from tunesmith.generate.sampling import SamplingError, apply_temperature, choose
 
 # Up to this many rows a step's matrices are so small that a second CPU thread costs more in
 # synchronisation than it saves (measured: 20x slower with 2 threads on a busy 2-core machine);
@@ -95,7 +95,9 @@ class BeamChooser:
         branch_score = self.score[:, None] + log_probs.gather(-1, branches)
         branch_length = self.length[:, None] + (~finished)[:, None].float()
         ranking = (branch_score / branch_length.clamp(min=1.0)).view(num, width * width)
-        best = torch.topk(ranking, width, dim=-1).indices
+        best_values, best = torch.topk(ranking, width, dim=-1)
+        if not bool(torch.isfinite(best_values[:, 0]).all()):  # NaN scores, or nothing allowed in a search
+            raise SamplingError("beam search met scores that are NaN, infinite or all forbidden")
         parent = (torch.arange(num, device=logits.device)[:, None] * width + best // width).view(-1)
         column = (best % width).view(-1)
         self.score, self.length = branch_score[parent, column], branch_length[parent, 0]
@@ -169,8 +171,11 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
                     scores = scores + bias
             if allowed is not None:
                 scores = scores.masked_fill(~allowed, float("-inf"))
-            _check(scores, logits, step)
-            chosen, parent = chooser.choose(scores, finished, generator)
+            try:
+                chosen, parent = chooser.choose(scores, finished, generator)
+            except SamplingError:
+                _explain(scores, logits, step)
+                raise
             if parent is not None:
                 finished, scored = finished[parent], scored[parent]
                 state = model.reorder_state(state, parent)
@@ -188,8 +193,9 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
     return _trace(steps, chooser.best_rows(plan.num), prefix, vocab.end, scored)
 
 
-def _check(scores: torch.Tensor, logits: torch.Tensor, step: int) -> None:
-    """Refuse to choose from broken scores: NaN from the model, or a row with nothing allowed."""
+def _explain(scores: torch.Tensor, logits: torch.Tensor, step: int) -> None:
+    """Say why a chooser refused the scores: NaN from the model, an infinite bias, or a row where
+    the controls allow nothing (the choosers check cheaply; this finds the cause)."""
     # NaN compares false, so ``< inf`` also refuses NaN (a bias of +inf would make NaN probabilities)
     ok = (scores < float("inf")).all() & (scores > float("-inf")).any(dim=-1).all()
     if not bool(ok):
