@@ -30,7 +30,7 @@ import torch
 
 from tunesmith.encoding import is_pitch
 from tunesmith.generate import Generator, Melody, default_model_path
-from tunesmith.generate.regenerate import RegenerateConfig, plan_region
+from tunesmith.generate.regenerate import RegenerateConfig, kept_tail, plan_region
 from tunesmith.meter import bar_spans
 from tunesmith.song import SCALES, bar_steps, step_positions
 
@@ -98,7 +98,7 @@ def whole_song_figures(tokens: list[str], mode: str, beat: int, positions: list[
             "on_beat": on_beat}  # fmt: skip
 
 
-def run(generator: Generator, melodies: list[Melody], num: int, candidates: int, seed: int):
+def run(generator: Generator, melodies: list[Melody], num: int, candidates: int, seed: int, horizon: int):
     rng = random.Random(seed)
     sums = {"original": [], "chosen": [], "naive": []}
     joins = {name: {} for name in ("original", "chosen", "naive", "songs")}
@@ -106,10 +106,11 @@ def run(generator: Generator, melodies: list[Melody], num: int, candidates: int,
         melody = rng.choice(melodies)
         numbers = sorted(k for k in bar_spans(melody.song) if k >= 1)
         first = rng.randint(numbers[0] + 1, numbers[-1] - 4)  # a bar before, at least one after
-        config = RegenerateConfig(bars=f"{first}-{first + 3}", candidates=candidates, seed=seed + n)
+        config = RegenerateConfig(bars=f"{first}-{first + 3}", candidates=candidates, seed=seed + n, horizon=horizon)
         plan, (start, end) = plan_region(generator, melody, config)
         decoded = [d for d in generator.decode(plan, config.generation())]
-        ids = [row for d in decoded for row in d.ids]
+        tail = kept_tail(generator, melody, plan)
+        ids = [row + tail for d in decoded for row in d.ids]
         scores = [s for d in decoded for s in d.scored]
         best = max(range(len(ids)), key=lambda i: scores[i])
         song = melody.song
@@ -128,14 +129,14 @@ def run(generator: Generator, melodies: list[Melody], num: int, candidates: int,
     return sums, joins
 
 
-def speed(generator: Generator, repeats: int, candidates: int) -> tuple[list[float], list[float]]:
+def speed(generator: Generator, repeats: int, candidates: int, horizon: int) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds to regenerate bars 5-8 of a 16-bar melody with ``candidates``
     candidates (CPU time: what the run costs when other processes share the cores)."""
     melody = generator.generate(bars=16, seed=1, full_length=True)[0]
     wall, cpu = [], []
     for i in range(repeats + 1):
         start, start_cpu = time.perf_counter(), time.process_time()
-        generator.regenerate(melody, (5, 8), candidates=candidates, seed=i)
+        generator.regenerate(melody, (5, 8), candidates=candidates, seed=i, horizon=horizon)
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return wall[1:], cpu[1:]
@@ -146,18 +147,19 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=200, help="regenerations (default 200)")
     parser.add_argument("--candidates", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--horizon", type=int, default=4, help="bars after the region that rank candidates; 0 = all")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = Generator.from_checkpoint(default_model_path(), "cpu")
-    times, cpu = speed(generator, 10, args.candidates)
+    times, cpu = speed(generator, 10, args.candidates, args.horizon)
     print(f"load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}, {args.threads} threads")
-    print(f"regenerate 4 bars of 16 with {args.candidates} candidates: wall median {statistics.median(times):.3f} s, "
+    print(f"regenerate 4 bars of 16 with {args.candidates} candidates, horizon {args.horizon}: wall median {statistics.median(times):.3f} s, "
           f"best {min(times):.3f} s; CPU time median {statistics.median(cpu):.3f} s, best {min(cpu):.3f} s; "
           f"{len(times)} runs (target <= 0.3 s)", flush=True)  # fmt: skip
     melodies = held_out_melodies(generator)
     started = time.perf_counter()
-    sums, joins = run(generator, melodies, args.num, args.candidates, args.seed)
+    sums, joins = run(generator, melodies, args.num, args.candidates, args.seed, args.horizon)
     print(f"{args.num} regenerations of 4 bars in {len(melodies)} held-out songs, {time.perf_counter() - started:.0f} s")
     print("| figure | original song | chosen (best of K) | naive (K = 1) | whole songs |")
     print("|---|---|---|---|---|")

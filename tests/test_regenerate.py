@@ -64,7 +64,7 @@ def test_outside_the_region_every_token_is_kept_and_the_region_is_new(generator,
 
 
 def test_the_suffix_score_is_the_models_log_likelihood_of_the_kept_bars(generator, melody):
-    result = generator.regenerate(melody, (2, 3), candidates=4, seed=5)[0]
+    result = generator.regenerate(melody, (2, 3), candidates=4, seed=5, horizon=0)[0]
     ids = generator.vocab.ids(result.model_tokens)
     tokens = torch.tensor([[generator.vocab.start] + ids])
     positions = step_positions(result.song.bar_starts, len(ids), 12)
@@ -72,6 +72,14 @@ def test_the_suffix_score_is_the_models_log_likelihood_of_the_kept_bars(generato
                                            torch.tensor([1]), torch.tensor([METERS.index("3/4")]))[0]  # fmt: skip
     kept = float(log_p[3 * 12 :].sum())
     assert math.isclose(result.params["regenerated"]["suffix_log_likelihood"], kept, abs_tol=2e-3)
+
+
+def test_the_horizon_limits_the_scored_bars_and_keeps_the_rest(generator, melody):
+    full = generator.regenerate(melody, (2, 3), candidates=6, seed=5, horizon=0)
+    near = generator.regenerate(melody, (2, 3), candidates=6, seed=5, horizon=2)
+    assert near[0].params["regenerated"]["scored_steps"] == [36, 60] and full[0].params["regenerated"]["scored_steps"] == [36, 96]
+    for result in near + full:
+        assert result.tokens[36:] == melody.tokens[36:] and len(result.tokens) == len(melody.tokens)
 
 
 def test_fixed_notes_are_honoured_in_the_output_key(generator, melody):

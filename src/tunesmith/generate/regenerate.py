@@ -41,6 +41,7 @@ class RegenerateConfig:
     bars: str = field(default="", metadata={"metavar": "FIRST-LAST"})  # bars to write anew, as numbered in the score (a pickup is bar 0), e.g. 5-8
     num: int = field(default=1, metadata=bounds(1, 64))  # versions of the region to return, best first
     candidates: int = field(default=32, metadata=bounds(1, 1024))  # versions sampled; those that make the kept bars after the region most likely are returned
+    horizon: int = field(default=4, metadata=bounds(0, 1024))  # bars after the region whose likelihood ranks the candidates; 0 = all kept bars
     fix: str = ""  # notes to keep inside the region, "bar 6 beat 1 = D5; bar 7 beat 3 = E5" (beats of the meter's note value)
     scheme: str = field(default="sample", metadata={"choices": STEP_SCHEMES})  # how each step of a candidate is chosen
     temperature: float = field(default=1.0, metadata=bounds(0.0, 100.0))  # > 0 (greedy ignores it); lower is safer, higher wilder
@@ -109,7 +110,8 @@ def regenerate(generator, melody: Melody, bars: tuple[int, int] | str, **options
     plan, region = plan_region(generator, melody, config)
     gen_config = config.generation()
     decoded = [d for d in generator.decode(plan, gen_config)]
-    ids = [row for d in decoded for row in d.ids]
+    tail = kept_tail(generator, melody, plan)
+    ids = [row + tail for d in decoded for row in d.ids]
     scores = [score for d in decoded for score in d.scored]
     order = sorted(range(len(ids)), key=lambda i: -scores[i])
     picked, seen = [], set()
@@ -142,11 +144,14 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
     if start == end:
         raise TunesmithError(f"bars {first_bar}-{last_bar} only hold a note begun earlier: nothing to regenerate")
     mode_id, meter_id, bar = resolve_kind(generator, song.mode, song.meter)
+    stop = len(tokens) + (1 if melody.params.get("ended_by") == "end token" else 0)
+    if config.horizon:  # the bars after the horizon are kept too, just not scored
+        stop = min(stop, end + config.horizon * bar)
     shift = -song.transposition
     tonic_pc = tonic_pitch_class(song.key)
     vocab = generator.vocab
-    fixed = {step: vocab.index[t] for step, t in enumerate(tokens) if step >= end}
-    if melody.params.get("ended_by") == "end token":
+    fixed = {step: vocab.index[t] for step, t in enumerate(tokens) if end <= step < stop}
+    if stop == len(tokens) + 1:
         fixed[len(tokens)] = vocab.end
     for bar_number, beat, pitch in parse_fixes(config.fix):
         step = fixed_step(song, spans, bar_number, beat, config.fix)
@@ -163,11 +168,19 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
     mask = pitch_mask(vocab, tonic_pc, song.mode, shift, config.scale, config.range)
     if mask is not None:
         controls.append(mask)
-    total = len(tokens) + (1 if len(tokens) in fixed else 0)
     plan = Plan(vocab, config.candidates, song.mode, song.meter, tonic_pc, shift, mode_id, meter_id, bar,
-                list(song.bar_starts), total, vocab.ids(tokens[:start]), fixed=fixed, scored_from=end,
+                list(song.bar_starts), stop, vocab.ids(tokens[:start]), fixed=fixed, scored_from=end,
                 controls=controls, seed=make_seed(config.seed))  # fmt: skip
     return plan, (start, end)
+
+
+def kept_tail(generator, melody: Melody, plan: Plan) -> list[int]:
+    """Model-key ids of the kept music past the plan's last (scored) step, ``</s>`` included."""
+    tokens = melody.model_tokens
+    tail = generator.vocab.ids(tokens[plan.total_steps :])
+    if plan.total_steps < len(tokens) + 1 and melody.params.get("ended_by") == "end token":
+        tail.append(generator.vocab.end)
+    return tail
 
 
 def fixed_step(song: Song, spans: dict[int, tuple[int, int]], bar: int, beat: float, text: str) -> int:
@@ -208,6 +221,7 @@ def _melody(generator, original: Melody, plan: Plan, ids: list[int], score: floa
     params["regenerated"] = asdict(config) | {
         "seed": plan.seed, "region_steps": list(region),
         "suffix_log_likelihood": round(score, 4) if region[1] < plan.total_steps else None,
+        "scored_steps": [region[1], plan.total_steps],
         "from": original.params.get("title") or original.song.title,
     }  # fmt: skip
     return Melody(body, song, params)
