@@ -4,7 +4,9 @@ The model reads left to right, so it cannot see what follows the region while wr
 engine therefore samples ``candidates`` versions of the region (the bars before it fed as the
 prefix), then continues each candidate through the kept bars after it with those tokens fixed,
 scoring log p(kept suffix | prefix + candidate) in the same pass, and keeps the ``num``
-candidates under which the kept music is most likely. This is best-of-K rescoring of the same
+candidates under which the kept music is most likely. Only the first ``horizon`` kept bars are
+scored (default 4, the model's longest look back): the region's influence fades after them, and
+scoring fewer steps keeps 32 candidates fast. This is best-of-K rescoring of the same
 model (no second model to train, no bidirectional sampler): with K candidates it approximates
 choosing the region the model finds most compatible with what comes after, and it can only join
 as well as the model predicts — a seam the model finds unlikely is what it scores down.
