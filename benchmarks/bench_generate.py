@@ -3,9 +3,9 @@
 Uses models/erk.pt when present, else a freshly initialised model of the erk preset's shape
 (same cost per step: the weights do not change the arithmetic).
 
-``--baseline REF`` also times the decoding loop of an older commit (default 5a3aedd, the two
-separate loops before the one generation engine) in the same run, alternating old and new, so
-before/after are measured under the same load. Run: .venv/bin/python benchmarks/bench_generate.py
+``--baseline REF`` also times the sampling loop of an older commit (5a3aedd: the two separate
+loops before the one generation engine), loaded from git into this process, alternating old and
+new on the same model object, so before/after are measured under the same load. Run: .venv/bin/python benchmarks/bench_generate.py
 """
 
 from __future__ import annotations
@@ -28,26 +28,21 @@ from tunesmith.generate import GenerationConfig, Generator, default_model_path
 from tunesmith.model import MelodyLSTM
 
 ROOT = Path(__file__).resolve().parents[1]
-# Times the old loop: run inside a subprocess whose PYTHONPATH is the old commit's src/.
-OLD_LOOP = """
-import sys, time, torch
-from tunesmith.encoding import Vocabulary
-from tunesmith.model import model_from_checkpoint
-from tunesmith.generate.search import sample_batch
-payload = torch.load(sys.argv[1], weights_only=False)
-model, vocab = model_from_checkpoint(payload, "cpu"), Vocabulary(payload["vocab"])
-num, steps, seed = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-mask = torch.ones(len(vocab), dtype=torch.bool)
-mask[vocab.end] = False
-positions = [s % 16 for s in range(steps + 1)]
-meter = payload["meters"].index("4/4")
-for repeat in range(2):  # the first run warms up
-    start, start_cpu = time.perf_counter(), time.process_time()
-    rows = sample_batch(model, vocab, [], positions, 1, meter, mask, num, torch.Generator().manual_seed(seed),
-                        "sample", 1.0, 8, 0.9, 0.5)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-print(num * steps / elapsed, num * steps / cpu)
-"""
+# The line of the old loop's source that imported what has moved since.
+OLD_IMPORT = "from tunesmith.generate.constraints import apply_mask, structure_mask"
+NEW_IMPORT = "from tunesmith.generate.constraints import apply_mask\nfrom tunesmith.generate.controls import structure_mask"
+
+
+def old_loop(ref: str):
+    """``sample_batch`` of ``generate/search.py`` at commit ``ref`` (the loop before the one
+    engine), loaded from git into this process so old and new run on the same model object."""
+    import types
+
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:src/tunesmith/generate/search.py"],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    module = types.ModuleType("old_search")
+    exec(compile(source.replace(OLD_IMPORT, NEW_IMPORT), f"{ref}:search.py", "exec"), module.__dict__)
+    return module.sample_batch
 
 
 def checkpoint_path(folder: Path) -> tuple[Path, str]:
@@ -65,39 +60,31 @@ def checkpoint_path(folder: Path) -> tuple[Path, str]:
     return path, "freshly initialised model of the erk preset's shape (models/erk.pt absent)"
 
 
-def steps_per_second(generator: Generator, num: int, steps: int, seed: int, repeats: int = 1) -> tuple[float, float]:
-    """Aggregate steps per second of the decoding loop (plan made once, outside the timing), by
-    wall clock and by CPU time (all threads); ``full_length`` keeps ``</s>`` out so every row runs
-    ``steps`` steps. Best of ``repeats`` after a warm-up run."""
+def timed(run, num: int, steps: int) -> tuple[float, float]:
+    """(wall, CPU-time) aggregate steps/s of one call of ``run``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    rows = run()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    assert sum(len(r) for r in rows) == num * steps
+    return num * steps / elapsed, num * steps / cpu
+
+
+def new_run(generator: Generator, num: int, steps: int, seed: int):
+    """One decoding run of this tree (plan made outside the timing); ``full_length`` keeps
+    ``</s>`` out so every row runs ``steps`` steps."""
     config = GenerationConfig(num=num, steps=steps, meter="4/4", full_length=True, seed=seed)
-    best, best_cpu = float("inf"), float("inf")
-    for repeat in range(repeats + 1):
-        plan = generator.plan(config)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        rows = [row for decoded in generator.decode(plan, config) for row in decoded.ids]
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        assert sum(len(r) for r in rows) == num * steps
-        if repeat:
-            best, best_cpu = min(best, elapsed), min(best_cpu, cpu)
-    return num * steps / best, num * steps / best_cpu
+    plan = generator.plan(config)
+    return lambda: [row for decoded in generator.decode(plan, config) for row in decoded.ids]
 
 
-def old_steps_per_second(source: Path, path: Path, num: int, steps: int, seed: int) -> tuple[float, float]:
-    env = {**os.environ, "PYTHONPATH": str(source), "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([sys.executable, "-c", OLD_LOOP, str(path), str(num), str(steps), str(seed)],
-                            env=env, check=True, capture_output=True, text=True)  # fmt: skip
-    wall, cpu = result.stdout.strip().splitlines()[-1].split()
-    return float(wall), float(cpu)
-
-
-def old_tree(ref: str, folder: Path, checkpoint: Path) -> tuple[Path, Path]:
-    """The ``src/`` of commit ``ref`` unpacked in ``folder``, and the model in the old (v2) file layout."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    loaded = Checkpoint.load(checkpoint).to_dict()
-    old = {**{k: v for k, v in loaded.items() if k != "extra"}, "version": 2}
-    torch.save(old, folder / "model-v2.pt")
-    return folder / "src", folder / "model-v2.pt"
+def old_run(sample_batch, generator: Generator, num: int, steps: int, seed: int):
+    """The same request through the old loop (``</s>`` masked out, as its benchmark did)."""
+    mask = torch.ones(len(generator.vocab), dtype=torch.bool)
+    mask[generator.vocab.end] = False
+    positions = [s % 16 for s in range(steps + 1)]
+    meter = generator.meters.index("4/4")
+    return lambda: sample_batch(generator.model, generator.vocab, [], positions, 1, meter, mask, num,
+                                torch.Generator().manual_seed(seed), "sample", 1.0, 8, 0.9, 0.5)  # fmt: skip
 
 
 def load_generate_write(path: Path, folder: Path, repeats: int = 5) -> float:
@@ -123,7 +110,7 @@ def cli_wall(path: Path, folder: Path, formats: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=None, metavar="REF", help="also time this commit's loop (e.g. 5a3aedd)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating old/new rounds with --baseline")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (old and new alternate with --baseline)")
     parser.add_argument("--quick", action="store_true", help="only the steps/s figures")
     parser.add_argument("--only", choices=["one", "batch"], default=None, help="only one of the steps/s cases")
     args = parser.parse_args()
@@ -135,21 +122,22 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         cases = [("one melody", 1, 2000, 2_000), ("batch of 64", 64, 1000, 50_000)]
         cases = [c for c in cases if args.only is None or c[0].startswith(args.only)]
+        loops = {"this tree": lambda num, steps, seed: new_run(generator, num, steps, seed)}
         if args.baseline:
-            source, old_path = old_tree(args.baseline, folder, path)
-            for label, num, steps, target in cases:
-                new, old = [], []
-                for round_ in range(args.rounds):
-                    old.append(old_steps_per_second(source, old_path, num, steps, round_))
-                    new.append(steps_per_second(generator, num, steps, round_))
-                for name, runs in (("this tree", new), (args.baseline, old)):
-                    print(f"{label} (target >= {target:,} steps/s), {name}: wall best {max(w for w, _ in runs):,.0f} "
-                          f"(runs {', '.join(f'{w:,.0f}' for w, _ in runs)}); per CPU second best "
-                          f"{max(c for _, c in runs):,.0f}", flush=True)  # fmt: skip
-        else:
-            for label, num, steps, target in cases:
-                wall, cpu = steps_per_second(generator, num, steps, 0, repeats=2)
-                print(f"{label}: {wall:,.0f} steps/s, {cpu:,.0f} per CPU second (target >= {target:,})")
+            sample_batch = old_loop(args.baseline)
+            loops[args.baseline] = lambda num, steps, seed: old_run(sample_batch, generator, num, steps, seed)
+        for label, num, steps, target in cases:
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
+            for round_ in range(args.rounds + 1):  # alternating, so both see the same load; round 0 warms up
+                for name, make in loops.items():
+                    result = timed(make(num, steps, round_), num, steps)
+                    if round_:
+                        runs[name].append(result)
+            for name, results in runs.items():
+                walls = sorted(w for w, _ in results)
+                print(f"{label} (target >= {target:,} steps/s), {name}: wall best {walls[-1]:,.0f}, median "
+                      f"{statistics.median(walls):,.0f} of {len(walls)}; CPU-time best "
+                      f"{max(c for _, c in results):,.0f}", flush=True)  # fmt: skip
         if args.quick:
             return
         inproc = load_generate_write(path, folder)

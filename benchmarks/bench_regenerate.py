@@ -88,7 +88,7 @@ def join_figures(tokens: list[str], start: int, end: int, mode: str, beat: int,
 
 
 def whole_song_figures(tokens: list[str], mode: str, beat: int, positions: list[int]) -> dict[str, list[float]]:
-    """The same figures over every consecutive pair of notes of a song (its typical values)."""
+    """The same figures over a whole song: every consecutive pair of notes, every note, every onset."""
     pitches = [int(t) for t in tokens if is_pitch(t)]
     on_beat = [float(positions[i] % beat == 0) for i, t in enumerate(tokens) if is_pitch(t)]
     steps = [abs(b - a) for a, b in zip(pitches, pitches[1:], strict=False)]
@@ -165,7 +165,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     row = [f"{np.mean(sums[n]):.2f}" for n in ("original", "chosen", "naive")]
     print(f"| mean log-likelihood of the kept suffix (nats) | {' | '.join(row)} | |")
-    for key, label in (("join_interval", "mean |interval| at the two joins (semitones)"),
+    for key, label in (("join_interval", "mean absolute interval at the two joins (semitones)"),
                        ("leap", "share of join intervals over a fifth"),
                        ("out_of_scale", "share of region notes outside the key's scale"),
                        ("on_beat", "share of region onsets on a beat")):  # fmt: skip

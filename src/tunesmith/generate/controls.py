@@ -20,7 +20,7 @@ import torch
 from tunesmith.encoding import Vocabulary
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepContext:
     """What a control may look at when the loop chooses the token of one step.
 

@@ -119,7 +119,8 @@ class Generator:
         generator = torch.Generator(device=self.device).manual_seed(plan.seed)
         per_chunk = max(1, CHUNK_ROWS // chooser.width)
         for first in range(0, plan.num, per_chunk):
-            yield decode(self.model, replace(plan, num=min(per_chunk, plan.num - first)), chooser, generator, controls)
+            chunk = plan if plan.num <= per_chunk else replace(plan, num=min(per_chunk, plan.num - first))
+            yield decode(self.model, chunk, chooser, generator, controls)
 
     def _melody(self, ids: list[int], index: int, config: GenerationConfig, plan: Plan) -> Melody:
         body, ended = plan.melody_tokens(ids)
