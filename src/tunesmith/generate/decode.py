@@ -137,9 +137,12 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
     position_ids = torch.tensor(positions, device=device)
     modes = torch.full((rows,), plan.mode_id, dtype=torch.long, device=device)
     meters = torch.full((rows,), plan.meter_id, dtype=torch.long, device=device)
-    fed = torch.tensor([vocab.start] + prefix, device=device).expand(rows, -1)
-    logits, state = model(fed, position_ids[: len(prefix) + 1].expand(rows, -1), modes, meters)
-    logits, previous = logits[:, -1].float(), fed[:, -1].clone()
+    # Every row starts with the same prefix: run it once, then copy the state to every row.
+    fed = torch.tensor([[vocab.start] + prefix], device=device)
+    logits, state = model(fed, position_ids[None, : len(prefix) + 1], modes[:1], meters[:1])
+    one = torch.zeros(rows, dtype=torch.long, device=device)
+    logits, state = logits[one, -1].float(), model.reorder_state(state, one)
+    previous = fed[one, -1]
     end = torch.full((rows,), vocab.end, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     scored = torch.zeros(rows, device=device)
