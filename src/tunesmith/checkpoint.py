@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from tunesmith import __version__
-from tunesmith.config import Config, ModelConfig, build_section
+from tunesmith.config import Config, ModelConfig
 from tunesmith.encoding import HOLD, PAD
 from tunesmith.errors import TunesmithError
 
@@ -92,6 +92,8 @@ class Checkpoint:
         bad = [name for name, tensor in self.state_dict.items() if not bool(torch.isfinite(tensor).all())]
         if bad:
             raise TunesmithError(f"refusing to save {str(path)!r}: weight {bad[0]} is not finite (NaN or inf)")
+        for key, value in (("config", self.config), ("metrics", self.metrics), ("extra", self.extra)):
+            _check_plain(value, key, path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,8 +146,11 @@ class Checkpoint:
                 raise TunesmithError(f"{name} is damaged: {key} must be {label}, got {type(value).__name__}")
             return value
 
-        model_config = build_section(ModelConfig, need("model_config", dict, "a table"), "model")
-        model_config.validate()
+        try:
+            model_config = Config.from_dict({"model": need("model_config", dict, "a table")}).model
+            model_config.validate()
+        except TunesmithError as exc:
+            raise TunesmithError(f"{name} is damaged: {exc}") from None
         state = need("model", dict, "a table of tensors")
         for key, tensor in state.items():
             if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
@@ -170,6 +175,23 @@ class Checkpoint:
             if not isinstance(value, dict):
                 raise TunesmithError(f"{name} is damaged: {key} must be a table, got {type(value).__name__}")
         return cls(model_config, state, lists["vocab"], lists["modes"], lists["meters"], spq, config, metrics, extra)
+
+
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+
+
+def _check_plain(value: Any, where: str, path: Path) -> None:
+    """Refuse to save anything ``Checkpoint.load`` would refuse to read: only plain data and tensors."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str | int):
+                raise TunesmithError(f"cannot save {str(path)!r}: {where} has a key of type {type(key).__name__}")
+            _check_plain(item, f"{where}.{key}", path)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]", path)
+    elif not isinstance(value, _PLAIN):
+        raise TunesmithError(f"cannot save {str(path)!r}: {where} holds a {type(value).__name__}, not plain data")
 
 
 def _short(exc: BaseException) -> str:

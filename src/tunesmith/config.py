@@ -21,6 +21,8 @@ from tunesmith.errors import TunesmithError
 
 # The original project's accepted note lengths, in quarter notes.
 DEFAULT_DURATIONS = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0]
+MAX_SEED = 2**32 - 1  # seeds are combined with epoch numbers and ranks; torch takes < 2**64
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -42,8 +44,10 @@ class CorpusConfig:
             raise TunesmithError(f"corpus.accepted_durations must be positive quarter lengths, got {self.accepted_durations!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise TunesmithError(f"corpus.val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if self.workers < 0:
-            raise TunesmithError(f"corpus.workers must be >= 0, got {self.workers!r}")
+        if not 0 <= self.workers <= MAX_THREADS:
+            raise TunesmithError(f"corpus.workers must be in 0..{MAX_THREADS}, got {self.workers!r}")
+        if not 0 <= self.split_seed <= MAX_SEED:
+            raise TunesmithError(f"corpus.split_seed must be in 0..{MAX_SEED}, got {self.split_seed!r}")
 
 
 @dataclass
@@ -127,6 +131,10 @@ class TrainConfig:
         for name in ("grad_clip", "max_minutes", "threads", "lr_patience", "early_stop"):
             if getattr(self, name) < 0:
                 raise TunesmithError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise TunesmithError(f"train.seed must be in 0..{MAX_SEED}, got {self.seed!r}")
+        if self.threads > MAX_THREADS:
+            raise TunesmithError(f"train.threads must be <= {MAX_THREADS}, got {self.threads!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise TunesmithError(f"train.device must be auto, cpu, cuda or mps, got {self.device!r}")
 
@@ -220,11 +228,6 @@ def check_fields(obj: Any, section: str) -> None:
             continue
         value = getattr(obj, item.name)
         setattr(obj, item.name, _coerce(value, annotation, f"{section}.{item.name}"))
-
-
-def build_section(cls: type, data: dict[str, Any], section: str) -> Any:
-    """A config dataclass from a plain dict, with the type checks of ``Config.from_dict``."""
-    return _build(cls, data, section + ".")
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
