@@ -11,7 +11,8 @@ from tunesmith.encoding import Vocabulary, decode_tokens, encode_notes
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import Control, StepContext
 from tunesmith.generate.copyguard import CopyGuard, describe_copy
-from tunesmith.originality import OriginalityIndex, build_entry, index_from_entry, note_symbols, with_entry
+from tunesmith.originality import OriginalityIndex, build_entry, index_from_entry, note_codes, note_symbols, with_entry
+from tunesmith.originality.automaton import FrozenAutomaton, SuffixAutomaton, array_codes
 from tunesmith.song import Note, Song
 
 TUNE = [(67, 4), (64, 2), (64, 2), (65, 4), (62, 2), (62, 2), (60, 2), (62, 2), (64, 2), (65, 2),
@@ -95,6 +96,12 @@ def copycat(tune_tokens, strength=6.0):
     return want
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """The frozen automata these tests build go to a temporary cache."""
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+
+
 CORPUS = [song(TUNE * 3, "Der Kuckuck"), song(shifted(TUNE, -5) * 2, "Kuckuck in F")]
 INDEX = OriginalityIndex(CORPUS)
 
@@ -115,7 +122,8 @@ def test_copycat_model_overruns_without_the_guard_and_never_with_it(max_copy):
 
 def test_guard_sees_through_transposition():
     want = copycat(encode_notes([Note(p, s) for p, s in shifted(TUNE, 3)]) * 4)
-    guarded = run(CopyGuard(INDEX, 5, VOCAB), want, rows=8, total=96, seed=1)
+    frozen = index_from_entry(build_entry(CORPUS, CORPUS))  # the guard as it runs on a shipped index
+    guarded = run(CopyGuard(frozen, 5, VOCAB), want, rows=8, total=96, seed=1)
     assert max(longest_shared(m, CORPUS) for m in guarded) == 5
     free = run(None, want, rows=2, total=96)
     assert min(longest_shared(m, CORPUS) for m in free) > 20
@@ -177,10 +185,27 @@ def test_shipped_entry_round_trips_through_a_weights_only_checkpoint(tmp_path):
     torch.save(with_entry({"format": "tunesmith-checkpoint", "extra": {"other": 1}}, entry), path)
     loaded = torch.load(path, weights_only=True)
     assert loaded["extra"]["other"] == 1
-    rebuilt = index_from_entry(loaded["extra"]["originality"])
     probe = song([(72, 8)] + shifted(TUNE * 2, 4))
-    assert rebuilt.describe(probe) == INDEX.describe(probe)
-    assert rebuilt.titles == ["Der Kuckuck", "Kuckuck in F"] and rebuilt.bar_starts == INDEX.bar_starts
+    for attempt in ("built", "read from the cache"):
+        rebuilt = index_from_entry(loaded["extra"]["originality"])
+        assert isinstance(rebuilt.automaton, FrozenAutomaton), attempt
+        assert rebuilt.describe(probe) == INDEX.describe(probe), attempt
+        assert rebuilt.titles == ["Der Kuckuck", "Kuckuck in F"] and rebuilt.bar_starts == INDEX.bar_starts
+    assert len(list((tmp_path / "cache" / "originality").glob("*.npz"))) == 1
+    # one vectorised pass over all songs gives each song's own codes: no interval reaches into the song before
+    entry_codes = array_codes(entry["pitches"].numpy(), entry["steps"].numpy(), entry["offsets"].numpy()).tolist()
+    assert entry_codes == [c for s in CORPUS for c in note_codes(s.notes)]
+
+
+def test_frozen_automaton_matches_like_the_one_it_was_built_from():
+    rng = random.Random(2)
+    automaton = SuffixAutomaton()
+    automaton.extend_all([rng.randrange(5) for _ in range(300)] + [-1] + [rng.randrange(5) for _ in range(200)])
+    frozen = FrozenAutomaton(automaton.freeze())
+    probe = [rng.randrange(6) for _ in range(400)]
+    assert frozen.match(probe)[0].tolist() == automaton.match(probe)[0].tolist()
+    assert frozen.match(probe)[1] == automaton.match(probe)[1]
+    assert all(sorted(frozen.out(s)) == sorted(c for c in automaton.next[s] if c >= 0) for s in range(len(frozen.length)))
 
 
 def test_add_index_command_writes_a_loadable_entry(tiny_checkpoint, tmp_path):

@@ -76,8 +76,8 @@ class CopyGuard:
         ``spare`` more steps to lengthen it?"""
         if matched < self.max_copy:
             return True
-        out = self.automaton.next[state]
-        return any(symbol_code(key, length) not in out for length in range(steps, steps + spare + 1))
+        has = self.automaton.has
+        return any(not has(state, symbol_code(key, length)) for length in range(steps, steps + spare + 1))
 
     def allowed(self, ctx: Any) -> torch.Tensor | None:
         """Bool ``[rows, V]`` (True = allowed), or None when no row is near ``max_copy``."""
@@ -93,7 +93,7 @@ class CopyGuard:
             state, matched, key, steps, last = self.state[r], self.matched[r], self.key[r], self.steps[r], self.last[r]
             hold_ok = self._viable(state, matched, key or REST_KEY, steps + 1 if key else 1, left - 1)
             fixed = symbol_code(key, steps) if key else None
-            onset_ok = not key or matched < limit or fixed not in self.automaton.next[state]
+            onset_ok = not key or matched < limit or not self.automaton.has(state, fixed)
             banned: list[int] = []
             if onset_ok:
                 new_state, new_matched = self.automaton.walk(state, matched, fixed) if key else (state, matched)
@@ -123,7 +123,7 @@ class CopyGuard:
     def _banned_onsets(self, state: int, matched: int, last: int | None, spare: int) -> list[int]:
         """Token ids whose new note could not be fixed without overrunning (the copy is at the limit)."""
         banned = []
-        for code in self.automaton.next[state]:
+        for code in self.automaton.out(state):
             if code < 0 or code % STEPS_RANGE != 1:
                 continue  # a song separator, or a note longer than one step: one step is always safe then
             key = code // STEPS_RANGE

@@ -12,13 +12,16 @@ unseen folk songs of the same tradition typically share with the rest of it.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tunesmith.errors import TunesmithError
-from tunesmith.originality.automaton import array_codes
+from tunesmith.originality.automaton import STEPS_RANGE, FrozenAutomaton, SuffixAutomaton, array_codes
 from tunesmith.originality.index import OriginalityIndex
 from tunesmith.song import Song
 
@@ -89,21 +92,67 @@ def build_entry(train: Sequence[Song], held_out: Sequence[Song], percentile: flo
     }
 
 
-def index_from_entry(entry: dict[str, Any]) -> OriginalityIndex:
-    """Rebuild the :class:`OriginalityIndex` of a checkpoint entry made by :func:`build_entry`."""
+def index_from_entry(entry: dict[str, Any], cache: bool = True) -> OriginalityIndex:
+    """Rebuild the :class:`OriginalityIndex` of a checkpoint entry made by :func:`build_entry`.
+
+    The automaton is built once per entry and kept, frozen into flat arrays, in the tunesmith
+    cache (``$TUNESMITH_CACHE/originality/``, keyed by a hash of the songs); later loads read the
+    arrays (a few hundredths of a second instead of a build). ``cache=False`` always builds.
+    """
     if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT:
         raise TunesmithError("the checkpoint's originality entry is not a tunesmith originality index")
     if entry.get("version") != ENTRY_VERSION:
         raise TunesmithError(f"originality index version {entry.get('version')!r}; this tunesmith reads {ENTRY_VERSION}")
     pitches, steps = np.asarray(entry["pitches"], dtype=np.int64), np.asarray(entry["steps"], dtype=np.int64)
-    offsets, bars = np.asarray(entry["offsets"]).tolist(), np.asarray(entry["bar_starts"]).tolist()
-    bar_offsets = np.asarray(entry["bar_offsets"]).tolist()
+    offsets = np.asarray(entry["offsets"], dtype=np.int64)
+    bars, bar_offsets = np.asarray(entry["bar_starts"]).tolist(), np.asarray(entry["bar_offsets"]).tolist()
     index = OriginalityIndex()
+    starts = offsets.tolist()
     for i, title in enumerate(entry["titles"]):
-        notes = slice(offsets[i], offsets[i + 1])
-        index.add(array_codes(pitches[notes], steps[notes]).tolist(), steps[notes], title, entry["meters"][i],
-                  entry["steps_per_quarter"][i], bars[bar_offsets[i] : bar_offsets[i + 1]])  # fmt: skip
+        index.starts.append(starts[i] + i)  # each song before this one also left a separator
+        index.note_steps.append(steps[starts[i] : starts[i + 1]])
+        index.bar_starts.append(bars[bar_offsets[i] : bar_offsets[i + 1]])
+    index.titles, index.meters = list(entry["titles"]), list(entry["meters"])
+    index.steps_per_quarter, index.songs = [int(n) for n in entry["steps_per_quarter"]], len(index.titles)
+    path = _cache_path(pitches, steps, offsets) if cache else None
+    arrays = None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except (OSError, ValueError, KeyError):
+            arrays = None  # a damaged cache file is rebuilt below
+    if arrays is None:
+        codes = array_codes(pitches, steps, offsets).tolist()
+        builder = SuffixAutomaton()
+        for i in range(len(index.titles)):
+            builder.extend_all([*codes[starts[i] : starts[i + 1]], -(i + 1)])
+        arrays = builder.freeze()
+        if path is not None:
+            _store(path, arrays)
+    index.automaton = FrozenAutomaton(arrays)
     return index
+
+
+def _cache_path(pitches: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> Path | None:
+    from tunesmith.config import CorpusConfig
+    from tunesmith.corpus.dataset import cache_root
+
+    digest = hashlib.sha256(f"{ENTRY_VERSION}:{STEPS_RANGE}".encode())
+    for array in (pitches, steps, offsets):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return cache_root(CorpusConfig()) / "originality" / f"{digest.hexdigest()[:24]}.npz"
+
+
+def _store(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the frozen automaton atomically; a cache that cannot be written is only a slower next load."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def entry_of(checkpoint: Any) -> dict[str, Any] | None:

@@ -66,11 +66,9 @@ class OriginalityIndex:
             bar_starts: Sequence[int]) -> None:  # fmt: skip
         """Index one song given as symbol codes (see ``automaton.note_codes``) and note lengths."""
         self.starts.append(self.automaton.size)
-        for code in codes:
-            self.automaton.extend(int(code))
         self.songs += 1
         # A symbol no melody contains ends each song, so no stretch runs across two songs.
-        self.automaton.extend(-self.songs)
+        self.automaton.extend_all([*codes, -self.songs])
         self.note_steps.append(np.asarray(steps, dtype=np.int64))
         self.titles.append(title)
         self.meters.append(meter)
