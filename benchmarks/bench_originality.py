@@ -55,6 +55,20 @@ class Timed(CopyGuard):
         self.seconds += time.perf_counter() - t
 
 
+def one_melody(generator: Generator, entry: dict, limit: int, bars: int, repeats: int = 5) -> dict:
+    """Seconds for one melody as ``tunesmith generate`` makes it: without the guard, and with it
+    including loading the index from the checkpoint entry (cached automaton). Best of ``repeats``."""
+    without, guarded = [], []
+    for seed in range(repeats):
+        t = time.perf_counter()
+        generator.generate(num=1, bars=bars, seed=seed)
+        without.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        generator.generate(num=1, bars=bars, seed=seed, controls=[CopyGuard(index_from_entry(entry), limit, generator.vocab)])
+        guarded.append(time.perf_counter() - t)
+    return {"without guard": round(min(without), 3), "with guard and index load": round(min(guarded), 3)}
+
+
 def summary(lengths: list[int], limit: int) -> dict:
     """How many of ``lengths`` (longest shared stretch per melody, notes) exceed ``limit``, and their spread."""
     array = np.array(lengths)
@@ -72,6 +86,7 @@ def main() -> None:
                         help="limits to try (notes); default: the checkpoint's corpus default")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each setting (best counts)")
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--scheme", default="sample", help="any generation scheme; beam search exercises reorder")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadiest on a busy machine)")
     parser.add_argument("--out", default="benchmarks/results/originality.json")
@@ -85,11 +100,14 @@ def main() -> None:
     if entry is None:
         entry = entry_for_checkpoint(checkpoint, progress=False)
     entry_seconds = time.perf_counter() - started
-    rebuild = []
+    t = time.perf_counter()
+    index_from_entry(entry, cache=False)
+    build_seconds = time.perf_counter() - t
+    loads = []
     for _ in range(3):
         t = time.perf_counter()
-        index = index_from_entry(entry)
-        rebuild.append(time.perf_counter() - t)
+        index = index_from_entry(entry)  # the first may build and store the cached automaton
+        loads.append(time.perf_counter() - t)
     limits = args.max_copy or [int(entry["held_out"]["max_copy"])]
 
     run_config = Config.from_dict(checkpoint.config)
@@ -97,31 +115,37 @@ def main() -> None:
     independent = OriginalityIndex(e.song for e in train)
 
     generator = Generator.from_checkpoint(args.model, args.device)
-    settings = dict(num=args.num, bars=args.bars, seed=1234, temperature=args.temperature)
-    results: dict = {}
+    settings = dict(num=args.num, bars=args.bars, seed=1234, temperature=args.temperature, scheme=args.scheme)
     runs = [("without guard", None)] + [(f"with guard, max copy {limit}", limit) for limit in limits]
-    for name, limit in runs:
-        times, melodies, fallbacks, guard_seconds = [], None, 0, 0.0
-        for _ in range(args.repeats):
+    times: dict[str, list[float]] = {name: [] for name, _ in runs}
+    made: dict[str, tuple] = {}
+    for _ in range(args.repeats):  # settings take turns, so a change in machine load hits them alike
+        for name, limit in runs:
             controls = [Timed(index, limit, generator.vocab)] if limit else []
             t = time.perf_counter()
             melodies = generator.generate(controls=controls, **settings)
-            times.append(time.perf_counter() - t)
-            fallbacks = controls[0].fallbacks if controls else 0
-            guard_seconds = round(controls[0].seconds, 2) if controls else 0.0
+            times[name].append(time.perf_counter() - t)
+            made[name] = (melodies, controls[0] if controls else None)
+    results: dict = {}
+    for name, _ in runs:
+        melodies, guard = made[name]
+        best = min(times[name])
         steps = sum(len(m.tokens) for m in melodies)
         lengths = [independent.longest_match(m.song).notes for m in melodies]
-        results[name] = {"seconds": round(min(times), 2), "all_seconds": [round(t, 2) for t in times],
-                         "steps_per_s": round(steps / min(times)),
+        results[name] = {"seconds": round(best, 2), "all_seconds": [round(t, 2) for t in times[name]],
+                         "steps_per_s": round(steps / best),
                          "copies": {f"max copy {n}": summary(lengths, n) for n in limits},
-                         "pitch_bits_per_note": round(pitch_bits(generator, melodies), 4), "fallbacks": fallbacks,
-                         "guard_seconds_last_run": guard_seconds}  # fmt: skip
+                         "pitch_bits_per_note": round(pitch_bits(generator, melodies), 4),
+                         "fallbacks": guard.fallbacks if guard else 0,
+                         "guard_seconds_last_run": round(guard.seconds, 2) if guard else 0.0}  # fmt: skip
     report = {
         "model": args.model, "device": args.device, "torch_threads": torch.get_num_threads(),
-        "melodies": args.num, "bars": args.bars, "temperature": args.temperature, "max_copy": limits,
+        "melodies": args.num, "bars": args.bars, "temperature": args.temperature,
+        "scheme": args.scheme, "max_copy": limits,
         "default": entry["held_out"], "index_shipped": shipped,
         "index_songs": len(entry["titles"]), "index_notes": int(len(entry["steps"])),
-        "entry_seconds": round(entry_seconds, 2), "rebuild_seconds": round(min(rebuild), 3),
+        "entry_seconds": round(entry_seconds, 2), "build_seconds": round(build_seconds, 3),
+        "cached_load_seconds": round(min(loads), 3), "one_melody_seconds": one_melody(generator, entry, limits[0], args.bars),
         "speed_ratio": {name: round(results["without guard"]["seconds"] / results[name]["seconds"], 3)
                         for name, limit in runs if limit},  # fmt: skip
         **results,
