@@ -10,7 +10,7 @@ import torch
 from tunesmith.encoding import Vocabulary, decode_tokens, encode_notes
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import Control, StepContext
-from tunesmith.generate.copyguard import CopyGuard, describe_copy
+from tunesmith.generate.copyguard import CopyGuard, copy_cell, describe_copy
 from tunesmith.originality import OriginalityIndex, build_entry, index_from_entry, note_codes, note_symbols, with_entry
 from tunesmith.originality.automaton import FrozenAutomaton, SuffixAutomaton, array_codes
 from tunesmith.song import Note, Song
@@ -174,6 +174,7 @@ def test_describe_names_the_tune_and_the_bars():
     assert found["notes"] == len(stretch) - 1  # the first note arrives by another interval
     assert found["tune"] == "Der Kuckuck" and found["tune_bars"] == [1, 2]
     assert found["melody_bars"] == [1, 2] and found["steps"] == 10 and found["exceeds"] is True
+    assert copy_cell(found) == "5 notes · Der Kuckuck (bars 1-2)"
     assert describe_copy(INDEX, song([(60, 3), (80, 5)]))["tune"] is None
 
 

@@ -209,14 +209,21 @@ class _Row:
             getattr(guard, name)[r] = getattr(self, name)
 
 
-def load_index(payload: dict[str, Any], progress: bool = False) -> tuple[OriginalityIndex, int]:
-    """The originality index of a loaded checkpoint and its default ``max_copy``.
+def load_index(checkpoint: Any, progress: bool = False) -> tuple[OriginalityIndex, int]:
+    """The originality index of a loaded checkpoint (a ``Checkpoint`` or its dict) and its default ``max_copy``.
 
-    Read from ``payload["extra"]["originality"]`` (see ``python -m tunesmith.originality``);
-    a checkpoint without one has it rebuilt from the training split its config names (the corpus
-    cache makes that a matter of seconds once the corpus has been prepared).
+    Read from ``extra["originality"]`` (see ``python -m tunesmith.originality``); a checkpoint
+    without one has it rebuilt from the training split its config names (the corpus cache makes
+    that a matter of seconds once the corpus has been prepared). Raises TunesmithError naming the
+    fix when neither works.
     """
-    entry = entry_of(payload) or entry_for_checkpoint(payload, progress=progress)
+    entry = entry_of(checkpoint)
+    if entry is None:
+        try:
+            entry = entry_for_checkpoint(checkpoint, progress=progress)
+        except TunesmithError as exc:
+            raise TunesmithError(f"this model has no originality index and its training corpus cannot be read "
+                                 f"({exc}); add one with: python -m tunesmith.originality MODEL.pt") from None  # fmt: skip
     return index_from_entry(entry), int(entry["held_out"]["max_copy"])
 
 
@@ -227,3 +234,14 @@ def describe_copy(index: OriginalityIndex, song: Song, max_copy: int | None = No
     if max_copy is not None:
         described.update(max_copy=max_copy, exceeds=described["notes"] > max_copy)
     return described
+
+
+def copy_cell(described: dict | None) -> str:
+    """One table cell for :func:`describe_copy`'s result: "7 notes · Der Mai (bars 3-4)"; "—" when unknown."""
+    if not described:
+        return "—"
+    if not described["notes"]:
+        return "0 notes"
+    first, last = described["tune_bars"]
+    bars = f"bar {first}" if first == last else f"bars {first}-{last}"
+    return f"{described['notes']} notes · {described['tune']} ({bars})"
