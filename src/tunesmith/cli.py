@@ -22,11 +22,13 @@ from tunesmith.errors import TunesmithError
 COMMANDS = {
     "prepare": ("tunesmith.corpus.command", "read a corpus and write the encoded dataset (cached)"),
     "generate": ("tunesmith.generate.command", "compose melodies from a trained model"),
+    "regenerate": ("tunesmith.generate.command", "write some bars of a generated melody anew, keeping the rest"),
     "corpora": ("tunesmith.corpus.command", "list the bundled corpora with their tune counts"),
     "train": ("tunesmith.training.command", "train the melody LSTM"),
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
     "harmonize": ("tunesmith.harmony.command", "choose chords for a melody (or --train the harmoniser)"),
     "analyze": ("tunesmith.form.command", "print a song's phrases and form (AABA…)"),
+    "serve": ("tunesmith.studio.command", "the studio in the browser: compose, listen, regenerate bars, download"),
 }
 
 
