@@ -138,3 +138,19 @@ class FormTrack:
         sounding = self.sounding[-1] if (token_id == self.hold_id and self.sounding) else token_id
         self.ids.append(token_id)
         self.sounding.append(sounding)
+
+
+def corpus_forms(songs: Sequence[Song]) -> dict[str, dict[str, int]]:
+    """The corpus's forms with phrase lengths, counted per ``"meter mode"`` (plain data for a
+    checkpoint's ``extra["forms"]``, from which generation draws its default form)."""
+    from tunesmith.form.stats import form_distribution
+
+    return {f"{meter} {mode}": dict(sorted(counter.items())) for (meter, mode), counter in
+            sorted(form_distribution(list(songs)).items())}  # fmt: skip
+
+
+def forms_distribution(plain: dict[str, dict[str, int]]) -> dict:
+    """:func:`corpus_forms`' plain data back as ``form_distribution``'s ``{(meter, mode): Counter}``."""
+    from collections import Counter
+
+    return {tuple(key.split(" ", 1)): Counter(value) for key, value in plain.items()}
