@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tunesmith.errors import TunesmithError
 
-ALL_FORMATS = ("mid", "musicxml", "wav", "png", "svg", "json")
+ALL_FORMATS = ("mid", "musicxml", "abc", "wav", "png", "svg", "json")
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to compose")
     what.add_argument("--model", default=None, help="checkpoint (default: the shipped models/erk.pt)")
     add_fields(what, GenerationConfig, only=["num", "bars", "steps", "mode", "meter", "key", "primer", "primer_file",
-                                             "scale", "range", "full_length", "form"])  # fmt: skip
+                                             "scale", "range", "instrument", "chords", "chord_span", "full_length",
+                                             "max_copy", "form"])  # fmt: skip
     how = parser.add_argument_group("sampling")
     add_fields(how, GenerationConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "beam_size", "seed"])
     how.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
@@ -41,7 +42,7 @@ def add_output_arguments(parser: argparse.ArgumentParser, export_config: type) -
     out = parser.add_argument_group("output")
     out.add_argument("--out", default=None, help="run folder to create (default out/<command>-<date-time>)")
     out.add_argument("--formats", default="all", help=f"comma list of {','.join(ALL_FORMATS)} (default all)")
-    add_fields(out, export_config, only=["bpm", "program", "velocity", "soundfont"])
+    add_fields(out, export_config, only=["bpm", "program", "humanize", "velocity", "soundfont"])
 
 
 def parse_formats(text: str) -> list[str]:
@@ -60,7 +61,13 @@ def _configs(args: argparse.Namespace):
     from tunesmith.generate.config import GenerationConfig
     from tunesmith.settings import from_args
 
-    return from_args(GenerationConfig, args).validate(), export_config_of_args(args)
+    generation = from_args(GenerationConfig, args).validate()
+    base = None
+    if generation.instrument:  # the instrument's sound, and its usual tempo unless --bpm is given
+        from tunesmith.export import ExportConfig
+
+        base = ExportConfig(instrument=generation.instrument)
+    return generation, export_config_of_args(args, base)
 
 
 def export_config_of_args(args: argparse.Namespace, base=None):
@@ -205,9 +212,11 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
     made = first.get("regenerated") or first  # a regeneration's own seed and scheme
     caption = f"seed {made['seed']} · scheme {made['scheme']} · {first['model']}"
     table = Table(title=f"tunesmith {command} → {out}/", caption=caption)
+    from tunesmith.generate.copyguard import copy_cell
+
     with_form = any(m.params.get("form") for m in melodies)
-    columns = ("melody", "key", "meter", "bars", "notes") + (("form",) if with_form else ()) + ("ended by", "files")
-    for column in columns:
+    columns = ("melody", "key", "meter", "bars", "notes") + (("form",) if with_form else ())
+    for column in columns + ("ended by", "longest copy", "files"):
         table.add_column(column, justify="right" if column in ("bars", "notes") else "left")
     for melody, files in zip(melodies, written, strict=True):
         song = melody.song
@@ -216,7 +225,7 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
             files[0].rsplit(".", 1)[0] if files else f"melody-{melody.params['index'] + 1:02d}",
             f"{song.key.replace('-', 'b')} {song.mode}", song.meter, f"{melody.bars:.3g}",
             str(sum(1 for n in song.notes if n.pitch is not None)), *form, melody.params["ended_by"],
-            " ".join(f.rsplit(".", 1)[1] for f in files),
+            copy_cell(melody.params.get("copy")), " ".join(f.rsplit(".", 1)[1] for f in files),
         )  # fmt: skip
     console.print(table)
     for notice in notices:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tunesmith.errors import TunesmithError
+from tunesmith.instruments import INSTRUMENTS
 from tunesmith.settings import bounds, check_fields
 from tunesmith.song import MODES, bar_steps, tonic_pitch_class
 
@@ -20,6 +21,7 @@ MAX_STEPS = 1024 * 48  # 1,024 bars of the longest bar the model knows (48 steps
 MAX_NUM = 4096
 MAX_BEAM = 64
 MAX_SEED = 2**63 - 1
+INSTRUMENT_NAMES = tuple(INSTRUMENTS)
 
 
 @dataclass
@@ -44,6 +46,10 @@ class GenerationConfig:
     scale: bool = False  # only pitches of the output key's scale
     range: str = field(default="", metadata={"metavar": "LOW-HIGH"})  # pitch range in the output key, e.g. C4-G5
     full_length: bool = False  # never end before the requested length (no end token)
+    instrument: str | None = field(default=None, metadata={"choices": INSTRUMENT_NAMES})  # fiddle, whistle, flute, accordion, voice or piano: keeps to its playable range; sets its sound and usual tempo
+    chords: bool = False  # add chord symbols and a chord track, chosen by the shipped harmoniser (learned from the Nottingham tunes)
+    chord_span: str = field(default="auto", metadata={"choices": ("auto", "bar", "half")})  # one chord per bar or half bar; auto = what the harmoniser learned for the meter
+    max_copy: int | None = field(default=None, metadata=bounds(0, 100_000))  # most notes in a row a melody may share with one training tune, in any key (default: the model's corpus figure; 0 = no limit)
     form: str | None = field(default=None, metadata={"metavar": "FORM"})  # phrase form: AABA, "A A' B A", "A4 A4 B4 A4", or none (default: a form drawn from the corpus's, for a form-aware model)
 
     def validate(self) -> GenerationConfig:

@@ -50,6 +50,7 @@ class Generator:
         self.modes, self.meters = list(self.payload["modes"]), list(self.payload["meters"])
         self.steps_per_quarter = int(self.payload["steps_per_quarter"])
         self._fingerprint: str | None = None
+        self._originality: tuple | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto") -> Generator:
@@ -96,6 +97,16 @@ class Generator:
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
 
+    def originality(self, required: bool = False):
+        """(index, default max copy) of the model's training corpus, loaded once; None when the
+        checkpoint has no index and ``required`` is False (``--max-copy N`` requires one)."""
+        from tunesmith.generate.copyguard import load_index
+        from tunesmith.originality import entry_of
+
+        if self._originality is None and (required or entry_of(self.checkpoint) is not None):
+            self._originality = load_index(self.checkpoint)
+        return self._originality
+
     def plan(self, config: GenerationConfig) -> Plan:
         """Resolve a request against this model; raises TunesmithError before any work is done."""
         return plan_generation(self, config)
@@ -115,7 +126,13 @@ class Generator:
         rows = []
         for decoded in self.decode(plan, config, controls):
             rows += decoded.ids
-        return [self._melody(ids, index, config, plan) for index, ids in enumerate(rows)]
+        melodies = [self._melody(ids, index, config, plan) for index, ids in enumerate(rows)]
+        if config.chords:
+            from tunesmith.harmony import harmonize_with_shipped
+
+            for melody in melodies:
+                melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
+        return melodies
 
     def decode(self, plan: Plan, config: GenerationConfig, controls: list[Control] = ()):
         """Run ``plan`` with ``config``'s scheme in chunks of at most CHUNK_ROWS rows; yields each
@@ -147,7 +164,6 @@ class Generator:
         form = plan.form.form if plan.form is not None else None
         if form is not None:  # the planned phrases, so exports and the form analysis see them
             song.phrase_starts, song.phrase_source = [s for s in form.starts if s < len(body)], "form"
-
         params = asdict(config) | {
             "mode": plan.mode, "meter": plan.meter, "key": key, "seed": plan.seed, "index": index,
             "steps": plan.total_steps if config.steps else None,
@@ -160,6 +176,11 @@ class Generator:
         }  # fmt: skip
         if form is not None:
             params["bars"] = sum(p.bars for p in form.phrases)
+        if self._originality is not None:
+            from tunesmith.generate.copyguard import CopyGuard, describe_copy
+
+            guard = next((c for c in plan.controls if isinstance(c, CopyGuard)), None)
+            params["copy"] = describe_copy(self._originality[0], song, guard.max_copy if guard else None)
         return Melody(body, song, params)
 
     def regenerate(self, melody: Melody, bars: tuple[int, int], **options: Any) -> list[Melody]:

@@ -114,9 +114,15 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
     form_control = FormControl(form, vocab) if form is not None else None
     if form_control is not None:
         controls.append(form_control)
-    mask = pitch_mask(vocab, tonic_pc, mode, shift, config.scale, config.range)
+    mask = pitch_mask(vocab, tonic_pc, mode, shift, config.scale, config.range, config.instrument or "")
     if mask is not None:
         controls.append(mask)
+    originality = generator.originality(required=bool(config.max_copy))
+    if originality is not None and config.max_copy != 0:
+        from tunesmith.generate.copyguard import CopyGuard
+
+        index, default = originality
+        controls.append(CopyGuard(index, config.max_copy or default, vocab))
     return Plan(vocab, config.num, mode, meter, tonic_pc, shift, mode_id, meter_id, bar, list(bar_starts), total,
                 vocab.ids(primer), controls=controls, seed=seed, form=form_control)  # fmt: skip
 
@@ -135,10 +141,16 @@ def resolve_kind(generator, mode: str, meter: str) -> tuple[int, int, int]:
     return generator.modes.index(mode), generator.meters.index(meter), bar
 
 
-def pitch_mask(vocab: Vocabulary, tonic_pc: int, mode: str, shift: int, scale: bool, pitch_range: str) -> TokenMask | None:
-    """The ``--scale``/``--range`` control in model-key terms (None when neither is asked for);
-    a set that allows no pitch is an error."""
+def pitch_mask(vocab: Vocabulary, tonic_pc: int, mode: str, shift: int, scale: bool, pitch_range: str,
+               instrument: str = "") -> TokenMask | None:  # fmt: skip
+    """The ``--scale``/``--range``/``--instrument`` control in model-key terms (None when none is
+    asked for); a set that allows no pitch is an error."""
     masks, words = [], []
+    if instrument:
+        from tunesmith.instruments import playable_range
+
+        masks.append(range_mask(vocab, *playable_range(instrument), shift))
+        words.append(f"range of the {instrument}")
     if scale:
         masks.append(scale_mask(vocab, tonic_pc, mode, shift))
         words.append(f"scale of {key_name(tonic_pc, mode)} {mode}")

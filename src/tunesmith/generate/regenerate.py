@@ -167,7 +167,8 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
                                  f"({pitch_name(low)}-{pitch_name(high)})")  # fmt: skip
         fixed[step] = vocab.index[model_pitch]
     controls = [Structure(None)]  # the kept bars after the region end the melody, not the model
-    mask = pitch_mask(vocab, tonic_pc, song.mode, shift, config.scale, config.range)
+    instrument = melody.params.get("instrument") or ""  # the melody keeps to its instrument's range
+    mask = pitch_mask(vocab, tonic_pc, song.mode, shift, config.scale, config.range, instrument)
     if mask is not None:
         controls.append(mask)
     plan = Plan(vocab, config.candidates, song.mode, song.meter, tonic_pc, shift, mode_id, meter_id, bar,
@@ -217,6 +218,10 @@ def _melody(generator, original: Melody, plan: Plan, ids: list[int], score: floa
     body, ended = plan.melody_tokens(ids)
     song = replace(original.song, notes=decode_tokens(body),
                    title=f"{original.song.title or 'Melody'} (bars {config.bars} anew, {index + 1})")  # fmt: skip
+    if original.song.chords:  # the new bars get chords of their own, chosen the same way
+        from tunesmith.harmony import harmonize_with_shipped
+
+        song.chords = harmonize_with_shipped(song, original.params.get("chord_span", "auto"))
     params = dict(original.params)
     params.update(index=index, model=generator.source, model_fingerprint=generator.fingerprint,
                   ended_by="end token" if ended else "length")  # fmt: skip
