@@ -111,7 +111,8 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
         raise TunesmithError(f"the primer is {len(primer)} steps, as long as the requested {total}: ask for more")
     # with a form the melody lasts exactly the form: it ends after its last phrase, not before
     controls: list[Control] = [Structure(None if config.full_length or form is not None else 0)]
-    form_control = FormControl(form, vocab) if form is not None else None
+    tonic_ids = [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic] if form is not None else []
+    form_control = FormControl(form, vocab, tonic_ids) if form is not None else None
     if form_control is not None:
         controls.append(form_control)
     mask = pitch_mask(vocab, tonic_pc, mode, shift, config.scale, config.range, config.instrument or "")
