@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -95,13 +96,19 @@ def resolve_form(text: str | None, bars: int | None, meter: str, mode: str, bar_
     return PlannedForm(phrases, starts, step, bar_length, source)
 
 
+@lru_cache(maxsize=4096)
+def _parsed(form: str) -> tuple[FormPhrase, ...]:
+    """A corpus form string parsed once (forms are drawn on every request)."""
+    return tuple(parse_form(form))
+
+
 def typical_bars(forms: dict | None, meter: str, mode: str) -> int:
     """The corpus's most common phrase length in bars for ``meter`` and ``mode``."""
     counts: Counter = Counter()
     for (m, md), counter in (forms or {}).items():
         if m == meter:
             for form, n in counter.items():
-                for phrase in parse_form(form):
+                for phrase in _parsed(form):
                     counts[phrase.bars] += n * (2 if md == mode else 1)
     return counts.most_common(1)[0][0] if counts else DEFAULT_PHRASE_BARS
 
@@ -141,7 +148,7 @@ def draw_fitting(forms: dict, meter: str, mode: str, bars: int | None, rng: rand
     counter = forms.get((meter, mode)) or sum((c for (m, _), c in forms.items() if m == meter), Counter())
     if not counter:
         counter = sum(forms.values(), Counter())  # a meter the corpus has no form for
-    parsed = {form: parse_form(form) for form in counter}
+    parsed = {form: list(_parsed(form)) for form in counter}
     total = {form: sum(p.bars for p in phrases) for form, phrases in parsed.items()}
 
     def pick(candidates: list[str]) -> str:
