@@ -29,6 +29,17 @@ def _onsets(song: Song) -> np.ndarray:
     return np.array([s for s, n in zip(starts, song.notes) if n.pitch is not None], dtype=np.int64)
 
 
+def bar_lines(song: Song) -> list[int]:
+    """Steps at which the song's bars start: ``song.bar_starts`` inside the song, continued in the
+    meter past the last one (regular bars from 0 when there are none). A pickup is not a bar."""
+    total = song.total_steps
+    bar = bar_steps(song.meter, song.steps_per_quarter)
+    starts = [s for s in sorted(set(song.bar_starts)) if s < total] or regular_bar_starts(total, bar)
+    while starts[-1] + bar < total:  # past the last known bar line, bars follow the meter
+        starts.append(starts[-1] + bar)
+    return starts
+
+
 def bar_note_counts(song: Song) -> np.ndarray:
     """Number of note onsets in each bar, from the first bar line to the end (a pickup is not a bar).
 
@@ -43,11 +54,7 @@ def bar_note_counts(song: Song) -> np.ndarray:
     ndarray of int, shape (bars,)
         Onsets per bar; the last bar runs to the end of the melody.
     """
-    total = song.total_steps
-    bar = bar_steps(song.meter, song.steps_per_quarter)
-    starts = [s for s in sorted(set(song.bar_starts)) if s < total] or regular_bar_starts(total, bar)
-    while starts[-1] + bar < total:  # past the last known bar line, bars follow the meter
-        starts.append(starts[-1] + bar)
+    starts = bar_lines(song)
     index = np.searchsorted(np.array(starts), _onsets(song), side="right") - 1
     return np.bincount(index[index >= 0], minlength=len(starts))
 
@@ -206,9 +213,16 @@ FEATURES: dict[str, Callable[[Song], float | np.ndarray]] = {
 }
 
 
-def feature_table(songs: list[Song]) -> dict[str, np.ndarray]:
-    """Every feature of every song: name → array of shape (songs,) or (songs, bins)."""
-    return {name: np.array([np.asarray(fn(song), dtype=float) for song in songs]) for name, fn in FEATURES.items()}
+def feature_table(songs: list[Song], structure: bool = True) -> dict[str, np.ndarray]:
+    """Every feature of every song: name → array of shape (songs,) or (songs, bins).
+
+    The note-level :data:`FEATURES` first, then (``structure=True``) the structure features of
+    :data:`tunesmith.evaluate.structure.STRUCTURE_FEATURES` (repetition, self-similarity, endings).
+    """
+    from tunesmith.evaluate.structure import STRUCTURE_FEATURES
+
+    functions = FEATURES | STRUCTURE_FEATURES if structure else FEATURES
+    return {name: np.array([np.asarray(fn(song), dtype=float) for song in songs]) for name, fn in functions.items()}
 
 
 def feature_matrix(table: dict[str, np.ndarray]) -> np.ndarray:
