@@ -8,14 +8,35 @@ DEMO   := out/demo
 SOUNDFONT := /usr/share/sounds/sf2/FluidR3_GM.sf2
 GENERATE  := $(BIN)/tunesmith generate --model $(MODEL) --bars 16 --num 1
 
-.PHONY: install audio-deps abc-deps demo test bench clean
+SWAGGER   := src/tunesmith/studio/static/vendor/swagger-ui
+
+.PHONY: install audio-deps abc-deps browser-deps web-assets demo serve test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) web-assets
+
+# The studio's API page (/docs) uses Swagger UI from npm's swagger-ui-dist, copied in here and
+# git-ignored. Without npm the page falls back to a plain list of the endpoints; never fatal.
+web-assets:
+	@if [ -f $(SWAGGER)/swagger-ui-bundle.js ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  (npm install --silent --no-save --no-audit --no-fund --ignore-scripts --prefix .web swagger-ui-dist@5 && \
+	   mkdir -p $(SWAGGER) && cp .web/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+	   .web/node_modules/swagger-ui-dist/swagger-ui.css $(SWAGGER)/) || echo "note: could not fetch swagger-ui-dist; /docs will be a plain page"; \
+	else echo "note: without npm the studio's /docs is a plain page (install npm for Swagger UI)"; fi
+
+# The studio's browser test drives Debian's headless chromium with its chromedriver (never a
+# downloaded browser). Installed only when missing and only as root (CI); otherwise the test skips.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null) || echo "note: could not install chromium; the browser test will skip"; \
+	else echo "note: for the studio's browser test run: sudo apt-get install chromium chromium-driver"; fi
 
 # WAV output needs the fluidsynth program and a GM soundfont (Debian packages). Installed only
 # when missing and only as root (CI); otherwise a hint. Never fatal: every other output still works.
@@ -44,13 +65,17 @@ demo: install audio-deps
 	$(GENERATE) --key Bb --mode major --meter 2/4 --seed 14 --scheme top-p --primer "70 _ 74 _ 77 _ _ _" \
 	  --program 74 --out $(DEMO)/4-bb-major-2-4
 
+# The studio: http://127.0.0.1:8000/ (this machine only).
+serve: install audio-deps
+	$(BIN)/tunesmith serve --model $(MODEL)
+
 # The suite, then a non-editable install into a fresh venv must find its model and compose.
-test: install audio-deps abc-deps
+test: install audio-deps abc-deps browser-deps
 	$(BIN)/python -m pytest -q
 	$(BIN)/python .ci/check_install.py
 
 bench: install
-	for script in prepare train generate evaluate humanize harmony; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
+	for script in prepare train generate evaluate humanize harmony studio; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) out runs .pytest_cache
+	rm -rf $(VENV) out runs .pytest_cache .web $(SWAGGER)

@@ -1,11 +1,16 @@
 """Generation speed: steps per second (one melody, a batch of 64), load + generate + MIDI, CLI wall time.
 
 Uses models/erk.pt when present, else a freshly initialised model of the erk preset's shape
-(same cost per step: the weights do not change the arithmetic). Run: .venv/bin/python benchmarks/bench_generate.py
+(same cost per step: the weights do not change the arithmetic).
+
+``--baseline REF`` also times the sampling loop of an older commit (5a3aedd: the two separate
+loops before the one generation engine), loaded from git into this process, alternating old and
+new on the same model object, so before/after are measured under the same load. Run: .venv/bin/python benchmarks/bench_generate.py
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -16,12 +21,28 @@ from pathlib import Path
 
 import torch
 
+from tunesmith.checkpoint import Checkpoint
 from tunesmith.config import load_preset
 from tunesmith.encoding import SPECIALS
-from tunesmith.generate import Generator, default_model_path
-from tunesmith.generate.search import sample_batch
-from tunesmith.checkpoint import Checkpoint
+from tunesmith.generate import GenerationConfig, Generator, default_model_path
 from tunesmith.model import MelodyLSTM
+
+ROOT = Path(__file__).resolve().parents[1]
+# The line of the old loop's source that imported what has moved since.
+OLD_IMPORT = "from tunesmith.generate.constraints import apply_mask, structure_mask"
+NEW_IMPORT = "from tunesmith.generate.constraints import apply_mask\nfrom tunesmith.generate.controls import structure_mask"
+
+
+def old_loop(ref: str):
+    """``sample_batch`` of ``generate/search.py`` at commit ``ref`` (the loop before the one
+    engine), loaded from git into this process so old and new run on the same model object."""
+    import types
+
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:src/tunesmith/generate/search.py"],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    module = types.ModuleType("old_search")
+    exec(compile(source.replace(OLD_IMPORT, NEW_IMPORT), f"{ref}:search.py", "exec"), module.__dict__)
+    return module.sample_batch
 
 
 def checkpoint_path(folder: Path) -> tuple[Path, str]:
@@ -39,21 +60,31 @@ def checkpoint_path(folder: Path) -> tuple[Path, str]:
     return path, "freshly initialised model of the erk preset's shape (models/erk.pt absent)"
 
 
-def steps_per_second(generator: Generator, num: int, steps: int, repeats: int = 3) -> float:
-    """Aggregate generated steps per second; ``</s>`` is masked out so every row runs ``steps`` steps."""
+def timed(run, num: int, steps: int) -> tuple[float, float]:
+    """(wall, CPU-time) aggregate steps/s of one call of ``run``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    rows = run()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    assert sum(len(r) for r in rows) == num * steps
+    return num * steps / elapsed, num * steps / cpu
+
+
+def new_run(generator: Generator, num: int, steps: int, seed: int):
+    """One decoding run of this tree (plan made outside the timing); ``full_length`` keeps
+    ``</s>`` out so every row runs ``steps`` steps."""
+    config = GenerationConfig(num=num, steps=steps, meter="4/4", full_length=True, seed=seed)
+    plan = generator.plan(config)
+    return lambda: [row for decoded in generator.decode(plan, config) for row in decoded.ids]
+
+
+def old_run(sample_batch, generator: Generator, num: int, steps: int, seed: int):
+    """The same request through the old loop (``</s>`` masked out, as its benchmark did)."""
     mask = torch.ones(len(generator.vocab), dtype=torch.bool)
     mask[generator.vocab.end] = False
     positions = [s % 16 for s in range(steps + 1)]
-    best = float("inf")
-    for repeat in range(repeats + 1):  # the first run warms up
-        start = time.perf_counter()
-        rows = sample_batch(generator.model, generator.vocab, [], positions, 1, 3, mask.to(generator.device), num,
-                            torch.Generator(device=generator.device).manual_seed(repeat), "sample", 1.0, 8, 0.9, 0.5)  # fmt: skip
-        elapsed = time.perf_counter() - start
-        assert sum(len(r) for r in rows) == num * steps
-        if repeat:
-            best = min(best, elapsed)
-    return num * steps / best
+    meter = generator.meters.index("4/4")
+    return lambda: sample_batch(generator.model, generator.vocab, [], positions, 1, meter, mask, num,
+                                torch.Generator().manual_seed(seed), "sample", 1.0, 8, 0.9, 0.5)  # fmt: skip
 
 
 def load_generate_write(path: Path, folder: Path, repeats: int = 5) -> float:
@@ -69,24 +100,46 @@ def load_generate_write(path: Path, folder: Path, repeats: int = 5) -> float:
 
 def cli_wall(path: Path, folder: Path, formats: str) -> float:
     """Seconds of a whole ``tunesmith generate`` process (imports included)."""
-    tunesmith = Path(sys.executable).parent / "tunesmith"
     start = time.perf_counter()
-    subprocess.run([str(tunesmith), "generate", "--model", str(path), "--bars", "16", "--seed", "1", "--formats",
-                    formats, "--out", str(folder / f"cli-{formats.replace(',', '-')}")], check=True,
+    subprocess.run([sys.executable, "-m", "tunesmith", "generate", "--model", str(path), "--bars", "16", "--seed", "1",
+                    "--formats", formats, "--out", str(folder / f"cli-{formats.replace(',', '-')}")], check=True,
                    stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
     return time.perf_counter() - start
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default=None, metavar="REF", help="also time this commit's loop (e.g. 5a3aedd)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (old and new alternate with --baseline)")
+    parser.add_argument("--quick", action="store_true", help="only the steps/s figures")
+    parser.add_argument("--only", choices=["one", "batch"], default=None, help="only one of the steps/s cases")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path, which = checkpoint_path(folder)
         generator = Generator.from_checkpoint(path, "cpu")
-        print(f"model: {which}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-        single = steps_per_second(generator, 1, 2000)
-        print(f"one melody:       {single:,.0f} steps/s (target >= 2,000)")
-        batch = steps_per_second(generator, 64, 1000)
-        print(f"batch of 64:      {batch:,.0f} steps/s aggregate (target >= 50,000)")
+        print(f"model: {which}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        cases = [("one melody", 1, 2000, 2_000), ("batch of 64", 64, 1000, 50_000)]
+        cases = [c for c in cases if args.only is None or c[0].startswith(args.only)]
+        loops = {"this tree": lambda num, steps, seed: new_run(generator, num, steps, seed)}
+        if args.baseline:
+            sample_batch = old_loop(args.baseline)
+            loops[args.baseline] = lambda num, steps, seed: old_run(sample_batch, generator, num, steps, seed)
+        for label, num, steps, target in cases:
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
+            for round_ in range(args.rounds + 1):  # alternating, so both see the same load; round 0 warms up
+                for name, make in loops.items():
+                    result = timed(make(num, steps, round_), num, steps)
+                    if round_:
+                        runs[name].append(result)
+            for name, results in runs.items():
+                walls = sorted(w for w, _ in results)
+                print(f"{label} (target >= {target:,} steps/s), {name}: wall best {walls[-1]:,.0f}, median "
+                      f"{statistics.median(walls):,.0f} of {len(walls)}; CPU-time best "
+                      f"{max(c for _, c in results):,.0f}", flush=True)  # fmt: skip
+        if args.quick:
+            return
         inproc = load_generate_write(path, folder)
         print(f"load + 16 bars + MIDI, in process: {inproc:.3f} s median of 5 (target <= 0.5 s)")
         print(f"tunesmith generate --formats mid, whole process: {cli_wall(path, folder, 'mid'):.2f} s")

@@ -1,7 +1,9 @@
 """Generation: determinism, lengths, keys, primers, constraints, the CLI and its bad input."""
 
 import json
+import re
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,6 +58,15 @@ def test_same_seed_same_tokens_and_well_formed(generator, scheme):
     if scheme != "greedy":
         other = generator.generate(num=3, bars=2, seed=8, scheme=scheme)
         assert [m.tokens for m in other] != [m.tokens for m in first]
+
+
+def test_every_scheme_gives_the_tokens_of_the_generator_before_the_one_loop(generator):
+    """tests/data/generate_golden.json was written by the two separate loops (sample, beam) this
+    engine replaced, on this fixture's model: the same seed must still give the same tokens."""
+    cases = json.loads((Path(__file__).parent / "data" / "generate_golden.json").read_text())
+    assert {c["settings"]["scheme"] for c in cases} == set(SCHEMES)
+    for case in cases:
+        assert [" ".join(m.tokens) for m in generator.generate(**case["settings"])] == case["tokens"], case["settings"]
 
 
 @pytest.mark.parametrize("scheme", ["sample", "top-p"])
@@ -117,14 +128,29 @@ def test_primer_file_goes_through_the_corpus_reader(generator, tmp_path):
     ({"temperature": 0.0}, "temperature"),
     ({"bars": 0}, "bars"),
     ({"key": "H"}, "unknown key"),
-    ({"mode": "dorian"}, "unknown mode"),
+    ({"mode": "dorian"}, "--mode must be one of major, minor"),
     ({"primer": "67 x 65"}, "malformed primer"),
     ({"primer": "_ 67"}, "malformed primer"),
     ({"meter": "5/4"}, "known: 2/4, 3/4, 4/4, 6/8"),
     ({"bars": 1, "primer": " ".join(["60"] * 16)}, "primer is 16 steps"),
+    ({"bars": 2.5}, "--bars must be a whole number"),
+    ({"seed": "abc"}, "--seed must be a whole number"),
+    ({"seed": 2**64}, "--seed must be in 0..9223372036854775807"),
+    ({"seed": -1}, "--seed must be in"),
+    ({"temperature": float("nan")}, "--temperature must be a finite number"),
+    ({"temperature": float("inf")}, "--temperature must be a finite number"),
+    ({"top_p": 1.5, "scheme": "top-p"}, "--top-p must be in (0, 1]"),
+    ({"mixed_p": -0.1}, "--mixed-p must be in [0, 1]"),
+    ({"beam_size": 100_000}, "--beam-size must be in 1..64"),
+    ({"num": 4097}, "--num must be in 1..4096"),
+    ({"bars": 1025}, "--bars must be in 1..1024"),
+    ({"steps": 10**6}, "--steps must be in 1..49152"),
+    ({"scheme": "nucleus"}, "--scheme must be one of"),
+    ({"scale": "yes"}, "--scale must be true or false"),
+    ({"colour": "red"}, "unknown generation setting 'colour'"),
 ])  # fmt: skip
 def test_bad_requests_are_one_line_errors(generator, settings, message):
-    with pytest.raises(TunesmithError, match=message) as info:
+    with pytest.raises(TunesmithError, match=re.escape(message)) as info:
         generator.generate(**settings)
     assert "\n" not in str(info.value)
 
@@ -163,6 +189,11 @@ def test_cli_writes_a_run_folder_that_reproduces(checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--temperature", "0"], "temperature"),
+    (["--temperature", "nan"], "--temperature must be a finite number"),
+    (["--seed", str(2**64)], "--seed must be in"),
+    (["--beam-size", "100000"], "--beam-size must be in 1..64"),
+    (["--bpm", "inf"], "bpm"),
+    (["--bpm", "nan"], "bpm"),
     (["--bars", "0"], "bars"),
     (["--key", "X#"], "unknown key"),
     (["--primer", "60 y"], "malformed primer"),
@@ -213,3 +244,100 @@ def test_shipped_model_stays_in_the_key_scale():
         notes = pitches(melody)
         in_scale = sum(p % 12 in SCALES["major"] for p in notes) / len(notes)
         assert in_scale >= 0.9, (in_scale, json.dumps(melody.tokens))
+
+
+def broken_copy(generator, value):
+    """The same generator with an output bias of ``value`` (NaN: a broken checkpoint)."""
+    import copy
+
+    model = copy.deepcopy(generator.model)
+    with torch.no_grad():
+        model.head.bias.fill_(value)
+    return Generator(model, generator.payload, generator.device, generator.source)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_nan_scores_from_a_broken_model_fail_clearly(generator, scheme):
+    with pytest.raises(TunesmithError, match="NaN or infinite scores"):
+        broken_copy(generator, float("nan")).generate(bars=1, scheme=scheme, seed=1)
+
+
+class Tilt:
+    """A test control: a huge bias towards pitch 60, which the range forbids; counts its calls."""
+
+    def __init__(self, vocab, value):
+        self.bias_row = torch.zeros(len(vocab))
+        self.bias_row[vocab.index["60"]] = value
+        self.calls = {"start": 0, "advance": 0, "reorder": 0}
+
+    def start(self, rows, prefix):
+        self.calls["start"] += 1
+        self.rows = rows
+
+    def allowed(self, ctx):
+        return None
+
+    def bias(self, ctx):
+        assert ctx.rows == self.rows and ctx.previous.shape == (self.rows,) and 0 <= ctx.position < 16
+        return self.bias_row
+
+    def advance(self, chosen):
+        assert chosen.shape == (self.rows,)
+        self.calls["advance"] += 1
+
+    def reorder(self, index):
+        self.calls["reorder"] += 1
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_masked_token_is_never_emitted_whatever_its_score(generator, scheme):
+    tilt = Tilt(generator.vocab, 1e30)
+    for melody in generator.generate(num=4, bars=2, seed=3, scheme=scheme, range="D4-C5", controls=[tilt]):
+        assert 60 not in pitches(melody) and all(62 <= p <= 72 for p in pitches(melody))
+    assert tilt.calls["start"] == 1 and tilt.calls["advance"] >= 1
+    assert (tilt.calls["reorder"] >= 1) == (scheme == "beam")
+
+
+def test_a_control_bias_steers_and_an_infinite_one_is_refused(generator):
+    steered = generator.generate(num=2, bars=1, seed=3, controls=[Tilt(generator.vocab, 50.0)])
+    assert all(set(pitches(m)) == {60} for m in steered)
+    with pytest.raises(TunesmithError, match="bias is not finite"):
+        generator.generate(bars=1, seed=3, controls=[Tilt(generator.vocab, float("inf"))])
+
+
+def test_full_length_never_ends_early_and_large_requests_run_in_chunks(generator, monkeypatch):
+    import tunesmith.generate.generator as module
+
+    whole = generator.generate(num=6, bars=3, seed=4, temperature=3.0, full_length=True)
+    assert all(len(m.tokens) == 48 and m.params["ended_by"] == "length" for m in whole)
+    monkeypatch.setattr(module, "CHUNK_ROWS", 4)
+    chunked = generator.generate(num=6, bars=3, seed=4, temperature=3.0, full_length=True)
+    assert [m.params["index"] for m in chunked] == list(range(6))
+    assert all(len(m.tokens) == 48 for m in chunked)  # (chunks draw their own random numbers: not `whole`)
+    assert [m.tokens for m in chunked] == [m.tokens for m in generator.generate(num=6, bars=3, seed=4, temperature=3.0,
+                                                                                 full_length=True)]  # fmt: skip
+    beams = generator.generate(num=3, bars=1, seed=4, scheme="beam", beam_size=2)
+    assert len(beams) == 3
+
+
+def test_wav_alone_without_fluidsynth_is_an_error_before_any_work(checkpoint, tmp_path, capsys, monkeypatch):
+    import tunesmith.export.audio as audio
+
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    out = tmp_path / "parent" / "run"
+    assert main(["generate", "--model", str(checkpoint), "--bars", "1", "--formats", "wav", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "apt-get install fluidsynth" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "parent").exists()
+
+
+def test_cli_flags_are_the_config_fields(checkpoint):
+    from tunesmith.cli import build_parser
+    from tunesmith.generate.command import _configs
+
+    parser = build_parser()
+    args = parser.parse_args(["generate", "--model", str(checkpoint), "--top-p", "0.5", "--scale", "--full-length"])
+    generation, export = _configs(args)
+    assert generation == GenerationConfig(top_p=0.5, scale=True, full_length=True) and export.bpm == 100.0
+    text = parser._subparsers._group_actions[0].choices["generate"].format_help()
+    assert "probability mass kept by --scheme top-p (default 0.9)" in text

@@ -8,7 +8,8 @@ import torch
 from tunesmith.encoding import SPECIALS, Vocabulary
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.constraints import (apply_mask, combine, note_number, parse_range, range_mask,
-                                            require_pitches, scale_mask, structure_mask)  # fmt: skip
+                                            require_pitches, scale_mask)  # fmt: skip
+from tunesmith.generate.controls import structure_mask
 from tunesmith.generate.sampling import apply_temperature, choose, greedy, mixed, sample, top_k_filter, top_p_filter
 
 VOCAB = Vocabulary(list(SPECIALS) + [str(p) for p in range(55, 85)])
@@ -122,3 +123,16 @@ def test_sample_draws_in_proportion_to_the_probabilities():
     share = torch.bincount(draws, minlength=4).float() / draws.numel()
     assert share[2] == 0  # a zero-probability token is never drawn
     assert torch.allclose(share, probs, atol=0.015)
+
+
+@pytest.mark.parametrize("scheme", ["sample", "greedy", "mixed", "top-k", "top-p"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_every_scheme_refuses_broken_scores(scheme, bad):
+    from tunesmith.generate.sampling import SamplingError
+
+    logits = torch.zeros(3, 10)
+    logits[1, 4] = bad
+    with pytest.raises(SamplingError):
+        choose(logits, scheme, generator=seeded(1))
+    with pytest.raises(SamplingError):  # a row where everything is forbidden
+        choose(torch.full((2, 10), float("-inf")), scheme, generator=seeded(1))

@@ -22,11 +22,13 @@ from tunesmith.errors import TunesmithError
 COMMANDS = {
     "prepare": ("tunesmith.corpus.command", "read a corpus and write the encoded dataset (cached)"),
     "generate": ("tunesmith.generate.command", "compose melodies from a trained model"),
+    "regenerate": ("tunesmith.generate.command", "write some bars of a generated melody anew, keeping the rest"),
     "corpora": ("tunesmith.corpus.command", "list the bundled corpora with their tune counts"),
     "train": ("tunesmith.training.command", "train the melody LSTM"),
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
     "harmonize": ("tunesmith.harmony.command", "choose chords for a melody (or --train the harmoniser)"),
     "analyze": ("tunesmith.form.command", "print a song's phrases and form (AABA…)"),
+    "serve": ("tunesmith.studio.command", "the studio in the browser: compose, listen, regenerate bars, download"),
 }
 
 
@@ -40,11 +42,18 @@ def describe_os_error(exc: OSError) -> str:
     return f"{why}: " + " → ".join(repr(str(p)) for p in paths) if paths else why
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (what is wrong and where the help is), exit 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunesmith", description="Learn folk melodies and compose new ones.")
+    parser = OneLineParser(prog="tunesmith", description="Learn folk melodies and compose new ones.")
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -56,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad flag already reported in one line
+        return int(exc.code or 0)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

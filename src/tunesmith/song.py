@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -15,6 +16,15 @@ PITCH_CLASSES = {
 # Spellings used when writing keys: the usual key-signature choice for each tonic and mode.
 MAJOR_TONICS = ["C", "D-", "D", "E-", "E", "F", "F#", "G", "A-", "A", "B-", "B"]
 MINOR_TONICS = ["C", "C#", "D", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B"]
+# Plain pitch-class names for labels (piano rolls, histograms): sharps for black keys but Eb, Ab, Bb.
+PITCH_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+# Scale degrees (semitones above the tonic).
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+NATURAL_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
+# The pitches a melody in each mode may use: minor is natural minor plus the raised 7th (the
+# leading tone folk minor tunes use at cadences), so a constrained minor melody can close on the tonic.
+SCALES = {"major": MAJOR_SCALE, "minor": NATURAL_MINOR_SCALE + (11,)}
+_NOTE = re.compile(r"^\s*([A-Ga-g])([#b-]*)(-?\d+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,31 @@ def tonic_pitch_class(tonic: str) -> int:
     if name not in PITCH_CLASSES:
         raise ValueError(f"unknown key {tonic!r}")
     return PITCH_CLASSES[name]
+
+
+def note_number(name: str) -> int:
+    """MIDI number of a note name ("C4" = 60, "Bb3" = 58, "F#5" = 78) or of a plain number ("67").
+
+    Raises ValueError with a one-line message for anything else or a number outside 0..127.
+    """
+    text = name.strip()
+    if text.isdigit():
+        number = int(text)
+    else:
+        match = _NOTE.match(text)
+        if not match:
+            raise ValueError(f"cannot read note {name!r}: write it like C4, F#5, Bb3 or a MIDI number")
+        letter, accidentals, octave = match.groups()
+        pc = PITCH_CLASSES[letter.upper()] + accidentals.count("#") - accidentals.count("b") - accidentals.count("-")
+        number = 12 * (int(octave) + 1) + pc
+    if not 0 <= number <= 127:
+        raise ValueError(f"note {name!r} is outside MIDI 0..127")
+    return number
+
+
+def pitch_name(pitch: int) -> str:
+    """A MIDI number as a note name with octave (60 → "C4", 70 → "Bb4")."""
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> int:

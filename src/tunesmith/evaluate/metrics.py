@@ -12,10 +12,8 @@ from collections.abc import Callable
 import numpy as np
 
 from tunesmith.config import DEFAULT_DURATIONS
-from tunesmith.song import Song, bar_steps, regular_bar_starts
-
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-NATURAL_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
+from tunesmith.meter import song_bar_starts
+from tunesmith.song import MAJOR_SCALE, NATURAL_MINOR_SCALE, Song
 INTERVAL_LIMIT = 12  # intervals beyond an octave share the outermost histogram bins
 
 
@@ -27,17 +25,6 @@ def _onsets(song: Song) -> np.ndarray:
     """Start step of every pitched note."""
     starts = np.cumsum([0] + [n.steps for n in song.notes[:-1]]) if song.notes else np.zeros(0, np.int64)
     return np.array([s for s, n in zip(starts, song.notes) if n.pitch is not None], dtype=np.int64)
-
-
-def bar_lines(song: Song) -> list[int]:
-    """Steps at which the song's bars start: ``song.bar_starts`` inside the song, continued in the
-    meter past the last one (regular bars from 0 when there are none). A pickup is not a bar."""
-    total = song.total_steps
-    bar = bar_steps(song.meter, song.steps_per_quarter)
-    starts = [s for s in sorted(set(song.bar_starts)) if s < total] or regular_bar_starts(total, bar)
-    while starts[-1] + bar < total:  # past the last known bar line, bars follow the meter
-        starts.append(starts[-1] + bar)
-    return starts
 
 
 def bar_note_counts(song: Song) -> np.ndarray:
@@ -54,7 +41,7 @@ def bar_note_counts(song: Song) -> np.ndarray:
     ndarray of int, shape (bars,)
         Onsets per bar; the last bar runs to the end of the melody.
     """
-    starts = bar_lines(song)
+    starts = song_bar_starts(song)
     index = np.searchsorted(np.array(starts), _onsets(song), side="right") - 1
     return np.bincount(index[index >= 0], minlength=len(starts))
 

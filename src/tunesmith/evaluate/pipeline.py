@@ -143,21 +143,6 @@ def example_songs(songs: list[Song], count: int, seed: int, min_bars: int = 6) -
     return random.Random(seed).sample(pool, min(count, len(pool)))
 
 
-def _full_length_class():
-    # Built on demand: importing the generate stage imports torch, which `tunesmith --help` must not.
-    from tunesmith.generate import Generator
-
-    class FullLength(Generator):
-        """A Generator that may not choose ``</s>``: dry-out is measured over the whole length asked for."""
-
-        def constraint_mask(self, config, plan):
-            mask = super().constraint_mask(config, plan).clone()
-            mask[self.vocab.end] = False
-            return mask
-
-    return FullLength
-
-
 def _load_sets(payload: dict[str, Any], config: EvaluateConfig, dataset=None):
     """(training split, validation split, evaluation examples, description of the evaluation set)."""
     from tunesmith.config import Config
@@ -247,9 +232,8 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
     long_songs = []
     if config.dryout.num:
         mode, meter, _ = max(_allocate(real, len(real), generator.meters), key=lambda kind: kind[2])  # the commonest kind
-        full_length = _full_length_class()(generator.model, payload, generator.device, generator.source)
-        long_songs = [m.song for m in full_length.generate(num=config.dryout.num, bars=config.dryout.bars,
-                                                           mode=mode, meter=meter, seed=config.seed + 10_000)]  # fmt: skip
+        long_songs = [m.song for m in generator.generate(num=config.dryout.num, bars=config.dryout.bars, mode=mode,
+                                                         meter=meter, seed=config.seed + 10_000, full_length=True)]  # fmt: skip
     done("generation", started)
 
     started = time.perf_counter()

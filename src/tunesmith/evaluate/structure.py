@@ -32,7 +32,7 @@ import numpy as np
 
 from tunesmith.form import compliance, distance, repetition, song_phrases
 from tunesmith.form.labels import phrase_items
-from tunesmith.evaluate.metrics import bar_lines
+from tunesmith.meter import song_bar_starts
 from tunesmith.song import Song
 
 DEGREE_BINS = ("1", "2", "3", "4", "5", "6", "7", "other")  # phrase-final degree histogram bins
@@ -62,10 +62,11 @@ def phrase_similarity(song: Song) -> float:
 def bar_items(song: Song) -> list[list[tuple[int | None, int]]]:
     """Each bar's notes as ``(pitch above the bar's first sounding note, steps)`` pairs.
 
-    Bars run from one bar line to the next (:func:`tunesmith.evaluate.metrics.bar_lines`); a note belongs to the bar it starts in, a pickup before the first bar line
+    Bars run from one bar line to the next (:func:`tunesmith.meter.song_bar_starts`); a note
+    belongs to the bar it starts in, a pickup before the first bar line
     to no bar. The pairs are those of the form module's phrase similarity, per bar.
     """
-    starts = bar_lines(song) if song.notes else []
+    starts = song_bar_starts(song) if song.notes else []
     bars: list[list[tuple[int | None, int]]] = [[] for _ in starts]
     firsts: list[int | None] = [None] * len(starts)
     step = 0

@@ -34,14 +34,14 @@ FORMAT_SUFFIXES = {"mid": ".mid", "musicxml": ".musicxml", "wav": ".wav", "png":
 class ExportConfig:
     """How a melody sounds and looks once written."""
 
-    bpm: float = 100.0  # quarter notes per minute
+    bpm: float = 0.0  # quarter notes per minute; 0 = the instrument's usual tempo (100 without one)
     program: int = 1  # General MIDI instrument, 1..128 (1 = piano, 74 = flute, 41 = violin)
     velocity: int = 80  # MIDI velocity of unaccented notes; downbeats +16, beats +6
     sample_rate: int = 44100  # WAV samples per second
     soundfont: str = ""  # "" = $TUNESMITH_SOUNDFONT or the system's GM soundfont
     dpi: int = 120  # piano-roll resolution
     instrument: str = ""  # fiddle|whistle|flute|accordion|voice|piano: sets program, range, tempo; "" = none
-    humanize: float | None = None  # 0..1 timing drift, phrase dynamics, final ritardando; None = 0.3 WAV, 0 MIDI
+    humanize: float | None = None  # 0..1: timing that drifts, phrase dynamics, a final ritardando (default 0.3 for WAV, off for MIDI)
     humanize_seed: int | None = None  # humanize randomness; None = the melody's own seed (params["seed"]), else 0
     chord_program: int = 25  # General MIDI instrument of the chord track (25 = nylon guitar)
 

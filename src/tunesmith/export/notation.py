@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from tunesmith.meter import bar_lines
 from tunesmith.song import PITCH_CLASSES, Song, bar_steps, key_name, tonic_pitch_class
 
 LETTERS = "CDEFGAB"
@@ -121,17 +122,6 @@ def beat_steps(meter: str, steps_per_quarter: int) -> int:
     num, den = (int(x) for x in meter.split("/"))
     unit = steps_per_quarter * 4 // den if (steps_per_quarter * 4) % den == 0 else steps_per_quarter
     return unit * 3 if num % 3 == 0 and num > 3 and den == 8 else unit
-
-
-def bar_lines(song: Song) -> list[int]:
-    """Step of every bar line from 0 to the end of the last (padded) bar, pickup included."""
-    bar = bar_steps(song.meter, song.steps_per_quarter)
-    total = max(song.total_steps, 1)
-    starts = sorted(s for s in set(song.bar_starts or [0]) if s < total) or [0]
-    while starts[-1] + bar < total:
-        starts.append(starts[-1] + bar)
-    lines = ([0] if starts[0] > 0 else []) + starts
-    return lines + [max(total, lines[-1] + bar)]
 
 
 def _power_of_two(value: Fraction) -> bool:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
+from tunesmith.song import PITCH_NAMES as _NAMES
 from tunesmith.song import Song
-
-_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 
 
 def write_pianoroll(song: Song, path: str | Path, config) -> Path:

@@ -1,4 +1,5 @@
-"""Generate stage: a trained model → new melodies (sampling schemes, primers, keys, constraints).
+"""Generate stage: a trained model → new melodies (a plan, one decoding loop with per-step
+controls, sampling schemes and beam search, primers, keys, constraints, regenerating bars).
 
 Names are imported on first use, so ``tunesmith --help`` does not pay for torch.
 """
@@ -6,7 +7,10 @@ Names are imported on first use, so ``tunesmith --help`` does not pay for torch.
 import importlib
 
 _EXPORTS = {
-    "GenerationConfig": "tunesmith.generate.generator",
+    "GenerationConfig": "tunesmith.generate.config",
+    "Control": "tunesmith.generate.controls",
+    "StepContext": "tunesmith.generate.controls",
+    "Plan": "tunesmith.generate.plan",
     "Generator": "tunesmith.generate.generator",
     "default_model_path": "tunesmith.generate.generator",
     "generate_melodies": "tunesmith.generate.generator",

@@ -1,4 +1,4 @@
-"""Composable logit masks: which tokens may come next. Pure functions on boolean tensors.
+"""Composable token masks: which tokens may come next. Pure functions on boolean tensors.
 
 A mask is a bool tensor ``[V]`` (or ``[B, V]``) with True = allowed. Constraints are stated in
 the OUTPUT key; the model writes in C major / A minor, so each mask takes ``shift``, the
@@ -13,30 +13,15 @@ import torch
 
 from tunesmith.encoding import Vocabulary
 from tunesmith.errors import TunesmithError
-from tunesmith.song import tonic_pitch_class
-
-# Pitch classes above the tonic. Minor is natural minor plus the raised 7th (the leading tone
-# folk minor tunes use at cadences), so a constrained minor melody can still close on the tonic.
-SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10, 11)}
-_NOTE = re.compile(r"^\s*([A-Ga-g])([#b-]*)(-?\d+)\s*$")
+from tunesmith.song import SCALES, note_number as _note_number
 
 
 def note_number(name: str) -> int:
-    """MIDI number of a note name ("C4" = 60, "Bb3" = 58, "F#5" = 78) or of a plain number ("67")."""
-    text = name.strip()
-    if text.isdigit():
-        number = int(text)
-    else:
-        match = _NOTE.match(text)
-        if not match:
-            raise TunesmithError(f"cannot read note {name!r}: write it like C4, F#5, Bb3 or a MIDI number")
-        letter, accidentals, octave = match.groups()
-        pc = tonic_pitch_class(letter)
-        pc += accidentals.count("#") - accidentals.count("b") - accidentals.count("-")
-        number = 12 * (int(octave) + 1) + pc
-    if not 0 <= number <= 127:
-        raise TunesmithError(f"note {name!r} is outside MIDI 0..127")
-    return number
+    """MIDI number of a note name ("C4" = 60, "Bb3" = 58) or a plain number; TunesmithError if unreadable."""
+    try:
+        return _note_number(name)
+    except ValueError as exc:
+        raise TunesmithError(str(exc)) from None
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -134,35 +119,6 @@ def require_pitches(mask: torch.Tensor, vocab: Vocabulary, described: str) -> to
     if not bool(mask[vocab.pitch_ids].any()):
         low, high = vocab.pitches[0], vocab.pitches[-1]
         raise TunesmithError(f"the constraints ({described}) allow no pitch the model knows (it knows MIDI {low}..{high})")
-    return mask
-
-
-def structure_mask(vocab: Vocabulary, previous: torch.Tensor, has_note: torch.Tensor,
-                   at_bar_line: bool = True) -> torch.Tensor:  # fmt: skip
-    """Rules every melody follows: never ``<pad>``/``<s>``, no ``</s>`` before a note or away from
-    a bar line (a song ends with a whole bar), no ``_`` right after ``<s>``.
-
-    Parameters
-    ----------
-    vocab : Vocabulary
-        The model's tokens.
-    previous : torch.Tensor
-        Token ids ``[B]`` of the step before the one being chosen.
-    has_note : torch.Tensor
-        Bool ``[B]``: the melody already holds at least one pitched note.
-    at_bar_line : bool
-        The step being chosen starts a bar, so the melody may end before it.
-
-    Returns
-    -------
-    torch.Tensor
-        Bool ``[B, V]``, True where allowed.
-    """
-    mask = torch.ones(previous.shape[0], len(vocab), dtype=torch.bool, device=previous.device)
-    mask[:, vocab.pad] = False
-    mask[:, vocab.start] = False
-    mask[:, vocab.end] = has_note & at_bar_line
-    mask[:, vocab.hold] = previous != vocab.start
     return mask
 
 

@@ -1,33 +1,30 @@
-"""``Generator``: load a checkpoint once, then compose batches of melodies with it.
+"""``Generator``: load a checkpoint once, then compose (or regenerate parts of) melodies with it.
 
-Generation is stateful: the LSTM state is carried from step to step (O(1) work per step) and
-all requested melodies advance together as one batch. The model writes in C major / A minor;
-the chosen key is reached by transposing its output (constraints are converted the other way).
+A request becomes a :class:`~tunesmith.generate.plan.Plan` (resolved once, in the model's key),
+which the one decoding loop (:func:`~tunesmith.generate.decode.decode`) follows for every
+scheme. Generation is stateful: the LSTM state is carried from step to step (O(1) work per
+step) and all requested melodies advance together as one batch (large requests in chunks).
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import asdict, dataclass, replace
+import hashlib
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tunesmith.encoding import END, Vocabulary, decode_tokens, is_pitch
+from tunesmith.encoding import Vocabulary, decode_tokens
 from tunesmith.errors import TunesmithError
+from tunesmith.generate.config import DEFAULT_BARS, SCHEMES, GenerationConfig
+from tunesmith.generate.controls import Control
 from tunesmith.generate.melody import Melody
-from tunesmith.generate.primer import parse_primer, primer_tokens_of_song, read_primer_file, to_model_key
-from tunesmith.song import MODES, Song, bar_steps, key_name, step_positions, tonic_pitch_class, transposition_to
+from tunesmith.generate.plan import Plan, plan_generation
+from tunesmith.meter import full_bar_starts
+from tunesmith.song import Song
 
-DEFAULT_BARS = 16
-SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
+CHUNK_ROWS = 256  # rows decoded at once; more melodies run in chunks so memory stays flat
 
-
-def full_bar_starts(starts: list[int], total_steps: int, bar_length: int) -> list[int]:
-    """Every downbeat of a melody: the known ``starts``, then regular bars after the last one."""
-    result = [s for s in sorted(set(starts)) if s < total_steps] or [0]
-    while result[-1] + bar_length < total_steps:
-        result.append(result[-1] + bar_length)
-    return result
+__all__ = ["DEFAULT_BARS", "SCHEMES", "GenerationConfig", "Generator", "default_model_path", "generate_melodies"]
 
 
 def default_model_path() -> Path:
@@ -38,94 +35,22 @@ def default_model_path() -> Path:
     return shipped_model_path()
 
 
-@dataclass
-class GenerationConfig:
-    """One generation request. Keys and ranges are in the output key."""
-
-    num: int = 1  # melodies, generated together as one batch
-    bars: int | None = None  # length in bars of the meter; default 16 when steps is not given
-    steps: int | None = None  # length in time steps (instead of bars)
-    mode: str | None = None  # major | minor; None = the primer file's, else major
-    meter: str | None = None  # "3/4"…; None = the primer file's, else 4/4
-    key: str | None = None  # output tonic ("D", "F#", "Bb"); None = C (major) / A (minor)
-    scheme: str = "sample"  # sample | greedy | mixed | top-k | top-p | beam
-    temperature: float = 1.0  # > 0; < 1 safer, > 1 wilder
-    top_k: int = 8  # tokens kept by top-k
-    top_p: float = 0.9  # probability mass kept by top-p
-    mixed_p: float = 0.5  # chance of argmax per step in the mixed scheme
-    beam_size: int = 4  # beams (and branches per beam) in beam search
-    seed: int | None = None  # None = a fresh seed, recorded in each melody's params
-    primer: str = ""  # tokens in the output key, "67 _ _ _ 65 _"
-    primer_file: str = ""  # a tune in any format the corpus reader takes
-    scale: bool = False  # only pitches of the output key's scale
-    range: str = ""  # pitch range in the output key, "C4-G5"
-
-    def validate(self) -> GenerationConfig:
-        if self.num < 1:
-            raise TunesmithError(f"--num must be >= 1, got {self.num!r}")
-        if self.bars is not None and self.steps is not None:
-            raise TunesmithError("give --bars or --steps, not both")
-        if self.bars is not None and self.bars <= 0:
-            raise TunesmithError(f"--bars must be > 0, got {self.bars!r}")
-        if self.steps is not None and self.steps <= 0:
-            raise TunesmithError(f"--steps must be > 0, got {self.steps!r}")
-        if self.mode is not None and self.mode not in MODES:
-            raise TunesmithError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
-        if self.key is not None:
-            try:
-                tonic_pitch_class(self.key)
-            except ValueError:
-                raise TunesmithError(f"unknown key {self.key!r}: use a tonic such as C, F#, Bb or E-") from None
-        if self.meter is not None:
-            try:
-                bar_steps(self.meter, 4)
-            except (ValueError, ZeroDivisionError):
-                raise TunesmithError(f"cannot read meter {self.meter!r}: write it like 3/4 or 6/8") from None
-        if self.scheme not in SCHEMES:
-            raise TunesmithError(f"unknown sampling scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
-        if self.scheme != "greedy" and self.temperature <= 0:
-            raise TunesmithError(f"--temperature must be > 0 with --scheme {self.scheme}, got {self.temperature!r}")
-        if self.scheme == "top-k" and self.top_k < 1:
-            raise TunesmithError(f"--top-k must be >= 1, got {self.top_k!r}")
-        if self.scheme == "top-p" and not 0 < self.top_p <= 1:
-            raise TunesmithError(f"--top-p must be in (0, 1], got {self.top_p!r}")
-        if self.scheme == "mixed" and not 0 <= self.mixed_p <= 1:
-            raise TunesmithError(f"--mixed-p must be in [0, 1], got {self.mixed_p!r}")
-        if self.scheme == "beam" and self.beam_size < 1:
-            raise TunesmithError(f"--beam-size must be >= 1, got {self.beam_size!r}")
-        if self.primer and self.primer_file:
-            raise TunesmithError("give --primer or --primer-file, not both")
-        if self.primer:
-            parse_primer(self.primer)
-        if self.range:
-            from tunesmith.generate.constraints import parse_range
-
-            parse_range(self.range)
-        return self
-
-
-@dataclass
-class _Plan:
-    """A request resolved against one checkpoint: everything the sampling loop needs."""
-
-    mode: str
-    meter: str
-    tonic_pc: int
-    shift: int  # semitones from the model's key to the output key
-    primer: list[str]  # model-key tokens
-    bar_starts: list[int]
-    total_steps: int
-    seed: int
-
-
 class Generator:
-    """A loaded model plus its vocabulary and conditioning lists."""
+    """A loaded model plus its vocabulary and conditioning lists.
 
-    def __init__(self, model, payload: dict[str, Any], device, source: str = ""):
-        self.model, self.payload, self.device, self.source = model, payload, device, source
-        self.vocab = Vocabulary(payload["vocab"])
-        self.modes, self.meters = list(payload["modes"]), list(payload["meters"])
-        self.steps_per_quarter = int(payload["steps_per_quarter"])
+    ``checkpoint`` is a loaded checkpoint: a :class:`tunesmith.checkpoint.Checkpoint` or its
+    plain-dict form (``vocab``, ``modes``, ``meters``, ``steps_per_quarter``, ``config``).
+    """
+
+    def __init__(self, model, checkpoint: Any, device, source: str = ""):
+        self.model, self.device, self.source = model, device, source
+        self.checkpoint = checkpoint
+        self.payload = checkpoint if isinstance(checkpoint, dict) else checkpoint.to_dict()
+        self.vocab = Vocabulary(self.payload["vocab"])
+        self.modes, self.meters = list(self.payload["modes"]), list(self.payload["meters"])
+        self.steps_per_quarter = int(self.payload["steps_per_quarter"])
+        self._fingerprint: str | None = None
+        self._originality: tuple | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto") -> Generator:
@@ -139,92 +64,87 @@ class Generator:
                 raise TunesmithError(f"the shipped model {str(path)!r} is missing: train one or pass --model PATH")
         target = pick_device(device)
         checkpoint = Checkpoint.load(path)
-        return cls(checkpoint.build_model(target), checkpoint.to_dict(), target, str(path))
+        return cls(checkpoint.build_model(target), checkpoint, target, str(path))
 
-    def plan(self, config: GenerationConfig) -> _Plan:
-        """Resolve a request against this model; raises TunesmithError before any work is done."""
+    @property
+    def accepted_durations(self) -> list[float]:
         from tunesmith.config import DEFAULT_DURATIONS
 
-        config.validate()
-        primer_song = None
-        if config.primer_file:
-            durations = self.payload.get("config", {}).get("corpus", {}).get("accepted_durations", DEFAULT_DURATIONS)
-            primer_song = read_primer_file(config.primer_file, self.steps_per_quarter, durations)
-        mode = config.mode or (primer_song.mode if primer_song else "major")
-        meter = config.meter or (primer_song.meter if primer_song else "4/4")
-        if mode not in self.modes:
-            raise TunesmithError(f"this model does not know mode {mode!r}; known: {', '.join(self.modes[1:])}")
-        if meter not in self.meters:
-            raise TunesmithError(f"this model does not know meter {meter!r}; known: {', '.join(self.meters[1:])}")
-        try:
-            bar = bar_steps(meter, self.steps_per_quarter)
-        except ValueError as exc:
-            raise TunesmithError(str(exc)) from None
-        model_tonic = 0 if mode == "major" else 9
-        tonic_pc = tonic_pitch_class(config.key) if config.key else model_tonic
-        shift = transposition_to(model_tonic, mode, tonic_pc)
-        if primer_song is not None:
-            primer = to_model_key(primer_tokens_of_song(primer_song), 0, self.vocab)
-            # In another meter only the first downbeat of the primer still holds.
-            bar_starts = primer_song.bar_starts if primer_song.meter == meter else primer_song.bar_starts[:1]
-        else:
-            primer = to_model_key(parse_primer(config.primer), shift, self.vocab)
-            bar_starts = [0]
-        total = config.steps or bar_starts[0] + (config.bars or DEFAULT_BARS) * bar
-        if len(primer) >= total:
-            raise TunesmithError(f"the primer is {len(primer)} steps, as long as the requested {total}: ask for more")
-        seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
-        return _Plan(mode, meter, tonic_pc, shift, primer, bar_starts, total, seed)
+        return self.payload.get("config", {}).get("corpus", {}).get("accepted_durations", DEFAULT_DURATIONS)
 
-    def constraint_mask(self, config: GenerationConfig, plan: _Plan):
-        """The ``--scale``/``--range`` mask ``[V]`` in model-key terms; an all-forbidding set is an error."""
-        import torch
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the model's weights and vocabulary: a melody records it, so it can only
+        be regenerated by the model that made it."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(repr((self.vocab.tokens, self.modes, self.meters)).encode())
+            for name, tensor in sorted(self.model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
 
-        from tunesmith.generate.constraints import combine, parse_range, range_mask, require_pitches, scale_mask
+    def originality(self, required: bool = False):
+        """(index, default max copy) of the model's training corpus, loaded once; None when the
+        checkpoint has no index and ``required`` is False (``--max-copy N`` requires one)."""
+        from tunesmith.generate.copyguard import load_index
+        from tunesmith.originality import entry_of
 
-        masks, words = [torch.ones(len(self.vocab), dtype=torch.bool)], []
-        if config.scale:
-            masks.append(scale_mask(self.vocab, plan.tonic_pc, plan.mode, plan.shift))
-            words.append(f"scale of {key_name(plan.tonic_pc, plan.mode)} {plan.mode}")
-        if config.range:
-            masks.append(range_mask(self.vocab, *parse_range(config.range), plan.shift))
-            words.append(f"range {config.range}")
-        return require_pitches(combine(*masks), self.vocab, ", ".join(words) or "none").to(self.device)
+        if self._originality is None and (required or entry_of(self.checkpoint) is not None):
+            self._originality = load_index(self.checkpoint)
+        return self._originality
 
-    def generate(self, config: GenerationConfig | None = None, **settings: Any) -> list[Melody]:
+    def plan(self, config: GenerationConfig) -> Plan:
+        """Resolve a request against this model; raises TunesmithError before any work is done."""
+        return plan_generation(self, config)
+
+    def generate(self, config: GenerationConfig | None = None, controls: list[Control] = (), **settings: Any) -> list[Melody]:
         """Compose ``config.num`` melodies; keyword ``settings`` override fields of ``config``.
 
-        Returns one Melody per request row, each with its tokens in the output key and params.
+        ``controls`` are extra per-step controls (see :mod:`tunesmith.generate.controls`) applied
+        with the plan's own. Returns one Melody per request row, each with its tokens in the
+        output key and every setting in ``params``.
         """
-        import torch
-
-        from tunesmith.generate.search import beam_search, sample_batch
-
+        unknown = sorted(set(settings) - set(GenerationConfig.__dataclass_fields__))
+        if unknown:
+            raise TunesmithError(f"unknown generation setting {unknown[0]!r}")
         config = replace(config or GenerationConfig(), **settings)
         plan = self.plan(config)
-        mask = self.constraint_mask(config, plan)
-        positions = step_positions(plan.bar_starts, plan.total_steps, bar_steps(plan.meter, self.steps_per_quarter))
-        generator = torch.Generator(device=self.device).manual_seed(plan.seed)
-        inputs = dict(model=self.model, vocab=self.vocab, primer=self.vocab.ids(plan.primer), positions=positions,
-                      mode=self.modes.index(plan.mode), meter=self.meters.index(plan.meter), mask=mask,
-                      num=config.num, generator=generator)  # fmt: skip
-        if config.scheme == "beam":
-            rows = beam_search(**inputs, beam_size=config.beam_size, temperature=config.temperature)
-        else:
-            rows = sample_batch(**inputs, scheme=config.scheme, temperature=config.temperature,
-                                top_k=config.top_k, top_p=config.top_p, mixed_p=config.mixed_p)  # fmt: skip
-        return [self._melody(ids, index, config, plan) for index, ids in enumerate(rows)]
+        rows = []
+        for decoded in self.decode(plan, config, controls):
+            rows += decoded.ids
+        melodies = [self._melody(ids, index, config, plan) for index, ids in enumerate(rows)]
+        if config.chords:
+            from tunesmith.harmony import harmonize_with_shipped
 
-    def _melody(self, ids: list[int], index: int, config: GenerationConfig, plan: _Plan) -> Melody:
-        tokens = self.vocab.tokens_of(ids)
-        ended = END in tokens
-        body = tokens[: tokens.index(END)] if ended else tokens
-        body = [str(int(t) + plan.shift) if is_pitch(t) else t for t in body]
-        key = key_name(plan.tonic_pc, plan.mode)
-        bar_starts = full_bar_starts(plan.bar_starts, len(body), bar_steps(plan.meter, self.steps_per_quarter))
+            for melody in melodies:
+                melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
+        return melodies
+
+    def decode(self, plan: Plan, config: GenerationConfig, controls: list[Control] = ()):
+        """Run ``plan`` with ``config``'s scheme in chunks of at most CHUNK_ROWS rows; yields each
+        chunk's :class:`~tunesmith.generate.decode.Decoded`. One seeded random stream runs
+        through the chunks, so a run is reproducible whatever its size."""
+        import torch
+
+        from tunesmith.generate.decode import BeamChooser, StepChooser, decode
+
+        if config.scheme == "beam":
+            chooser = BeamChooser(config.beam_size, config.temperature)
+        else:
+            chooser = StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
+        generator = torch.Generator(device=self.device).manual_seed(plan.seed)
+        per_chunk = max(1, CHUNK_ROWS // chooser.width)
+        for first in range(0, plan.num, per_chunk):
+            chunk = plan if plan.num <= per_chunk else replace(plan, num=min(per_chunk, plan.num - first))
+            yield decode(self.model, chunk, chooser, generator, controls)
+
+    def _melody(self, ids: list[int], index: int, config: GenerationConfig, plan: Plan) -> Melody:
+        body, ended = plan.melody_tokens(ids)
+        key = plan.key
         song = Song(
             notes=decode_tokens(body), steps_per_quarter=self.steps_per_quarter, meter=plan.meter,
-            bar_starts=bar_starts, mode=plan.mode, key=key,
+            bar_starts=full_bar_starts(plan.bar_starts, len(body), plan.bar_length), mode=plan.mode, key=key,
             transposition=-plan.shift, title=f"Melody {index + 1} in {key.replace('-', 'b')} {plan.mode}",
             source=f"tunesmith generate ({Path(self.source).name or 'model'})",
         )  # fmt: skip
@@ -232,12 +152,25 @@ class Generator:
             "mode": plan.mode, "meter": plan.meter, "key": key, "seed": plan.seed, "index": index,
             "steps": plan.total_steps if config.steps else None,
             "bars": None if config.steps else config.bars or DEFAULT_BARS,
-            "model": self.source, "ended_by": "end token" if ended else "length", "transposition": plan.shift,
+            "model": self.source, "model_fingerprint": self.fingerprint,
+            "ended_by": "end token" if ended else "length", "transposition": plan.shift,
         }  # fmt: skip
+        if self._originality is not None:
+            from tunesmith.generate.copyguard import CopyGuard, describe_copy
+
+            guard = next((c for c in plan.controls if isinstance(c, CopyGuard)), None)
+            params["copy"] = describe_copy(self._originality[0], song, guard.max_copy if guard else None)
         return Melody(body, song, params)
+
+    def regenerate(self, melody: Melody, bars: tuple[int, int], **options: Any) -> list[Melody]:
+        """New versions of bars ``bars[0]..bars[1]`` (score numbering, inclusive) of ``melody``;
+        every note outside them is kept exactly. See :func:`tunesmith.generate.regenerate.regenerate`
+        for ``options`` (num, candidates, fix, seed, scheme, temperature…)."""
+        from tunesmith.generate.regenerate import regenerate
+
+        return regenerate(self, melody, bars, **options)
 
 
 def generate_melodies(model: str | Path | None = None, device: str = "auto", **settings: Any) -> list[Melody]:
     """One-call API: load ``model`` and generate with ``settings`` (the fields of GenerationConfig)."""
     return Generator.from_checkpoint(model, device).generate(GenerationConfig(**settings))
-

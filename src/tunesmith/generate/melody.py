@@ -19,8 +19,10 @@ class Melody:
     """A generated melody.
 
     ``tokens`` are the body tokens in the output key (primer included, no ``<s>``/``</s>``);
-    ``song`` is the same music as notes with meter, key and bar lines; ``params`` holds every
-    setting of the run (seed included) plus ``ended_by`` ("end token" or "length").
+    ``song`` is the same music as notes with meter, key and bar lines (``song.transposition``:
+    semitones from the output key to the model's C major / A minor); ``params`` holds every
+    setting of the run (seed included), the model's fingerprint and ``ended_by`` ("end token"
+    or "length"). :attr:`model_tokens` are the tokens the model wrote, so a melody can go back in.
     """
 
     tokens: list[str]
@@ -33,6 +35,14 @@ class Melody:
         from tunesmith.song import bar_steps
 
         return self.song.total_steps / bar_steps(self.song.meter, self.song.steps_per_quarter)
+
+    @property
+    def model_tokens(self) -> list[str]:
+        """The body tokens in the model's key (C major / A minor), as the model wrote them."""
+        from tunesmith.encoding import is_pitch
+
+        shift = self.song.transposition
+        return [str(int(t) + shift) if is_pitch(t) else t for t in self.tokens]
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": MELODY_FORMAT, "version": MELODY_VERSION, "tokens": self.tokens,

@@ -10,7 +10,11 @@ import torch
 
 from tunesmith.errors import TunesmithError
 
-STEP_SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p")  # beam search lives in search.py
+STEP_SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p")  # beam search lives in decode.py
+
+
+class SamplingError(TunesmithError):
+    """A row's scores hold NaN or +inf, or forbid every token: nothing can be chosen safely."""
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -95,8 +99,16 @@ def greedy(logits: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         Token ids ``[B]`` (``argmax``; the lowest id on a tie).
+
+    Raises
+    ------
+    SamplingError
+        When a row's best score is NaN, +inf or -inf (nothing allowed).
     """
-    return logits.argmax(dim=-1)
+    best, chosen = logits.max(dim=-1)
+    if not bool(torch.isfinite(best).all()):
+        raise SamplingError("greedy choice from scores that are NaN, infinite or all forbidden")
+    return chosen
 
 
 def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -113,9 +125,16 @@ def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> to
     -------
     torch.Tensor
         Token ids ``[B]``; a ``-inf`` token is never drawn.
+
+    Raises
+    ------
+    SamplingError
+        When a row holds NaN or +inf, or forbids every token (its probabilities are then NaN).
     """
     # inverse-CDF draw: one uniform number per row (torch.multinomial draws one per token)
     cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
+    if bool(torch.isnan(cdf[:, -1]).any()):  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
+        raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
     u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
     # the first token whose CDF exceeds u: a zero-probability token never does, its CDF equals the one before
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=cdf.shape[1] - 1)
@@ -141,7 +160,7 @@ def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | None = No
     if not 0.0 <= p <= 1.0:
         raise TunesmithError(f"mixed-p must be in [0, 1], got {p!r}")
     coin = torch.rand(logits.shape[0], generator=generator, device=logits.device) < p
-    return torch.where(coin, greedy(logits), sample(logits, generator))
+    return torch.where(coin, logits.argmax(dim=-1), sample(logits, generator))  # sample() checks the scores
 
 
 def choose(logits: torch.Tensor, scheme: str, temperature: float = 1.0, top_k: int = 8, top_p: float = 0.9,

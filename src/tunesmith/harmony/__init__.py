@@ -11,6 +11,7 @@ _EXPORTS = {
     "default_harmony_path": "tunesmith.harmony.model",
     "load_harmony": "tunesmith.harmony.model",
     "harmonize": "tunesmith.harmony.decode",
+    "harmonize_with_shipped": "tunesmith.harmony.decode",
     "read_melody": "tunesmith.harmony.decode",
     "train": "tunesmith.harmony.training",
 }

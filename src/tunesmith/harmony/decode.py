@@ -9,6 +9,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.harmony.model import HarmonyModel
 from tunesmith.harmony.spans import PERS, Passage, cut_spans
 from tunesmith.harmony.theory import beat_structure, roman, spell_root, symbol
+from tunesmith.meter import full_bar_starts
 from tunesmith.song import Chord, Song, bar_steps, tonic_pitch_class
 
 
@@ -30,9 +31,7 @@ def song_passage(song: Song, per: str) -> Passage:
     if per not in PERS:
         raise TunesmithError(f"unknown --per {per!r}; known: {', '.join(PERS)}")
     total = song.total_steps
-    starts = sorted(s for s in set(song.bar_starts or [0]) if 0 <= s < total) or [0]
-    while starts[-1] + bar < total:
-        starts.append(starts[-1] + bar)
+    starts = full_bar_starts(song.bar_starts or [0], total, bar)
     lines = ([0] if starts[0] > 0 else []) + starts + [total]
     spq = song.steps_per_quarter
     measures = [(a / spq, (b - a) / spq) for a, b in zip(lines, lines[1:], strict=False) if b > a]
@@ -42,6 +41,19 @@ def song_passage(song: Song, per: str) -> Passage:
             notes.append((step / spq, note.steps / spq, (note.pitch - tonic) % 12))
         step += note.steps
     return Passage(song.mode, song.meter, cut_spans(measures, song.meter, per), notes, name=song.title)
+
+
+_SHIPPED: list[HarmonyModel] = []  # the shipped harmoniser, loaded on first use
+
+
+def harmonize_with_shipped(song: Song, span: str = "auto") -> list[Chord]:
+    """Chords for ``song`` by the harmoniser shipped with tunesmith (loaded once per process);
+    ``span`` is "bar", "half" or "auto" (what the harmoniser learned for the meter)."""
+    from tunesmith.harmony.model import load_harmony
+
+    if not _SHIPPED:
+        _SHIPPED.append(load_harmony())
+    return harmonize(song, _SHIPPED[0], None if span == "auto" else span)
 
 
 def harmonize(song: Song, model: HarmonyModel, per: str | None = None) -> list[Chord]:

@@ -1,0 +1,180 @@
+"""Per-step controls: small objects the decoding loop asks, at every free step, which tokens may
+come next (a mask) and how to tilt the model's scores (a logit bias).
+
+A control sees a :class:`StepContext` — the step, where it falls in the bar, the token chosen at
+the step before — and answers with tensors over the vocabulary. Everything is in the MODEL's key
+(C major / A minor): the plan converts the user's output-key constraints once, at the boundary.
+
+Stateless rules (scale, range, the structure of a melody) precompute their masks in ``start`` so
+a step costs one lookup; stateful controls (the originality guard) follow the chosen tokens
+through ``advance`` and beam search's row shuffles through ``reorder``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from tunesmith.encoding import Vocabulary
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What a control may look at when the loop chooses the token of one step.
+
+    ``step`` indexes the melody body (0 = the first token after ``<s>``); ``position`` is the step
+    within its bar, ``bar`` the bar index (0 = the bar holding step 0, a pickup included),
+    ``at_bar_line`` whether the step starts a bar (a melody may end just before it). ``previous``
+    holds each row's token id at ``step - 1`` (``<s>`` at step 0).
+    """
+
+    step: int
+    position: int
+    bar: int
+    at_bar_line: bool
+    total_steps: int
+    rows: int
+    device: torch.device
+    vocab: Vocabulary
+    previous: torch.Tensor
+
+
+@runtime_checkable
+class Control(Protocol):
+    """One rule the decoding loop applies at every free step (see the module docstring)."""
+
+    def start(self, rows: int, prefix: list[int]) -> None:
+        """A new decoding run of ``rows`` rows; ``prefix`` are the model-key token ids fed after
+        ``<s>`` before the first free step (primer or kept bars), the same for every row."""
+
+    def allowed(self, ctx: StepContext) -> torch.Tensor | None:
+        """Bool ``[rows, V]`` (or ``[V]``), True = allowed; None = no restriction."""
+
+    def bias(self, ctx: StepContext) -> torch.Tensor | None:
+        """Float ``[rows, V]`` (or ``[V]``) added to the logits; None = none."""
+
+    def advance(self, chosen: torch.Tensor) -> None:
+        """Token ids ``[rows]`` taken at this step (fixed tokens too)."""
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Beam search kept rows ``index``: row ``i`` is now what row ``index[i]`` was."""
+
+
+class StaticControl:
+    """Base of controls that need no state: every hook is a no-op until overridden."""
+
+    def start(self, rows: int, prefix: list[int]) -> None:
+        pass
+
+    def allowed(self, ctx: StepContext) -> torch.Tensor | None:
+        return None
+
+    def bias(self, ctx: StepContext) -> torch.Tensor | None:
+        return None
+
+    def advance(self, chosen: torch.Tensor) -> None:
+        pass
+
+    def reorder(self, index: torch.Tensor) -> None:
+        pass
+
+
+class TokenMask(StaticControl):
+    """The same allowed set at every step (``--scale``, ``--range``): a bool ``[V]`` mask."""
+
+    def __init__(self, mask: torch.Tensor, described: str = ""):
+        self.mask, self.described = mask, described
+        self._on: torch.Tensor | None = None
+
+    def start(self, rows: int, prefix: list[int]) -> None:
+        self._on = None
+
+    def allowed(self, ctx: StepContext) -> torch.Tensor:
+        if self._on is None or self._on.device != ctx.device:
+            self._on = self.mask.to(ctx.device)
+        return self._on
+
+
+class Structure:
+    """The rules every melody follows: never ``<pad>``/``<s>``; no ``_`` right after ``<s>``;
+    ``</s>`` only once the melody holds a note, only at a bar line, and only from
+    ``end_from`` on (None = never: the melody runs the whole length).
+
+    Until every row holds a note the mask is built per row; after that it depends only on
+    whether the step starts a bar, so it is one of two precomputed tensors.
+    """
+
+    def __init__(self, end_from: int | None = 0):
+        self.end_from = end_from
+        self._has_note: torch.Tensor | None = None
+        self._settled = False
+        self._steady: dict[tuple[bool, bool], torch.Tensor] = {}
+
+    def start(self, rows: int, prefix: list[int]) -> None:
+        self._rows, self._prefix = rows, list(prefix)
+        self._has_note = None
+        self._settled = False
+        self._steady = {}
+
+    def _setup(self, ctx: StepContext) -> None:
+        vocab = ctx.vocab
+        self._is_pitch = torch.zeros(len(vocab), dtype=torch.bool, device=ctx.device)
+        self._is_pitch[vocab.pitch_ids] = True
+        has = bool(self._is_pitch[self._prefix].any()) if self._prefix else False
+        self._has_note = torch.full((ctx.rows,), has, dtype=torch.bool, device=ctx.device)
+        for at_bar in (False, True):
+            for may_end in (False, True):
+                mask = torch.ones(len(vocab), dtype=torch.bool, device=ctx.device)
+                mask[[vocab.pad, vocab.start]] = False
+                mask[vocab.end] = at_bar and may_end
+                self._steady[at_bar, may_end] = mask
+
+    def allowed(self, ctx: StepContext) -> torch.Tensor:
+        if self._has_note is None:
+            self._setup(ctx)
+        may_end = self.end_from is not None and ctx.step >= self.end_from
+        self._settled = self._settled or bool(self._has_note.all())
+        if self._settled:
+            return self._steady[ctx.at_bar_line, may_end]
+        return structure_mask(ctx.vocab, ctx.previous, self._has_note, ctx.at_bar_line and may_end)
+
+    def bias(self, ctx: StepContext) -> None:
+        return None
+
+    def advance(self, chosen: torch.Tensor) -> None:
+        if self._has_note is not None and not self._settled:
+            self._has_note = self._has_note | self._is_pitch[chosen]
+
+    def reorder(self, index: torch.Tensor) -> None:
+        if self._has_note is not None:
+            self._has_note = self._has_note[index]
+
+
+def structure_mask(vocab: Vocabulary, previous: torch.Tensor, has_note: torch.Tensor,
+                   at_bar_line: bool = True) -> torch.Tensor:  # fmt: skip
+    """The structure rules for one step, row by row (pure function).
+
+    Parameters
+    ----------
+    vocab : Vocabulary
+        The model's tokens.
+    previous : torch.Tensor
+        Token ids ``[B]`` of the step before the one being chosen.
+    has_note : torch.Tensor
+        Bool ``[B]``: the melody already holds at least one pitched note.
+    at_bar_line : bool
+        The step being chosen starts a bar (and the melody may end there).
+
+    Returns
+    -------
+    torch.Tensor
+        Bool ``[B, V]``, True where allowed.
+    """
+    mask = torch.ones(previous.shape[0], len(vocab), dtype=torch.bool, device=previous.device)
+    mask[:, vocab.pad] = False
+    mask[:, vocab.start] = False
+    mask[:, vocab.end] = has_note & at_bar_line
+    mask[:, vocab.hold] = previous != vocab.start
+    return mask

@@ -1,0 +1,227 @@
+"""The decoding loop: one pass over a :class:`~tunesmith.generate.plan.Plan`, for every scheme.
+
+``<s>`` + the plan's prefix go through the model once; then ``model.step`` runs once per time
+step with the carried LSTM state, so a step costs the same at bar 1 and at bar 100. At each step
+the token is either fixed by the plan (kept bars, user-fixed notes; its log-probability can be
+scored) or chosen: the controls' masks and biases are applied to the logits and a *chooser*
+picks — a per-step sampling scheme (:class:`StepChooser`) or beam search (:class:`BeamChooser`).
+Beam search reorders rows; the loop then reorders the model state and every control, and
+the tokens are traced back through the recorded parents at the end.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from tunesmith.errors import TunesmithError
+from tunesmith.generate.controls import Control, StepContext
+from tunesmith.generate.sampling import SamplingError, apply_temperature, choose
+
+# Up to this many rows a step's matrices are so small that a second CPU thread costs more in
+# synchronisation than it saves (measured: 20x slower with 2 threads on a busy 2-core machine);
+# from 64 rows on, two threads win on an idle machine (56k against 34k steps/s).
+SMALL_BATCH = 32
+
+
+@contextmanager
+def cpu_threads(threads: int | None):
+    """Run a block with ``threads`` torch CPU threads (None = unchanged), then restore the setting."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class StepChooser:
+    """A per-step scheme (sample, greedy, mixed, top-k, top-p): one independent choice per row."""
+
+    width = 1
+
+    def __init__(self, scheme: str, temperature: float = 1.0, top_k: int = 8, top_p: float = 0.9,
+                 mixed_p: float = 0.5):  # fmt: skip
+        self.scheme, self.temperature, self.top_k, self.top_p, self.mixed_p = scheme, temperature, top_k, top_p, mixed_p
+
+    def start(self, searches: int, device: torch.device) -> None:
+        pass
+
+    def choose(self, logits, finished, generator):
+        """Token ids ``[rows]`` for masked ``logits``; no reordering (``None``)."""
+        chosen = choose(logits, self.scheme, self.temperature, self.top_k, self.top_p, self.mixed_p, generator)
+        return chosen, None
+
+    def forced(self, logits, token: int, finished) -> None:
+        pass
+
+    def best_rows(self, searches: int) -> list[int]:
+        return list(range(searches))
+
+
+class BeamChooser:
+    """Magenta-style beam search: each beam branches into ``width`` sampled continuations (drawn
+    without replacement at ``temperature``, by Gumbel top-k), and the ``width`` most likely of all
+    branches survive, ranked by mean log-probability per step (so ending early is no bonus).
+    ``searches`` independent searches run as one batch of ``searches * width`` rows."""
+
+    def __init__(self, width: int, temperature: float = 1.0):
+        self.width, self.temperature = width, temperature
+
+    def start(self, searches: int, device: torch.device) -> None:
+        self.searches, self.device = searches, device
+        # Only the first beam of each search is live at the start, so the beams do not begin as copies.
+        score = torch.full((searches, self.width), float("-inf"), device=device)
+        score[:, 0] = 0.0
+        self.score = score.view(-1)
+        self.length = torch.zeros(searches * self.width, device=device)
+        self.only_end = None
+
+    def _log_probs(self, logits, finished):
+        log_probs = torch.log_softmax(apply_temperature(logits, self.temperature), dim=-1)
+        if self.only_end is None:
+            self.only_end = torch.full((logits.shape[1],), float("-inf"), device=logits.device)
+            self.only_end[self.end] = 0.0
+        return torch.where(finished[:, None], self.only_end, log_probs)  # finished beams stay as they are
+
+    def choose(self, logits, finished, generator):
+        num, width = self.searches, self.width
+        log_probs = self._log_probs(logits, finished)
+        uniform = torch.rand(log_probs.shape, generator=generator, device=log_probs.device).clamp_(1e-20, 1.0)
+        branches = torch.topk(log_probs - torch.log(-torch.log(uniform)), width, dim=-1).indices
+        branch_score = self.score[:, None] + log_probs.gather(-1, branches)
+        branch_length = self.length[:, None] + (~finished)[:, None].float()
+        ranking = (branch_score / branch_length.clamp(min=1.0)).view(num, width * width)
+        best_values, best = torch.topk(ranking, width, dim=-1)
+        if not bool(torch.isfinite(best_values[:, 0]).all()):  # NaN scores, or nothing allowed in a search
+            raise SamplingError("beam search met scores that are NaN, infinite or all forbidden")
+        parent = (torch.arange(num, device=logits.device)[:, None] * width + best // width).view(-1)
+        column = (best % width).view(-1)
+        self.score, self.length = branch_score[parent, column], branch_length[parent, 0]
+        return branches[parent, column], parent
+
+    def forced(self, logits, token: int, finished) -> None:
+        """Every beam takes a fixed token: its log-probability joins each beam's score."""
+        log_probs = self._log_probs(logits, finished)
+        self.score = self.score + log_probs[:, token]
+        self.length = self.length + (~finished).float()
+
+    def best_rows(self, searches: int) -> list[int]:
+        return [i * self.width for i in range(searches)]  # topk keeps beams sorted, best first
+
+
+@dataclass
+class Decoded:
+    """What the loop produced, one entry per search (per melody)."""
+
+    ids: list[list[int]]  # body token ids: prefix, then each step's token, ending with </s> if chosen
+    scored: list[float]  # summed natural-log probability of the plan's scored fixed tokens (0 if none)
+
+
+@torch.inference_mode()
+def decode(model, plan, chooser, generator: torch.Generator, controls: list[Control] = ()) -> Decoded:
+    """Run ``plan`` for ``plan.num`` melodies with ``chooser`` and the plan's controls plus ``controls``."""
+    device = next(model.parameters()).device
+    rows = plan.num * chooser.width
+    threads = 1 if device.type == "cpu" and rows <= SMALL_BATCH else None
+    with cpu_threads(threads):
+        return _decode(model, plan, chooser, generator, list(plan.controls) + list(controls), rows, device)
+
+
+def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
+    vocab, total, prefix = plan.vocab, plan.total_steps, plan.prefix
+    positions = plan.positions
+    position_ids = torch.tensor(positions, device=device)
+    modes = torch.full((rows,), plan.mode_id, dtype=torch.long, device=device)
+    meters = torch.full((rows,), plan.meter_id, dtype=torch.long, device=device)
+    # Every row starts with the same prefix: run it once, then copy the state to every row.
+    fed = torch.tensor([[vocab.start] + prefix], device=device)
+    logits, state = model(fed, position_ids[None, : len(prefix) + 1], modes[:1], meters[:1])
+    one = torch.zeros(rows, dtype=torch.long, device=device)
+    logits, state = logits[one, -1].float(), model.reorder_state(state, one)
+    previous = fed[one, -1]
+    end = torch.full((rows,), vocab.end, device=device)
+    finished = torch.zeros(rows, dtype=torch.bool, device=device)
+    scored = torch.zeros(rows, device=device)
+    chooser.end = vocab.end
+    chooser.start(plan.num, device)
+    for control in controls:
+        control.start(rows, prefix)
+    steps: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    for step in range(len(prefix), total):
+        token = plan.fixed.get(step)
+        parent = None
+        if token is not None:
+            if not bool(torch.isfinite(logits).all()):
+                raise TunesmithError(f"the model gave NaN or infinite scores at step {step}: the checkpoint is broken")
+            if plan.scored_from is not None and step >= plan.scored_from:
+                scored += torch.log_softmax(logits, dim=-1)[:, token].masked_fill(finished, 0.0)
+            chooser.forced(logits, token, finished)
+            chosen = torch.full((rows,), token, device=device)
+        else:
+            ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, rows,
+                              device, vocab, previous)  # fmt: skip
+            allowed, scores = None, logits
+            for control in controls:
+                mask = control.allowed(ctx)
+                if mask is not None:
+                    allowed = mask if allowed is None else allowed & mask
+                bias = control.bias(ctx)
+                if bias is not None:
+                    scores = scores + bias
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            try:
+                chosen, parent = chooser.choose(scores, finished, generator)
+            except SamplingError:
+                _explain(scores, logits, step)
+                raise
+            if parent is not None:
+                finished, scored = finished[parent], scored[parent]
+                state = model.reorder_state(state, parent)
+                for control in controls:
+                    control.reorder(parent)
+        chosen = torch.where(finished, end, chosen)  # a finished melody only repeats its end
+        for control in controls:
+            control.advance(chosen)
+        steps.append((chosen, parent))
+        finished = finished | (chosen == vocab.end)
+        if step + 1 == total or bool(finished.all()):
+            break
+        logits, state = model.step(chosen, position_ids[step + 1].expand(rows), modes, meters, state)
+        logits, previous = logits.float(), chosen
+    return _trace(steps, chooser.best_rows(plan.num), prefix, vocab.end, scored)
+
+
+def _explain(scores: torch.Tensor, logits: torch.Tensor, step: int) -> None:
+    """Say why a chooser refused the scores: NaN from the model, an infinite bias, or a row where
+    the controls allow nothing (the choosers check cheaply; this finds the cause)."""
+    # NaN compares false, so ``< inf`` also refuses NaN (a bias of +inf would make NaN probabilities)
+    ok = (scores < float("inf")).all() & (scores > float("-inf")).any(dim=-1).all()
+    if not bool(ok):
+        if not bool(torch.isfinite(logits).all()):
+            raise TunesmithError(f"the model gave NaN or infinite scores at step {step}: the checkpoint is broken")
+        if not bool((scores < float("inf")).all()):
+            raise TunesmithError(f"a control's logit bias is not finite at step {step}")
+        raise TunesmithError(f"the constraints allow no token at step {step}: they contradict each other there")
+
+
+def _trace(steps, best: list[int], prefix: list[int], end: int, scored: torch.Tensor) -> Decoded:
+    """Follow the recorded parents back from the best rows; cut each row after its ``</s>``."""
+    if not steps:
+        return Decoded([list(prefix) for _ in best], [0.0] * len(best))
+    rows = torch.tensor(best, device=steps[0][0].device)
+    final = scored[rows].tolist()
+    columns = []
+    for chosen, parent in reversed(steps):
+        columns.append(chosen[rows])
+        if parent is not None:
+            rows = parent[rows]
+    generated = torch.stack(columns[::-1], dim=1).tolist()
+    ids = []
+    for row in generated:
+        ids.append(list(prefix) + (row[: row.index(end) + 1] if end in row else row))
+    return Decoded(ids, final)

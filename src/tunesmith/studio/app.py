@@ -1,0 +1,303 @@
+"""The studio's FastAPI app: one page (``static/``) and the JSON API it calls.
+
+The server is stateless: the page keeps every version of the melody (as ``Melody.to_dict``
+JSON) and sends the one it works on with each request. Models come from a server-side list by
+name; no path from a client is ever opened. Work runs in threads, at most ``slots`` at once,
+each request under a timeout; request bodies and uploads are size-limited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tunesmith import __version__
+from tunesmith.errors import TunesmithError
+from tunesmith.generate.melody import Melody
+from tunesmith.song import Song, bar_steps, tonic_pitch_class
+from tunesmith.studio import engine, render
+from tunesmith.studio.schemas import (MAX_BARS, MAX_NUM, MAX_STEPS, ComposeRequest, ExportRequest, MelodyIn,
+                                      MelodyRequest, RegenerateRequest)  # fmt: skip
+
+STATIC = Path(__file__).parent / "static"
+SWAGGER = STATIC / "vendor" / "swagger-ui"  # git-ignored; the Makefile copies it from npm's swagger-ui-dist
+MAX_UPLOAD = 1024 * 1024  # bytes of an uploaded file
+MAX_BODY = MAX_UPLOAD + 64 * 1024  # bytes of any request body (the upload plus its form fields)
+log = logging.getLogger("tunesmith.studio")
+
+
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes gets a 413 before (or while) it is read."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            response = JSONResponse({"error": f"request body over {self.limit} bytes"}, status_code=413)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"request body over {self.limit} bytes")
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+class Runner:
+    """Runs blocking work in a thread: ``slots`` at a time, each request answered within ``timeout``."""
+
+    def __init__(self, slots: int, timeout: float):
+        self.slots, self.timeout = threading.BoundedSemaphore(slots), timeout
+
+    async def __call__(self, function, *args):
+        deadline = time.monotonic() + self.timeout
+
+        def work():
+            if not self.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise TimeoutError
+            try:  # the slot is held until the work really ends, even after the request gave up
+                return function(*args)
+            finally:
+                self.slots.release()
+
+        try:
+            with anyio.fail_after(self.timeout):
+                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except TimeoutError:
+            raise HTTPException(503, f"the server is busy: no answer within {self.timeout:g} s, try again") from None
+        except (TunesmithError, HTTPException):
+            raise
+        except Exception:
+            log.exception("studio work failed")
+            raise HTTPException(500, "internal error (the server log has the details)") from None
+
+
+def to_melody(data: MelodyIn) -> Melody:
+    """A checked Melody from a request's melody (its notes rebuilt from its tokens)."""
+    song = data.song
+    try:
+        tonic_pitch_class(song.key)
+        bar_steps(song.meter, song.steps_per_quarter)
+    except (ValueError, ZeroDivisionError):
+        raise TunesmithError(f"melody.song: key {song.key!r} or meter {song.meter!r} is not usable") from None
+    like = Song(notes=[], steps_per_quarter=song.steps_per_quarter, meter=song.meter, bar_starts=song.bar_starts,
+                mode=song.mode, key=song.key, transposition=song.transposition, title=song.title, source=song.source)  # fmt: skip
+    params = {k: v for k, v in data.params.items() if k != "export"}
+    melody = engine.melody_of_tokens(list(data.tokens), like, params)
+    return engine.with_chords(melody, [c.model_dump() for c in song.chords])
+
+
+def _field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            errors.append({"field": "body", "message": "malformed JSON"})
+            continue
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        errors.append({"field": ".".join(loc) or "body", "message": str(error.get("msg", "invalid"))[:200]})
+    return errors
+
+
+def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False) -> FastAPI:
+    """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
+
+    ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
+    """
+    registry = engine.Models(models)
+    if preload:
+        for name in registry.names:
+            registry.get(name)
+    run = Runner(slots, timeout)
+    app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None,
+                  description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = _field_errors(exc)
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return JSONResponse({"error": f"{first['field']}: {first['message']}", "fields": errors}, status_code=422)
+
+    @app.exception_handler(TunesmithError)
+    async def refused(request: Request, exc: TunesmithError):
+        return JSONResponse({"error": str(exc).splitlines()[0][:500]}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        log.error("studio request failed: %s", type(exc).__name__)
+        return JSONResponse({"error": "internal error (the server log has the details)"}, status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        """FastAPI's OpenAPI page from local Swagger UI files (``make install`` fetches them from npm),
+        or, without them, the same endpoints as a plain page: nothing is loaded from a CDN."""
+        if (SWAGGER / "swagger-ui-bundle.js").is_file():
+            from fastapi.openapi.docs import get_swagger_ui_html
+
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="tunesmith studio API",
+                                       swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                                       swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                                       swagger_favicon_url="/static/favicon.svg",
+                                       swagger_ui_parameters={"validatorUrl": None})  # fmt: skip
+        return HTMLResponse(api_page(app.openapi()))
+
+    @app.get("/api/info", summary="Models, download formats and limits")
+    async def info() -> dict[str, Any]:
+        described = await run(lambda: [registry.describe(name) for name in registry.names])
+        return {"version": __version__, "models": described, "formats": render.available_formats(),
+                "harmonize": engine.harmonizer_available(), "limits": {"num": MAX_NUM, "bars": MAX_BARS,
+                "steps": MAX_STEPS, "upload_bytes": MAX_UPLOAD}}  # fmt: skip
+
+    @app.post("/api/compose", summary="Compose new melodies")
+    async def compose(request: ComposeRequest) -> dict[str, Any]:
+        def work():
+            generator = registry.get(request.model)
+            name = request.model or registry.names[0]
+            if not request.primer_abc:
+                return engine.compose(generator, name, request.settings())
+            with tempfile.TemporaryDirectory(prefix="tunesmith-studio-") as folder:
+                path = Path(folder) / "primer.abc"
+                text = request.primer_abc if "X:" in request.primer_abc else "X:1\n" + request.primer_abc
+                path.write_text(text, encoding="utf-8")
+                with _quiet_path(path, "primer_abc"):
+                    return engine.compose(generator, name, request.settings(), path)
+
+        melodies, notes = await run(work)
+        return {"melodies": [m.to_dict() for m in melodies], "warnings": notes}
+
+    @app.post("/api/regenerate", summary="Regenerate a range of bars: N alternatives")
+    async def regenerate(request: RegenerateRequest) -> dict[str, Any]:
+        melody = to_melody(request.melody)
+        seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**31)
+        fixes = [engine.Fix(f.step, f.pitch) for f in request.fixes]
+
+        def work():
+            generator = registry.get(request.model)
+            return engine.regenerate(generator, request.model or registry.names[0], melody, request.bars,
+                                     request.num, seed, request.settings(), set(request.locked), fixes)  # fmt: skip
+
+        return {"alternatives": [m.to_dict() for m in await run(work)], "seed": seed}
+
+    @app.post("/api/score", summary="The engraved score (SVG) with its bar and note map")
+    async def score(request: MelodyRequest) -> dict[str, Any]:
+        melody = to_melody(request.melody)
+        return await run(render.score_view, melody)
+
+    @app.post("/api/harmonize", summary="Add chord symbols to a melody")
+    async def harmonize(request: MelodyRequest) -> dict[str, Any]:
+        melody = to_melody(request.melody)
+        if not engine.harmonizer_available():
+            raise HTTPException(501, "this build has no harmoniser (tunesmith.harmony)")
+        done = await run(engine.harmonize, melody)
+        return {"melody": done.to_dict()}
+
+    @app.post("/api/export", summary="Download the melody as MIDI, MusicXML, ABC, WAV, JSON or SVG")
+    async def export(request: ExportRequest) -> Response:
+        melody = to_melody(request.melody)
+        if request.format not in render.available_formats():
+            available = ", ".join(render.available_formats())
+            raise HTTPException(501, f"format {request.format!r} is not available on this server; available: {available}")
+        data = await run(render.export_bytes, melody, request.format, request.bpm, request.program)
+        name = render.filename_of(melody, request.format)
+        return Response(data, media_type=render.MEDIA_TYPES[request.format],
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+    @app.post("/api/open", summary="Open a melody JSON or a tune file (ABC, kern, MusicXML, MIDI; 1 MB at most)")
+    async def open_file(file: UploadFile = File(...)) -> dict[str, Any]:
+        data = await file.read(MAX_UPLOAD + 1)
+        if len(data) > MAX_UPLOAD:
+            raise HTTPException(413, f"file: over {MAX_UPLOAD} bytes")
+        suffix = Path(file.filename or "").suffix.lower()
+        if suffix == ".json":
+            return {"melody": _open_json(data).to_dict()}
+        if suffix not in engine.OPEN_SUFFIXES:
+            raise HTTPException(415, f"file: {suffix or 'no suffix'} is not .json or {', '.join(engine.OPEN_SUFFIXES)}")
+
+        def work():
+            with tempfile.TemporaryDirectory(prefix="tunesmith-upload-") as folder:
+                path = Path(folder) / f"upload{suffix}"  # never the client's name
+                path.write_bytes(data)
+                with _quiet_path(path, "file"):
+                    return engine.open_tune(path, registry.get(None).steps_per_quarter)
+
+        melody = await run(work)
+        return {"melody": melody.to_dict()}
+
+    return app
+
+
+@contextmanager
+def _quiet_path(path: Path, field: str):
+    """Errors about a server-side temporary file name the request field instead of the path."""
+    try:
+        yield
+    except TunesmithError as exc:
+        message = str(exc).replace(repr(str(path)), field).replace(str(path), field)
+        raise TunesmithError(message if message.startswith(field) else f"{field}: {message}") from None
+
+
+def _open_json(data: bytes) -> Melody:
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise TunesmithError("file: not a JSON text") from None
+    try:
+        return to_melody(MelodyIn.model_validate(parsed))
+    except ValidationError as exc:
+        first = _field_errors(exc)[0]
+        raise TunesmithError(f"file: not a tunesmith melody ({first['field']}: {first['message']})") from None
+
+
+def api_page(spec: dict[str, Any]) -> str:
+    """The OpenAPI document as a plain HTML page: each endpoint, its summary and its body fields."""
+    from html import escape
+
+    schemas = spec.get("components", {}).get("schemas", {})
+    rows = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, operation in methods.items():
+            body = operation.get("requestBody", {}).get("content", {})
+            ref = next(iter(body.values()), {}).get("schema", {}).get("$ref", "")
+            fields = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}) if ref else {}
+            names = ", ".join(f"<code>{escape(n)}</code>" for n in fields) or "—"
+            rows.append(f"<tr><td><b>{method.upper()}</b> <code>{escape(path)}</code></td>"
+                        f"<td>{escape(operation.get('summary', ''))}</td><td>{names}</td></tr>")
+    return ("<!doctype html><meta charset=utf-8><title>tunesmith studio API</title>"
+            "<link rel=stylesheet href=/static/studio.css><body style='padding:24px'>"
+            "<h1>tunesmith studio API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a>. "
+            "Run <code>make install</code> with npm present for the interactive page.</p>"
+            "<table class=panel><tr><th>endpoint</th><th>what</th><th>body fields</th></tr>"
+            + "".join(rows) + "</table></body>")  # fmt: skip

@@ -1,0 +1,75 @@
+"""``tunesmith serve``: the studio web app on this machine (127.0.0.1 unless told otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from tunesmith.errors import TunesmithError
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", default=None, metavar="PATH",
+                        help="checkpoint to offer (repeat for several; default: the shipped models/erk.pt); "
+                             "the page picks among them by file name")  # fmt: skip
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1),
+                        help="server processes, each with its own copy of the models (default: 2, or 1 on one core)")
+    parser.add_argument("--workers", type=int, default=2, help="generation jobs run at once in each process (default 2)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take (default 30)")
+
+
+def model_list(paths: list[str] | None) -> dict[str, Path]:
+    """Name (file stem) → checkpoint path of every --model; each must be a file, names unique."""
+    from tunesmith.generate.generator import default_model_path
+
+    chosen = [Path(p) for p in paths] if paths else [default_model_path()]
+    models: dict[str, Path] = {}
+    for path in chosen:
+        if not path.is_file():
+            raise TunesmithError(f"no model at {str(path)!r}: train one or pass --model PATH")
+        if path.stem in models:
+            raise TunesmithError(f"two models are named {path.stem!r}: rename one of the files")
+        models[path.stem] = path.resolve()
+    return models
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from tunesmith.studio.app import create_app
+    except ImportError as exc:
+        raise TunesmithError(f"the studio needs the web extra ({exc.name}): pip install 'tunesmith[web]'") from None
+    if not 1 <= args.port <= 65535:
+        raise TunesmithError(f"--port must be in 1..65535, got {args.port!r}")
+    if not 1 <= args.workers <= 16 or not 1 <= args.processes <= 16 or not 1 <= args.timeout <= 600:
+        raise TunesmithError("--workers and --processes must be in 1..16 and --timeout in 1..600 seconds")
+    models = model_list(args.model)
+    app = create_app(models, slots=args.workers, timeout=args.timeout, preload=True)  # bad models stop us here
+    print(f"tunesmith studio on http://{args.host}:{args.port}/  (API docs: /docs; Ctrl+C stops)")
+    if args.processes == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    # Several processes: generation is Python-bound (the GIL), so processes, not threads, use the cores.
+    del app  # each worker loads its own copy; the parent only watches them
+    os.environ[ENVIRONMENT] = json.dumps({"models": {name: str(path) for name, path in models.items()},
+                                          "slots": args.workers, "timeout": args.timeout})  # fmt: skip
+    uvicorn.run("tunesmith.studio.command:app_from_environment", factory=True, workers=args.processes,
+                host=args.host, port=args.port, log_level="warning")  # fmt: skip
+    return 0
+
+
+ENVIRONMENT = "TUNESMITH_STUDIO_SETTINGS"  # how `serve` hands its settings to its worker processes
+
+
+def app_from_environment():
+    """The app of one worker process of ``tunesmith serve --processes N`` (settings from the parent)."""
+    from tunesmith.studio.app import create_app
+
+    settings = json.loads(os.environ[ENVIRONMENT])
+    models = {name: Path(path) for name, path in settings["models"].items()}
+    return create_app(models, slots=int(settings["slots"]), timeout=float(settings["timeout"]), preload=True)

@@ -1,0 +1,357 @@
+"""The studio's ONE doorway into the generation engine: every call into ``tunesmith.generate``,
+``tunesmith.harmony`` and the corpus reader goes through this module, so re-pointing the studio
+at a new engine means editing this file only.
+
+Region regeneration: where the engine has ``Generator.regenerate`` (best-of-K candidates
+rescored by the kept suffix, fixed notes), ``regenerate`` calls it once per unlocked run of bars.
+Without it, an interim built on ``Generator.generate`` does the work: the kept prefix is the
+primer, the region is sampled up to its last step, and the kept suffix is put back after it;
+fixed notes split a region (sample up to the note, append it, sample on). What the interim
+lacks is suffix-aware rescoring: the region does not see what follows it.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.encoding import HOLD, REST, decode_tokens, encode_notes, is_pitch
+from tunesmith.errors import TunesmithError
+from tunesmith.generate import GenerationConfig, Generator, Melody
+from tunesmith.song import Song, bar_steps, tonic_pitch_class
+
+# Corpus-reader formats an uploaded file may have (the suffix decides how it is parsed).
+OPEN_SUFFIXES = (".abc", ".krn", ".musicxml", ".xml", ".mxl", ".mid", ".midi")
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A note the musician set: the note starting at ``step`` has ``pitch`` (None = rest)."""
+
+    step: int
+    pitch: int | None
+
+
+class Models:
+    """The server-side list of models: name → checkpoint path, each loaded once on first use."""
+
+    def __init__(self, paths: dict[str, Path]):
+        if not paths:
+            raise TunesmithError("the studio needs at least one model")
+        self.paths = dict(paths)
+        self._loaded: dict[str, Generator] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.paths)
+
+    def get(self, name: str | None) -> Generator:
+        name = name or self.names[0]
+        if name not in self.paths:
+            raise TunesmithError(f"unknown model {name!r}; known: {', '.join(self.names)}")
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = Generator.from_checkpoint(self.paths[name], device="cpu")
+            return self._loaded[name]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        generator = self.get(name)
+        return {"name": name, "modes": generator.modes[1:], "meters": generator.meters[1:],
+                "steps_per_quarter": generator.steps_per_quarter}  # fmt: skip
+
+
+def compose(generator: Generator, name: str, settings: dict[str, Any],
+            primer_file: Path | None = None) -> tuple[list[Melody], list[str]]:  # fmt: skip
+    """New melodies and the warnings the engine gave (a primer pitch moved into the model's range…).
+
+    ``settings`` are GenerationConfig fields; ``primer_file`` a server-side temporary file.
+    """
+    config = GenerationConfig(**settings, primer_file=str(primer_file) if primer_file else "")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        melodies = generator.generate(config)
+    for melody in melodies:
+        melody.params.update(model=name, primer_file="uploaded ABC" if primer_file else "")
+    return melodies, list(dict.fromkeys(str(w.message) for w in caught))
+
+
+def bar_spans(song: Song) -> list[tuple[int, int, int]]:
+    """``(number, start, end)`` of every notated bar: bar 0 is a pickup, full bars count from 1."""
+    try:
+        from tunesmith.meter import bar_lines  # bar geometry's home after the generation rewrite
+    except ImportError:
+        from tunesmith.export.musicxml import bar_lines
+
+    lines = bar_lines(song)
+    first = 0 if lines[0] == 0 and song.bar_starts and song.bar_starts[0] > 0 else 1
+    return [(i + first, a, b) for i, (a, b) in enumerate(zip(lines, lines[1:], strict=False))]
+
+
+def regions(song: Song, first: int, last: int, locked: set[int]) -> list[tuple[int, int]]:
+    """Step ranges of bars ``first..last`` minus the locked bars, adjacent bars merged."""
+    spans = {number: (a, b) for number, a, b in bar_spans(song)}
+    if first not in spans or last not in spans or first > last:
+        known = f"{min(spans)}..{max(spans)}"
+        raise TunesmithError(f"bars {first}-{last} are not a range of this melody's bars ({known})")
+    result: list[tuple[int, int]] = []
+    for number in range(first, last + 1):
+        if number in locked:
+            continue
+        a, b = spans[number]
+        if result and result[-1][1] == a:
+            result[-1] = (result[-1][0], b)
+        else:
+            result.append((a, b))
+    if not result:
+        raise TunesmithError(f"bars {first}-{last} are all locked: unlock one to regenerate")
+    return result
+
+
+def _note_tokens(pitch: int | None, steps: int) -> list[str]:
+    return [REST if pitch is None else str(pitch)] + [HOLD] * (steps - 1)
+
+
+def _onset_pitch(tokens: list[str], step: int) -> int | None:
+    """Pitch sounding at ``step`` (None for a rest or beyond the end)."""
+    for token in reversed(tokens[: step + 1]):
+        if token != HOLD:
+            return int(token) if is_pitch(token) else None
+    return None
+
+
+def _sample(generator: Generator, melody: Melody, prefixes: list[list[str]], end: int, config: dict[str, Any],
+            seed: int) -> list[list[str]]:  # fmt: skip
+    """Sample steps ``len(prefix)..end`` after each prefix (all prefixes the same length)."""
+    song = melody.song
+    start = len(prefixes[0])
+    bar = bar_steps(song.meter, song.steps_per_quarter)
+    first_bar = song.bar_starts[0] if song.bar_starts else 0
+    pad = (bar - first_bar % bar) % bar  # rests before the primer put its bar lines where the model expects them
+    rows: list[list[str]] = []
+    groups = [prefixes] if all(p == prefixes[0] for p in prefixes) else [[p] for p in prefixes]
+    for index, group in enumerate(groups):
+        primer = list(group[0])
+        if pad:
+            primer = _note_tokens(None, pad) + ([HOLD] + primer[1:] if primer[:1] == [REST] else primer)
+        settings = dict(config, num=len(group), steps=pad + end, seed=seed + index, primer=" ".join(primer),
+                        key=song.key, mode=song.mode, meter=song.meter)  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            made = generator.generate(GenerationConfig(**settings))
+        for prefix, item in zip(group, made, strict=True):
+            region = item.tokens[pad + start : pad + end]
+            if len(region) < end - start:  # the model ended the tune early: rest to the region's end
+                missing = end - start - len(region)
+                region += [HOLD] * missing if region and region[-1] == REST else _note_tokens(None, missing)
+            rows.append(prefix + region)
+    return rows
+
+
+def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int, int], num: int, seed: int,
+               config: dict[str, Any], locked: set[int] = frozenset(), fixes: list[Fix] = ()) -> list[Melody]:  # fmt: skip
+    """``num`` alternatives of ``melody`` with bars ``bars[0]..bars[1]`` (minus ``locked``) new.
+
+    Bars outside the region keep their notes. ``fixes`` inside a region stay as the musician
+    set them. ``config`` holds sampling fields of GenerationConfig (scheme, temperature, top_k,
+    top_p, scale, range…).
+    """
+    _fixed_notes(melody.tokens, list(fixes))  # each fix must start a note: the same check for both engines
+    if hasattr(generator, "regenerate"):
+        results = _regenerate_by_engine(generator, melody, bars, num, seed, config, set(locked), list(fixes))
+    else:
+        results = _regenerate_interim(generator, melody, bars, num, seed, config, set(locked), list(fixes))
+    ends = [end for _, end in regions(melody.song, bars[0], bars[1], set(locked))]
+    results = [_restrike_after(melody, result, ends) for result in results]
+    for index, result in enumerate(results):
+        result.song.title = melody.song.title
+        result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": seed, "locked": sorted(locked),
+                             "fixes": [[f.step, f.pitch] for f in fixes]})  # fmt: skip
+    return results
+
+
+def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody:
+    """A note the original held across a region's end sounds again there, so the kept bar after
+    the region sounds as before instead of holding on the region's new last note."""
+    tokens = list(result.tokens)
+    changed = False
+    for end in ends:
+        if end < len(tokens) and end < len(original.tokens) and original.tokens[end] == HOLD:
+            pitch = _onset_pitch(original.tokens, end)
+            if tokens[end] == HOLD and _onset_pitch(tokens, end) != pitch:
+                tokens[end] = REST if pitch is None else str(pitch)
+                changed = True
+    if not changed:
+        return result
+    return melody_of_tokens(encode_notes(decode_tokens(tokens)), result.song, result.params)
+
+
+CANDIDATES = 16  # versions Generator.regenerate samples per alternative asked for, rescored by the kept bars
+
+
+def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
+                          config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
+    """Each unlocked run of bars through ``Generator.regenerate``: ``num`` versions of the first,
+    then one version of each later run for every alternative."""
+    song = melody.song
+    runs: list[list[int]] = []
+    for number in range(bars[0], bars[1] + 1):
+        if number not in locked:
+            if runs and runs[-1][-1] == number - 1:
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+    regions(song, bars[0], bars[1], locked)  # the same errors as the interim (bad range, all locked)
+    if melody.params.get("opened") and not melody.params.get("model_fingerprint"):
+        melody.params["model_fingerprint"] = generator.fingerprint  # an opened tune: any model may go on with it
+    sampling = {k: config[k] for k in ("scheme", "temperature", "top_k", "top_p", "mixed_p", "scale", "range") if k in config}
+    rows = [melody]
+    for index, run in enumerate(runs):
+        fix = _fix_text(song, run, fixes)
+        made = []
+        for row_index, row in enumerate(rows):
+            count = num if index == 0 else 1
+            try:
+                made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=max(count, CANDIDATES),
+                                             fix=fix, seed=seed + 1000 * index + row_index, **sampling)  # fmt: skip
+            except TunesmithError as exc:  # the engine speaks in CLI options; the API in fields
+                raise TunesmithError(str(exc).replace("--fix ", "fixes: ").replace("--", "")) from None
+        rows = made
+    return rows
+
+
+def _fix_text(song: Song, run: list[int], fixes: list[Fix]) -> str:
+    """Fixes inside bars ``run`` in the engine's words: "bar 6 beat 1 = 74; bar 7 beat 2.5 = 67"."""
+    unit = song.steps_per_quarter * 4 / int(song.meter.split("/")[1])
+    words = []
+    for number, start, end in bar_spans(song):
+        for fix in fixes:
+            if number in run and start <= fix.step < end:
+                if fix.pitch is None:
+                    raise TunesmithError("fixes: the engine keeps fixed pitches, not rests: fix a note instead")
+                words.append(f"bar {number} beat {(fix.step - start) / unit + 1:g} = {fix.pitch}")
+    return "; ".join(words)
+
+
+def _regenerate_interim(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
+                        config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
+    """The region sampled after the kept prefix, the kept suffix put back (see the module docstring)."""
+    tokens = list(melody.tokens)
+    song = melody.song
+    spans = regions(song, bars[0], bars[1], set(locked))
+    total = max(len(tokens), spans[-1][1])
+    fixed = _fixed_notes(tokens, fixes)
+    rows = [list(tokens) for _ in range(num)]
+    segment = 0
+    for start, end in spans:
+        suffix = tokens[end:total] if end < len(tokens) else []
+        if suffix[:1] == [HOLD]:  # the note crossing the region's end starts again after it
+            pitch = _onset_pitch(tokens, end)
+            suffix = [REST if pitch is None else str(pitch)] + suffix[1:]
+        cursor, done = start, [row[:start] for row in rows]
+        for step, length, pitch in [f for f in fixed if start <= f[0] < end]:
+            if step > cursor:
+                done = _sample(generator, melody, done, step, config, seed + 1000 * segment)
+                segment += 1
+            length = min(length, end - step)
+            done = [row + _note_tokens(pitch, length) for row in done]
+            cursor = step + length
+        if cursor < end:
+            done = _sample(generator, melody, done, end, config, seed + 1000 * segment)
+            segment += 1
+        rows = [row + suffix for row in done]
+    # rests merged, no trailing rest: as every encoded melody
+    params = dict(melody.params, regenerated={"bars": f"{bars[0]}-{bars[1]}", "seed": seed,
+                  "engine": "studio interim: region sampled after the prefix, no suffix rescoring"})  # fmt: skip
+    return [melody_of_tokens(encode_notes(decode_tokens(row)), song, dict(params)) for row in rows]
+
+
+def _fixed_notes(tokens: list[str], fixes: list[Fix]) -> list[tuple[int, int, int | None]]:
+    """``(step, length, pitch)`` of each fix; its step must start a note or rest of the melody."""
+    notes = []
+    for fix in sorted(fixes, key=lambda f: f.step):
+        if fix.step >= len(tokens) or tokens[fix.step] == HOLD:
+            raise TunesmithError(f"fixes: step {fix.step} is not where a note of this melody starts")
+        length = 1
+        while fix.step + length < len(tokens) and tokens[fix.step + length] == HOLD:
+            length += 1
+        notes.append((fix.step, length, fix.pitch))
+    return notes
+
+
+def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> Melody:
+    """A Melody of output-key ``tokens`` with the meter, key and bar lines of ``like``."""
+    from tunesmith.generate.generator import full_bar_starts
+
+    notes = decode_tokens(tokens)
+    total = sum(n.steps for n in notes)
+    bar = bar_steps(like.meter, like.steps_per_quarter)
+    song = Song(notes=notes, steps_per_quarter=like.steps_per_quarter, meter=like.meter,
+                bar_starts=full_bar_starts(like.bar_starts[:1] or [0], total, bar), mode=like.mode, key=like.key,
+                transposition=like.transposition, title=like.title, source=like.source)  # fmt: skip
+    return Melody(list(tokens), song, params)
+
+
+def open_tune(path: Path, steps_per_quarter: int) -> Melody:
+    """The first tune of a corpus-format file as a Melody in its own key (to continue work on it)."""
+    from tunesmith.config import DEFAULT_DURATIONS
+    from tunesmith.generate.primer import primer_tokens_of_song, read_primer_file
+    from tunesmith.song import key_name
+
+    song = read_primer_file(path, steps_per_quarter, DEFAULT_DURATIONS)  # in C major / A minor
+    shift = -song.transposition
+    tokens = [str(int(t) + shift) if is_pitch(t) else t for t in primer_tokens_of_song(song)]
+    tokens = encode_notes(decode_tokens(tokens))
+    if not tokens:
+        raise TunesmithError("the file holds no notes")
+    key = key_name(tonic_pitch_class(song.key), song.mode) if song.key else "C"
+    like = Song(notes=[], steps_per_quarter=song.steps_per_quarter, meter=song.meter, bar_starts=song.bar_starts,
+                mode=song.mode, key=key, transposition=song.transposition, title=song.title or "Opened tune",
+                source="opened file")  # fmt: skip
+    params = {"key": key, "mode": song.mode, "meter": song.meter, "opened": True}
+    return melody_of_tokens(tokens, like, params)
+
+
+_harmony: dict[str, Any] = {}
+_harmony_lock = threading.Lock()
+
+
+def song_has_chords() -> bool:
+    """Whether this build's Song carries chord symbols (``Song.chords``, from the harmony stage)."""
+    from dataclasses import fields
+
+    return any(f.name == "chords" for f in fields(Song))
+
+
+def harmonizer_available() -> bool:
+    """Whether ``tunesmith.harmony`` (harmonize + load_harmony) is installed in this build."""
+    try:
+        from tunesmith.harmony import harmonize as _, load_harmony as __  # noqa: F401
+    except (ImportError, AttributeError):
+        return False
+    return song_has_chords()
+
+
+def harmonize(melody: Melody) -> Melody:
+    """The melody with chord symbols from ``tunesmith.harmony`` (its shipped model, loaded once)."""
+    try:
+        from tunesmith.harmony import harmonize as chords_for, load_harmony
+    except (ImportError, AttributeError):
+        raise TunesmithError("this build has no harmoniser (tunesmith.harmony)") from None
+    with _harmony_lock:
+        if "model" not in _harmony:
+            _harmony["model"] = load_harmony()
+    melody.song.chords = chords_for(melody.song, _harmony["model"])
+    return melody
+
+
+def with_chords(melody: Melody, chords: list[dict[str, Any]]) -> Melody:
+    """``melody`` carrying the client's chord symbols, where this build's Song has them."""
+    if chords and song_has_chords():
+        from tunesmith.song import Chord
+
+        melody.song.chords = [Chord(**c) for c in chords]
+    return melody

@@ -1,0 +1,151 @@
+"""The studio API's request bodies: every field typed and bounded, so a bad value is a 422 that
+names the field before any work starts. Text fields are patterns or are only ever displayed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Bounds of the service (a server people may leave running).
+MAX_NUM = 16  # melodies or alternatives per request
+MAX_BARS = 128
+MAX_STEPS = 4096  # tokens of one melody: 128 bars of 4/2 at 4 steps per quarter
+MAX_FIXES = 64
+MAX_TEXT = 200
+MAX_ABC = 65536  # characters of a typed ABC primer
+SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
+FORMATS = ("mid", "musicxml", "abc", "wav", "json", "svg")
+
+Token = Annotated[str, Field(pattern=r"^(\d{1,3}|r|_)$", max_length=3)]
+KEY = r"^[A-Ga-g](#|b|-)?$"
+METER = r"^\d{1,2}/\d{1,2}$"
+Name = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Sampling(Strict):
+    """How each step is chosen, and the scale/range constraints (in the melody's key)."""
+
+    scheme: Literal["sample", "greedy", "mixed", "top-k", "top-p", "beam"] = "sample"
+    temperature: float = Field(1.0, ge=0.05, le=5.0)
+    top_k: int = Field(8, ge=1, le=64)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    mixed_p: float = Field(0.5, ge=0.0, le=1.0)
+    beam_size: int = Field(4, ge=1, le=8)
+    scale: bool = False
+    range: str = Field("", max_length=16, pattern=r"^$|^[A-Ga-g0-9#b-]{2,6}-[A-Ga-g0-9#b-]{2,6}$")
+
+    def settings(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class ComposeRequest(Sampling):
+    """Compose ``num`` new melodies."""
+
+    model: Name | None = None
+    num: int = Field(1, ge=1, le=MAX_NUM)
+    bars: int = Field(16, ge=1, le=MAX_BARS)
+    key: str = Field("C", pattern=KEY)
+    mode: Literal["major", "minor"] = "major"
+    meter: str = Field("4/4", pattern=METER)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    primer: str = Field("", max_length=2000, pattern=r"^[A-Ga-g0-9#_r ,-]*$")
+    primer_abc: str = Field("", max_length=MAX_ABC)
+
+    def settings(self) -> dict[str, Any]:
+        data = self.model_dump(exclude={"model", "primer_abc"})
+        if self.primer_abc:  # the file's meter and mode fill in only what the request leaves out
+            data["primer"] = ""
+        return data
+
+
+class ChordIn(Strict):
+    """A chord symbol over steps ``start``..``start + steps`` (the harmony stage's Chord)."""
+
+    start: int = Field(ge=0, le=MAX_STEPS)
+    steps: int = Field(ge=1, le=MAX_STEPS)
+    root: int = Field(ge=0, le=11)
+    quality: str = Field(max_length=8, pattern=r"^[A-Za-z0-9]*$")
+    roman: str = Field("", max_length=12, pattern=r"^[A-Za-z0-9#b+°ø-]*$")
+    symbol: str = Field("", max_length=16, pattern=r"^[A-Ga-g0-9#b+°ø()/a-z-]*$")
+
+
+class SongIn(Strict):
+    """The parts of a Song the studio keeps; the notes are rebuilt from the tokens."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    steps_per_quarter: int = Field(4, ge=1, le=16)
+    meter: str = Field("4/4", pattern=METER)
+    bar_starts: list[Annotated[int, Field(ge=0, le=MAX_STEPS)]] = Field(default_factory=list, max_length=MAX_STEPS)
+    mode: Literal["major", "minor"] = "major"
+    key: str = Field("C", pattern=KEY)
+    transposition: int = Field(0, ge=-12, le=12)
+    title: str = Field("", max_length=MAX_TEXT)
+    source: str = Field("", max_length=MAX_TEXT)
+    chords: list[ChordIn] = Field(default_factory=list, max_length=MAX_STEPS)
+
+
+class MelodyIn(Strict):
+    """A melody as ``Melody.to_dict`` writes it (the client keeps every version in this form)."""
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    format: Literal["tunesmith-melody"] = "tunesmith-melody"
+    version: int = Field(1, ge=1, le=99)
+    tokens: list[Token] = Field(min_length=1, max_length=MAX_STEPS)
+    song: SongIn
+    params: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+    @field_validator("tokens")
+    @classmethod
+    def _first_not_hold(cls, tokens: list[str]) -> list[str]:
+        if tokens[0] == "_":
+            raise ValueError("a melody cannot start with '_' (a hold needs a note before it)")
+        if any(t not in ("r", "_") and int(t) > 127 for t in tokens):
+            raise ValueError("pitches are MIDI numbers 0..127")
+        return tokens
+
+
+class FixIn(Strict):
+    step: int = Field(ge=0, le=MAX_STEPS)
+    pitch: int | None = Field(ge=0, le=127)
+
+
+class RegenerateRequest(Sampling):
+    """Regenerate bars ``bars[0]..bars[1]`` of ``melody``: ``num`` alternatives."""
+
+    model: Name | None = None
+    melody: MelodyIn
+    bars: tuple[Annotated[int, Field(ge=0, le=MAX_BARS)], Annotated[int, Field(ge=0, le=MAX_BARS)]]
+    num: int = Field(4, ge=1, le=MAX_NUM)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    locked: list[Annotated[int, Field(ge=0, le=MAX_BARS)]] = Field(default_factory=list, max_length=MAX_BARS + 1)
+    fixes: list[FixIn] = Field(default_factory=list, max_length=MAX_FIXES)
+
+    @field_validator("bars")
+    @classmethod
+    def _ordered(cls, bars: tuple[int, int]) -> tuple[int, int]:
+        if bars[0] > bars[1]:
+            raise ValueError("the first bar comes after the last")
+        return bars
+
+    def settings(self) -> dict[str, Any]:
+        return self.model_dump(include=set(Sampling.model_fields))
+
+
+class MelodyRequest(Strict):
+    """A melody to engrave or harmonise."""
+
+    melody: MelodyIn
+
+
+class ExportRequest(Strict):
+    """A melody to download in ``format``, played at ``bpm`` by General MIDI ``program``."""
+
+    melody: MelodyIn
+    format: Literal["mid", "musicxml", "abc", "wav", "json", "svg"] = "mid"
+    bpm: float = Field(100.0, ge=20.0, le=300.0)
+    program: int = Field(1, ge=1, le=128)

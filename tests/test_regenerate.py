@@ -1,0 +1,173 @@
+"""Regenerating bars: everything outside the region kept bit for bit, fixed notes honoured,
+the kept suffix scored correctly, and bad input as one-line errors (API and CLI)."""
+
+import math
+
+import pytest
+import torch
+
+from tunesmith.checkpoint import Checkpoint
+from tunesmith.cli import main
+from tunesmith.config import Config, ModelConfig
+from tunesmith.encoding import SPECIALS
+from tunesmith.errors import TunesmithError
+from tunesmith.generate import Generator, Melody
+from tunesmith.generate.regenerate import parse_bars, parse_fixes
+from tunesmith.model import MelodyLSTM
+from tunesmith.song import step_positions
+
+METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
+
+
+def tiny_checkpoint(path, seed):
+    torch.manual_seed(seed)
+    config = Config()
+    config.model = ModelConfig(embedding=8, position_embedding=4, condition_embedding=2, hidden=16, layers=1, dropout=0.0)
+    vocab = list(SPECIALS) + [str(p) for p in range(55, 85)]
+    model = MelodyLSTM(config.model, len(vocab), 3, len(METERS))
+    Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
+                          meters=METERS, steps_per_quarter=4).save(path)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("regen") / "tiny.pt", 0)
+
+
+@pytest.fixture(scope="module")
+def generator(model_path):
+    return Generator.from_checkpoint(model_path, "cpu")
+
+
+@pytest.fixture(scope="module")
+def melody(generator):
+    return generator.generate(bars=8, meter="3/4", key="D", seed=11, full_length=True, temperature=0.8)[0]
+
+
+def test_outside_the_region_every_token_is_kept_and_the_region_is_new(generator, melody):
+    results = generator.regenerate(melody, (3, 5), num=4, candidates=16, seed=2)
+    start, end = 2 * 12, 5 * 12  # bars 3..5 of 3/4 at 16ths
+    assert len(results) == 4
+    for result in results:
+        first, last = result.params["regenerated"]["region_steps"]
+        assert start <= first and last == end  # a note held into bar 3 stays whole
+        assert result.tokens[:first] == melody.tokens[:first]
+        assert result.tokens[end:] == melody.tokens[end:]
+        assert len(result.tokens) == len(melody.tokens)
+        assert result.song.meter == "3/4" and result.song.key == melody.song.key and result.song.mode == "major"
+        assert result.song.bar_starts == melody.song.bar_starts
+    assert len({tuple(r.tokens) for r in results}) == 4, "distinct versions"
+    assert any(r.tokens[start:end] != melody.tokens[start:end] for r in results)
+    scores = [r.params["regenerated"]["suffix_log_likelihood"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_suffix_score_is_the_models_log_likelihood_of_the_kept_bars(generator, melody):
+    result = generator.regenerate(melody, (2, 3), candidates=4, seed=5, horizon=0)[0]
+    ids = generator.vocab.ids(result.model_tokens)
+    tokens = torch.tensor([[generator.vocab.start] + ids])
+    positions = step_positions(result.song.bar_starts, len(ids), 12)
+    log_p = generator.model.log_likelihood(tokens, torch.tensor([[0] + positions[: len(ids)]]),
+                                           torch.tensor([1]), torch.tensor([METERS.index("3/4")]))[0]  # fmt: skip
+    kept = float(log_p[3 * 12 :].sum())
+    assert math.isclose(result.params["regenerated"]["suffix_log_likelihood"], kept, abs_tol=2e-3)
+
+
+def test_the_horizon_limits_the_scored_bars_and_keeps_the_rest(generator, melody):
+    full = generator.regenerate(melody, (2, 3), candidates=6, seed=5, horizon=0)
+    near = generator.regenerate(melody, (2, 3), candidates=6, seed=5, horizon=2)
+    assert near[0].params["regenerated"]["scored_steps"] == [36, 60] and full[0].params["regenerated"]["scored_steps"] == [36, 96]
+    for result in near + full:
+        assert result.tokens[36:] == melody.tokens[36:] and len(result.tokens) == len(melody.tokens)
+
+
+def test_fixed_notes_are_honoured_in_the_output_key(generator, melody):
+    for result in generator.regenerate(melody, "4-6", num=3, candidates=6, seed=1, fix="bar 4 beat 2 = E5; bar 6 beat 1 = A4"):
+        assert result.tokens[3 * 12 + 4] == "76" and result.tokens[5 * 12] == "69"
+
+
+def test_model_tokens_go_back_into_the_model(generator, melody):
+    assert melody.params["transposition"] == 2 and melody.song.transposition == -2
+    assert [int(t) - 2 for t in melody.tokens if t.isdigit()] == [int(t) for t in melody.model_tokens if t.isdigit()]
+    assert Melody.from_dict(melody.to_dict()).model_tokens == melody.model_tokens
+
+
+def test_same_seed_same_regeneration(generator, melody):
+    first = generator.regenerate(melody, (2, 4), num=2, candidates=8, seed=9)
+    again = generator.regenerate(melody, (2, 4), num=2, candidates=8, seed=9)
+    assert [m.tokens for m in first] == [m.tokens for m in again]
+
+
+@pytest.mark.parametrize("bars, options, message", [
+    ("5-3", {}, "goes backwards"),
+    ("7-9", {}, "there is no bar 9"),
+    ("x", {}, "write the bars"),
+    ("2-3", {"fix": "bar 5 beat 1 = D5"}, "outside the regenerated bars"),
+    ("2-3", {"fix": "bar 2 beat 1 = C8"}, "outside the pitches the model knows"),
+    ("2-3", {"fix": "bar 2 beat 4 = D5"}, "not a step of that bar"),
+    ("2-3", {"fix": "bar two = D5"}, "write a fixed note"),
+    ("2-3", {"num": 4, "candidates": 2}, "at least --num"),
+    ("2-3", {"temperature": float("nan")}, "--temperature must be a finite number"),
+    ("2-3", {"seed": "abc"}, "--seed must be a whole number"),
+])  # fmt: skip
+def test_bad_regeneration_requests_are_one_line_errors(generator, melody, bars, options, message):
+    with pytest.raises(TunesmithError, match=message) as info:
+        generator.regenerate(melody, bars, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_a_melody_from_another_model_is_refused(tmp_path, melody):
+    other = Generator.from_checkpoint(tiny_checkpoint(tmp_path / "other.pt", 1), "cpu")
+    with pytest.raises(TunesmithError, match="made by another model"):
+        other.regenerate(melody, (2, 3))
+
+
+def test_parsers():
+    assert parse_bars("5-8") == (5, 8) and parse_bars(" 6 ") == (6, 6) and parse_bars((1, 2)) == (1, 2)
+    assert parse_fixes("bar 6 beat 1 = D5, bar 7 beat 2.5 = 67") == [(6, 1.0, 74), (7, 2.5, 67)]
+
+
+def test_cli_regenerates_into_a_new_run_folder(model_path, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["generate", "--model", str(model_path), "--bars", "6", "--seed", "3", "--formats", "json",
+                 "--full-length", "--out", str(first)]) == 0  # fmt: skip
+    out = tmp_path / "again"
+    assert main(["regenerate", str(first / "melody-01.json"), "--bars", "2-3", "--num", "2", "--candidates", "4",
+                 "--fix", "bar 2 beat 1 = G4", "--seed", "1", "--formats", "json,mid", "--out", str(out)]) == 0  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["melody-01.json", "melody-01.mid", "melody-02.json", "melody-02.mid"]
+    original, new = Melody.load(first / "melody-01.json"), Melody.load(out / "melody-02.json")
+    assert new.tokens[16] == "67" and new.tokens[48:] == original.tokens[48:]
+    assert new.params["regenerated"]["bars"] == "2-3" and "regenerate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--bars", "9-5"], "goes backwards"),
+    (["--bars", "2-40"], "no bar 40"),
+    (["--bars", "2-3", "--fix", "bar 5 beat 1 = D5"], "outside the regenerated bars"),
+    (["--bars", "2-3", "--fix", "bar 2 beat 1 = C9"], "outside the pitches"),
+    ([], "say which bars"),
+])  # fmt: skip
+def test_cli_bad_regeneration_exits_2_with_one_line(model_path, tmp_path, capsys, extra, message):
+    first = tmp_path / "first"
+    assert main(["generate", "--model", str(model_path), "--bars", "6", "--seed", "3", "--formats", "json",
+                 "--out", str(first)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["regenerate", str(first / "melody-01.json"), *extra, "--out", str(tmp_path / "parent" / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "parent").exists()
+
+
+def test_cli_refuses_a_melody_of_another_model(model_path, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["generate", "--model", str(model_path), "--bars", "4", "--seed", "3", "--formats", "json",
+                 "--out", str(first)]) == 0  # fmt: skip
+    other = tiny_checkpoint(tmp_path / "other.pt", 1)
+    assert main(["regenerate", str(first / "melody-01.json"), "--bars", "2", "--model", str(other),
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "made by another model" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "something else"}')
+    assert main(["regenerate", str(broken), "--bars", "2", "--out", str(tmp_path / "y")]) == 2
+    assert "not a tunesmith melody" in capsys.readouterr().err

@@ -1,0 +1,335 @@
+"""The studio's JSON API with FastAPI's test client and the tiny model: every endpoint, and every
+kind of bad input the issue lists (malformed JSON, wrong types, huge numbers, path-like strings,
+a 50 MB upload, a binary upload) answered by a clear 4xx, no traceback, the server still serving."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="needs the web extra (pip install -e '.[web]')")
+pytest.importorskip("httpx", reason="needs httpx for FastAPI's test client")
+
+DATA = Path(__file__).parent / "data"
+PATHS = ["../../etc/passwd", "/etc/passwd", "..\\..\\windows\\win.ini", "~/.ssh/id_rsa"]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_checkpoint):
+    from fastapi.testclient import TestClient
+
+    from tunesmith.studio.app import create_app
+
+    with TestClient(create_app({"tiny": tiny_checkpoint})) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def melody(client) -> dict:
+    response = client.post("/api/compose", json={"bars": 4, "meter": "4/4", "key": "D", "seed": 3, "temperature": 0.8})
+    assert response.status_code == 200, response.text
+    return response.json()["melodies"][0]
+
+
+def _sounding(tokens: list[str], start: int, end: int) -> list[str]:
+    out, last = [], "r"
+    for step, token in enumerate(tokens[:end]):
+        last = last if token == "_" else token
+        if step >= start:
+            out.append(last)
+    return out + ["r"] * (end - start - len(out))
+
+
+def _refused(response, status: int, field: str | None = None) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert "Traceback" not in response.text and "File \"" not in response.text
+    if field is not None:
+        assert body["error"].startswith(field), body
+    return body["error"]
+
+
+# ---- every endpoint ------------------------------------------------------------------------------
+def test_info_lists_the_models_by_name_and_the_limits(client):
+    info = client.get("/api/info").json()
+    assert [m["name"] for m in info["models"]] == ["tiny"]
+    assert set(info["models"][0]["meters"]) >= {"4/4", "3/4", "6/8"}
+    assert {"mid", "musicxml", "json", "svg"} <= set(info["formats"])
+    assert info["limits"]["num"] == 16 and info["limits"]["bars"] == 128 and info["limits"]["upload_bytes"] == 1 << 20
+    assert str(Path.cwd()) not in json.dumps(info)
+
+
+def test_page_static_files_and_api_docs_are_served_locally(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="compose"' in page.text
+    for name in ("studio.js", "score.js", "synth.js", "studio.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN, no external font
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/compose", "/api/regenerate", "/api/harmonize", "/api/export", "/api/score", "/api/open"} <= set(paths)
+
+
+def test_compose_gives_num_melodies_in_the_asked_key_and_meter(client):
+    response = client.post("/api/compose", json={"num": 3, "bars": 2, "key": "G", "mode": "minor", "meter": "3/4", "seed": 1})
+    melodies = response.json()["melodies"]
+    assert len(melodies) == 3
+    for melody in melodies:
+        assert melody["song"]["meter"] == "3/4" and melody["song"]["mode"] == "minor" and melody["song"]["key"] == "G"
+        assert len(melody["tokens"]) <= 2 * 12
+        assert melody["params"]["model"] == "tiny"  # the name, never the server's path
+    again = client.post("/api/compose", json={"num": 3, "bars": 2, "key": "G", "mode": "minor", "meter": "3/4", "seed": 1})
+    assert again.json()["melodies"] == melodies
+
+
+def test_compose_continues_a_token_primer_and_an_abc_primer(client):
+    tokens = client.post("/api/compose", json={"bars": 2, "seed": 2, "primer": "62 _ 64 _ F4 _"}).json()
+    assert tokens["melodies"][0]["tokens"][:6] == ["62", "_", "64", "_", "65", "_"]
+    assert tokens["warnings"] == []
+    far = client.post("/api/compose", json={"bars": 2, "seed": 2, "primer": "120 _"}).json()
+    assert "outside what the model knows" in far["warnings"][0]
+    abc = "X:1\nM:4/4\nL:1/8\nK:C\nCDEF G2G2|\n"
+    melody = client.post("/api/compose", json={"bars": 3, "seed": 2, "primer_abc": abc}).json()["melodies"][0]
+    assert melody["tokens"][:6] == ["60", "_", "62", "_", "64", "_"]
+    assert melody["params"]["primer_file"] == "uploaded ABC"
+
+
+def test_regenerate_changes_only_the_chosen_bars(client, melody):
+    request = {"melody": melody, "bars": [2, 3], "num": 4, "seed": 5, "temperature": 1.2}
+    alternatives = client.post("/api/regenerate", json=request).json()["alternatives"]
+    assert len(alternatives) == 4
+    changed = 0
+    for alt in alternatives:
+        for bar, (start, end) in enumerate([(0, 16), (16, 32), (32, 48), (48, 64)], start=1):
+            same = _sounding(alt["tokens"], start, end) == _sounding(melody["tokens"], start, end)
+            assert same or bar in (2, 3), f"bar {bar} changed"
+            changed += not same
+        assert alt["params"]["studio"]["bars"] == [2, 3]
+    assert changed > 0
+    assert client.post("/api/regenerate", json=request).json()["alternatives"] == alternatives  # same seed, same result
+
+
+def test_locked_bars_and_fixed_notes_survive_regeneration(client, melody):
+    onsets = [i for i in range(16, 32) if melody["tokens"][i] != "_"]
+    fix = {"step": onsets[0], "pitch": 71}
+    request = {"melody": melody, "bars": [1, 4], "locked": [1, 3], "fixes": [fix], "num": 3, "seed": 9}
+    alternatives = client.post("/api/regenerate", json=request).json()["alternatives"]
+    for alt in alternatives:
+        assert _sounding(alt["tokens"], 0, 16) == _sounding(melody["tokens"], 0, 16)
+        assert _sounding(alt["tokens"], 32, 48) == _sounding(melody["tokens"], 32, 48)
+        assert alt["tokens"][fix["step"]] == "71"
+
+
+def test_regenerate_refuses_impossible_requests(client, melody):
+    all_locked = client.post("/api/regenerate", json={"melody": melody, "bars": [2, 3], "locked": [2, 3]})
+    assert "locked" in _refused(all_locked, 422)
+    assert "bars" in _refused(client.post("/api/regenerate", json={"melody": melody, "bars": [3, 9]}), 422)
+    _refused(client.post("/api/regenerate", json={"melody": melody, "bars": [3, 2]}), 422, "bars")
+    held = next(i for i, t in enumerate(melody["tokens"]) if t == "_")
+    bad_fix = client.post("/api/regenerate", json={"melody": melody, "bars": [1, 4], "fixes": [{"step": held, "pitch": 60}]})
+    assert "fixes" in _refused(bad_fix, 422)
+
+
+def test_score_maps_bars_and_notes_to_svg_elements(client, melody):
+    view = client.post("/api/score", json={"melody": melody}).json()
+    assert view["svg"].startswith("<svg")
+    assert [b["number"] for b in view["bars"]] == [1, 2, 3, 4]
+    assert all(f'id="{b["id"]}"' in view["svg"] for b in view["bars"])
+    onsets = {i for i, t in enumerate(melody["tokens"]) if t != "_"}
+    assert onsets <= {n["start"] for n in view["notes"]}
+    assert all(f'id="{n["id"]}"' in view["svg"] for n in view["notes"])
+
+
+def test_export_every_available_format(client, melody):
+    import mido
+
+    from tunesmith.generate.melody import Melody
+
+    formats = client.get("/api/info").json()["formats"]
+    melody = dict(melody, song=dict(melody["song"], title="../../etc/passwd"))
+    for fmt in formats:
+        response = client.post("/api/export", json={"melody": melody, "format": fmt, "bpm": 120, "program": 74})
+        assert response.status_code == 200, (fmt, response.text)
+        disposition = response.headers["content-disposition"]
+        assert disposition == f'attachment; filename="etc-passwd.{fmt}"'
+        if fmt == "mid":
+            midi = mido.MidiFile(file=io.BytesIO(response.content))
+            onsets = [m.note for m in mido.merge_tracks(midi.tracks) if m.type == "note_on" and m.velocity > 0]
+            assert onsets == [int(t) for t in melody["tokens"] if t.isdigit()]
+            assert any(m.type == "program_change" and m.program == 73 for m in mido.merge_tracks(midi.tracks))
+        elif fmt == "json":
+            assert Melody.from_dict(response.json()).tokens == melody["tokens"]
+        elif fmt == "wav":
+            assert response.content[:4] == b"RIFF" and response.headers["content-type"] == "audio/wav"
+        elif fmt == "musicxml":
+            assert b"<score-partwise" in response.content
+    if "abc" not in formats:
+        _refused(client.post("/api/export", json={"melody": melody, "format": "abc"}), 501)
+
+
+def test_harmonize_adds_chords_or_says_it_is_missing(client, melody):
+    from tunesmith.studio.engine import harmonizer_available
+
+    response = client.post("/api/harmonize", json={"melody": melody})
+    if harmonizer_available():
+        assert response.status_code == 200
+        harmonized = response.json()["melody"]
+        chords = harmonized["song"]["chords"]
+        assert chords and all(c["symbol"] for c in chords)
+        svg = client.post("/api/score", json={"melody": harmonized}).json()["svg"]
+        assert svg.count('class="harm"') == len(chords)  # the chord symbols above the staff
+    else:
+        assert "harmoniser" in _refused(response, 501)
+
+
+def test_open_reads_melody_json_and_corpus_files(client, melody):
+    opened = client.post("/api/open", files={"file": ("tune.json", json.dumps(melody).encode())}).json()["melody"]
+    assert opened["tokens"] == melody["tokens"]
+    abc = client.post("/api/open", files={"file": ("../../etc/passwd.abc", (DATA / "two_tunes.abc").read_bytes())})
+    first = abc.json()["melody"]
+    assert first["song"]["title"] == "First Tune" and first["song"]["meter"] == "2/4"
+    assert [int(t) for t in first["tokens"] if t.isdigit()][:5] == [60, 62, 64, 65, 67]
+    pickup = client.post("/api/open", files={"file": ("pickup.krn", (DATA / "pickup.krn").read_bytes())}).json()["melody"]
+    assert pickup["song"]["bar_starts"][0] > 0
+    view = client.post("/api/score", json={"melody": pickup}).json()
+    assert view["bars"][0]["number"] == 0  # the pickup bar
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+def test_malformed_json_and_wrong_types_name_the_field(client):
+    response = client.post("/api/compose", content=b'{"bars": 4,', headers={"content-type": "application/json"})
+    assert "malformed JSON" in _refused(response, 422, "body")
+    _refused(client.post("/api/compose", json={"num": "many"}), 422, "num")
+    _refused(client.post("/api/compose", json={"bars": [4]}), 422, "bars")
+    _refused(client.post("/api/compose", json={"scale": {"a": 1}}), 422, "scale")
+    _refused(client.post("/api/compose", json={"mode": "lydian"}), 422, "mode")
+    _refused(client.post("/api/compose", json={"surprise": 1}), 422, "surprise")
+    _refused(client.post("/api/compose", json=[1, 2]), 422)
+    _refused(client.post("/api/regenerate", json={"melody": {"tokens": "60 _"}, "bars": [1, 1]}), 422, "melody")
+    _refused(client.post("/api/score", json={"melody": {"tokens": ["60", "x"], "song": {}}}), 422, "melody.tokens")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("num", 17), ("num", 0), ("num", 10**30), ("bars", 129), ("bars", 10**12), ("temperature", 0.0),
+    ("temperature", 6), ("temperature", 1e308), ("seed", -1), ("seed", 2**40), ("top_k", 10**6), ("beam_size", 99),
+])  # fmt: skip
+def test_every_number_is_bounded(client, field, value):
+    _refused(client.post("/api/compose", json={field: value}), 422, field)
+
+
+def test_infinity_and_nan_are_refused(client):
+    for literal in (b"Infinity", b"NaN", b"-Infinity"):
+        body = b'{"temperature": ' + literal + b"}"
+        _refused(client.post("/api/compose", content=body, headers={"content-type": "application/json"}), 422, "temperature")
+
+
+def test_path_like_strings_are_refused_or_harmless(client, melody):
+    for path in PATHS:
+        for field in ("model", "key", "meter", "primer", "range"):
+            _refused(client.post("/api/compose", json={field: path}), 422, field)
+        _refused(client.post("/api/export", json={"melody": melody, "format": path}), 422, "format")
+        _refused(client.post("/api/score", json={"model": path, "melody": melody}), 422, "model")
+        # Free text is only ever shown or parsed as text: an ABC "primer" that is a path has no tune.
+        assert "primer_abc" in _refused(client.post("/api/compose", json={"primer_abc": path}), 422)
+        titled = dict(melody, song=dict(melody["song"], title=path, source=path), params={"model": path})
+        assert client.post("/api/score", json={"melody": titled}).status_code == 200
+        response = client.post("/api/export", json={"melody": titled, "format": "mid"})
+        name = response.headers["content-disposition"].split("filename=")[1]
+        assert "/" not in name and "\\" not in name and ".." not in name and "~" not in name
+
+
+def test_unknown_model_name_is_refused(client):
+    assert "unknown model" in _refused(client.post("/api/compose", json={"model": "other"}), 422)
+
+
+def test_huge_and_binary_uploads_are_refused(client):
+    huge = client.post("/api/open", files={"file": ("big.abc", b"X" * (50 * 1024 * 1024))})
+    assert "over" in _refused(huge, 413)
+    just_over = client.post("/api/open", files={"file": ("big.abc", b"%" * (1024 * 1024 + 1))})
+    _refused(just_over, 413)
+
+    def streamed():  # no Content-Length: counted while it arrives
+        yield b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.abc"\r\n\r\n'
+        for _ in range(40):
+            yield b"A" * 65536
+
+    chunked = client.post("/api/open", content=streamed(), headers={"content-type": "multipart/form-data; boundary=xx"})
+    _refused(chunked, 413)
+    binary = bytes(range(256)) * 64
+    _refused(client.post("/api/open", files={"file": ("tune.mid", binary)}), 422, "file")
+    _refused(client.post("/api/open", files={"file": ("tune.abc", binary)}), 422, "file")
+    _refused(client.post("/api/open", files={"file": ("tune.json", binary)}), 422, "file")
+    _refused(client.post("/api/open", files={"file": ("tune.exe", b"MZ")}), 415)
+    _refused(client.post("/api/open", files={"file": ("tune.json", b'{"format": "other"}')}), 422, "file")
+    _refused(client.post("/api/open", data={"nofile": "1"}), 422, "file")
+    assert client.get("/api/info").status_code == 200  # still serving
+
+
+def test_a_timeout_and_an_internal_error_give_clean_json(tiny_checkpoint, monkeypatch):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from tunesmith.studio import engine
+    from tunesmith.studio.app import create_app
+
+    real_compose = engine.compose
+
+    def slow_compose(*args, **kwargs):  # slower than the timeout, and sleeping rather than computing
+        time.sleep(0.5)
+        return real_compose(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "compose", slow_compose)
+    slow = TestClient(create_app({"tiny": tiny_checkpoint}, timeout=0.1))
+    assert "busy" in _refused(slow.post("/api/compose", json={"bars": 1}), 503)
+    time.sleep(0.6)  # the abandoned job ends (it keeps its slot until then) before the test does
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(engine, "compose", broken)
+    crashing = TestClient(create_app({"tiny": tiny_checkpoint}))
+    response = crashing.post("/api/compose", json={})
+    assert "internal error" in _refused(response, 500) and "secret" not in response.text
+    assert crashing.get("/api/info").status_code == 200
+
+
+def test_serve_command_checks_its_models_and_options(tmp_path, capsys, tiny_checkpoint):
+    from tunesmith.cli import main
+    from tunesmith.studio.command import model_list
+
+    assert main(["serve", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "no model at" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tiny_checkpoint), "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    assert main(["serve", "--model", str(tmp_path / "broken.pt")]) == 2
+    assert "broken.pt" in capsys.readouterr().err
+    assert model_list([str(tiny_checkpoint)]) == {tiny_checkpoint.stem: tiny_checkpoint.resolve()}
+    twin = tmp_path / "other"
+    twin.mkdir()
+    (twin / tiny_checkpoint.name).write_bytes(b"")
+    with pytest.raises(Exception, match="two models are named"):
+        model_list([str(tiny_checkpoint), str(twin / tiny_checkpoint.name)])
+
+
+def test_markup_in_a_title_reaches_the_page_only_as_text(client, melody):
+    title = '<img src=x onerror=alert(1)></svg><script>alert(2)</script>'
+    svg = client.post("/api/score", json={"melody": dict(melody, song=dict(melody["song"], title=title))}).json()["svg"]
+    assert "<script" not in svg and "<img" not in svg and "&lt;script&gt;" in svg
+
+
+def test_worker_processes_build_the_app_from_the_parents_settings(tiny_checkpoint, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from tunesmith.studio.command import ENVIRONMENT, app_from_environment
+
+    settings = {"models": {"tiny": str(tiny_checkpoint)}, "slots": 1, "timeout": 10}
+    monkeypatch.setenv(ENVIRONMENT, json.dumps(settings))
+    worker = TestClient(app_from_environment())  # what `serve --processes 2` runs in each process
+    assert [m["name"] for m in worker.get("/api/info").json()["models"]] == ["tiny"]
+    assert worker.post("/api/compose", json={"bars": 1, "seed": 1}).status_code == 200
