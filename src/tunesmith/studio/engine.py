@@ -149,10 +149,11 @@ def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody
 
 
 # Candidates Generator.regenerate samples per alternative asked for; the alternatives are the best
-# of them by the likelihood of the kept bars after the region. 4 alternatives of 4 bars (16
-# candidates) of a 16-bar 6/8 melody on the shipped model took 0.21 s median (2 threads, shared
-# 2-core machine at load ~8, 2026-11-25); 32 candidates took 0.27-0.35 s, 8 took 0.23 s and 4
-# took 0.14 s (regenerate's own default is 32 for one version: 0.23 s on a quieter machine).
+# of them by the likelihood of the kept bars after the region. benchmarks/bench_studio_candidates.py
+# (4 alternatives of bars 5-8 of a 16-bar 6/8 melody, shipped model, 2 threads, shared 2-core
+# machine, 2026-11-25), median seconds: 16 candidates 0.12 (load 3) / 0.21 (load 8); 32 candidates
+# 0.16 / 0.27-0.35; 8 candidates 0.11 / 0.23. 4 per alternative keeps a request near one compose's
+# cost under load while each alternative is still chosen from a pool four times its number.
 CANDIDATES_PER_ALTERNATIVE = 4
 
 
