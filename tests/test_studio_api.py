@@ -207,7 +207,6 @@ def test_export_humanizes_the_performance_on_request(client, melody):
 
 def test_harmonize_adds_chords_per_bar_or_half_bar(client, melody):
     from tunesmith.harmony import harmonize_with_shipped
-
     from tunesmith.studio.app import to_melody
     from tunesmith.studio.schemas import MelodyIn
 
@@ -260,6 +259,11 @@ def test_max_copy_is_checked_and_the_copy_is_described(client, indexed_client):
         copy = melody["params"]["copy"]
         assert copy["max_copy"] == 3 and copy["exceeds"] is False and 0 <= copy["notes"] <= 3
         assert copy["notes"] == 0 or copy["tune"]  # the nearest training tune is named
+    again = indexed_client.post("/api/regenerate", json={"melody": melodies[0], "bars": [3, 4], "num": 2, "seed": 1})
+    for alt in again.json()["alternatives"]:  # regenerated bars: the shared run measured anew
+        assert alt["params"]["copy"]["max_copy"] == 3 and alt["params"]["copy"]["notes"] >= 0
+    odd = dict(melodies[0], params=dict(melodies[0]["params"], copy="not a dict"))
+    assert indexed_client.post("/api/regenerate", json={"melody": odd, "bars": [3, 4], "seed": 1}).status_code == 200
     free = indexed_client.post("/api/compose", json={"bars": 8, "seed": 2}).json()["melodies"][0]
     assert free["params"]["copy"]["max_copy"] >= 1  # the model's own figure when the request names none
     assert "copy" not in client.post("/api/compose", json={"bars": 2, "seed": 2}).json()["melodies"][0]["params"]

@@ -123,10 +123,12 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
     results = _regenerate_runs(generator, melody, bars, num, seed, config, set(locked), list(fixes))
     ends = [end for _, end in regions(melody.song, bars[0], bars[1], set(locked))]
     results = [_restrike_after(melody, result, ends) for result in results]
+    copy = melody.params.get("copy")  # a client's JSON: checked before use
+    limit = copy.get("max_copy") if isinstance(copy, dict) else None
     for index, result in enumerate(results):
         result.song.title = melody.song.title
-        if "copy" in melody.params:  # the new bars may share more with a training tune than the old
-            describe_copy(generator, result, melody.params["copy"].get("max_copy"))
+        if isinstance(copy, dict):  # the new bars may share more with a training tune than the old ones
+            describe_copy(generator, result, limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
         result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": seed, "locked": sorted(locked),
                              "fixes": [[f.step, f.pitch] for f in fixes]})  # fmt: skip
     return results

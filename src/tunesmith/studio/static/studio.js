@@ -209,7 +209,7 @@ function renderAlternatives() {
       $("alt-caption").textContent = "";
       const label = alt.bars ? `Bars ${alt.bars[0]}–${alt.bars[1]}: ${alt.label.toLowerCase()}` : `Chose ${alt.label.toLowerCase()}`;
       await push(alt.melody, label, fixes);
-      status("Kept. Undo brings the previous version back.");
+      status("Kept. Undo brings the previous version back." + copyText(alt.melody.params.copy));
     }));
     li.append(name, listen, keep);
     list.appendChild(li);
