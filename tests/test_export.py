@@ -92,6 +92,34 @@ def test_piano_roll_and_score_images(tmp_path):
     assert svg.lstrip().startswith(("<svg", "<?xml")) and "</svg>" in svg
 
 
+def test_score_engraves_in_any_thread(tmp_path):
+    """verovio keeps its default font folder per thread: a server's worker thread engraves too."""
+    import threading
+
+    import verovio  # imported here, in the main thread, as a server does
+
+    from tunesmith.export.score import score_svg
+
+    here = score_svg(G_MINOR_PICKUP)
+    assert verovio and here.count('class="note"') == 9  # 8 notes, the last tied over the bar line
+    found = {}
+    worker = threading.Thread(target=lambda: found.update(svg=score_svg(G_MINOR_PICKUP)))
+    worker.start()
+    worker.join()
+    for part in ('class="note"', 'class="measure', "<use xlink:href=", 'width="'):  # notes, bars, glyphs, size
+        assert found["svg"].count(part) == here.count(part), part
+
+
+def test_musicxml_writes_a_treble_clef_or_a_bass_clef_for_a_low_melody(tmp_path):
+    from music21 import clef, converter
+
+    low = Song(notes=[Note(43, 4), Note(47, 4), Note(50, 4), Note(62, 4)], title="Low")
+    for song, kind in ((D_MAJOR, clef.TrebleClef), (G_MINOR_PICKUP, clef.TrebleClef), (low, clef.BassClef)):
+        parsed = converter.parse(str(write(song, tmp_path / "clef.musicxml")))
+        clefs = list(parsed.recurse().getElementsByClass(clef.Clef))
+        assert len(clefs) == 1 and type(clefs[0]) is kind, (song.title, clefs)
+
+
 @pytest.mark.skipif(not audio_available(), reason="fluidsynth or a GM soundfont is not installed")
 def test_wav_through_fluidsynth(tmp_path):
     data = write(D_MAJOR, tmp_path / "song.wav", sample_rate=22050).read_bytes()
