@@ -137,6 +137,10 @@ def test_locked_bars_and_fixed_notes_survive_regeneration(client, melody):
         assert _sounding(alt["tokens"], 0, 16) == _sounding(melody["tokens"], 0, 16)
         assert _sounding(alt["tokens"], 32, 48) == _sounding(melody["tokens"], 32, 48)
         assert alt["tokens"][fix["step"]] == "71"
+    rest = {"step": onsets[-1], "pitch": None}  # the page's "rest" button
+    request = {"melody": melody, "bars": [2, 2], "fixes": [rest], "num": 2, "seed": 3}
+    for alt in client.post("/api/regenerate", json=request).json()["alternatives"]:
+        assert _sounding(alt["tokens"], rest["step"], rest["step"] + 1) == ["r"]  # silent there
 
 
 def test_regenerate_refuses_impossible_requests(client, melody):

@@ -191,15 +191,14 @@ def _regenerate_runs(generator: Generator, melody: Melody, bars: tuple[int, int]
 
 
 def _fix_text(song: Song, run: list[int], fixes: list[Fix]) -> str:
-    """Fixes inside bars ``run`` in the engine's words: "bar 6 beat 1 = 74; bar 7 beat 2.5 = 67"."""
+    """Fixes inside bars ``run`` in the engine's words: "bar 6 beat 1 = 74; bar 7 beat 2.5 = rest"."""
     unit = song.steps_per_quarter * 4 / int(song.meter.split("/")[1])
     words = []
     for number, start, end in bar_spans(song):
         for fix in fixes:
             if number in run and start <= fix.step < end:
-                if fix.pitch is None:
-                    raise TunesmithError("fixes: the engine keeps fixed pitches, not rests: fix a note instead")
-                words.append(f"bar {number} beat {(fix.step - start) / unit + 1:g} = {fix.pitch}")
+                pitch = "rest" if fix.pitch is None else fix.pitch
+                words.append(f"bar {number} beat {(fix.step - start) / unit + 1:g} = {pitch}")
     return "; ".join(words)
 
 
