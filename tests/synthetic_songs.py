@@ -80,3 +80,23 @@ def untrained_checkpoint(path, low: int = 55, high: int = 84, seed: int = 0):
 
 
 UNTRAINED_METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
+
+
+def timed_notes(song):
+    """(pitch, start quarter, length quarters) of each pitched note of a Song."""
+    result, step = [], 0
+    for note in song.notes:
+        if note.pitch is not None:
+            result.append((note.pitch, step / song.steps_per_quarter, note.steps / song.steps_per_quarter))
+        step += note.steps
+    return result
+
+
+def sounding(tokens: list[str], start: int, end: int) -> list[str]:
+    """What sounds at each step of ``start..end``: the onset token, or the one held from before."""
+    out, last = [], "r"
+    for step, token in enumerate(tokens[:end]):
+        last = last if token == "_" else token
+        if step >= start:
+            out.append(last)
+    return out + ["r"] * (end - start - len(out))

@@ -2,6 +2,7 @@
 
 import mido
 import pytest
+from synthetic_songs import timed_notes
 
 from tunesmith.errors import TunesmithError
 from tunesmith.export import ExportConfig, write
@@ -20,16 +21,6 @@ G_MINOR_PICKUP = Song(
     notes=[Note(62, 2), Note(67, 6), Note(70, 2), Note(69, 2), Note(67, 2), Note(66, 4), Note(67, 2), Note(62, 12)],
     steps_per_quarter=4, meter="6/8", bar_starts=[2, 14, 26], mode="minor", key="G", title="Pickup",
 )  # fmt: skip
-
-
-def timed_notes(song):
-    """(pitch, start quarter, length quarters) of each pitched note."""
-    result, step = [], 0
-    for note in song.notes:
-        if note.pitch is not None:
-            result.append((note.pitch, step / song.steps_per_quarter, note.steps / song.steps_per_quarter))
-        step += note.steps
-    return result
 
 
 def read_back(path):

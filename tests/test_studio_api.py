@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic_songs import sounding as _sounding
 
 pytest.importorskip("fastapi", reason="needs the web extra (pip install -e '.[web]')")
 pytest.importorskip("httpx", reason="needs httpx for FastAPI's test client")
@@ -47,15 +48,6 @@ def melody(client) -> dict:
     response = client.post("/api/compose", json={"bars": 4, "meter": "4/4", "key": "D", "seed": 3, "temperature": 0.8})
     assert response.status_code == 200, response.text
     return response.json()["melodies"][0]
-
-
-def _sounding(tokens: list[str], start: int, end: int) -> list[str]:
-    out, last = [], "r"
-    for step, token in enumerate(tokens[:end]):
-        last = last if token == "_" else token
-        if step >= start:
-            out.append(last)
-    return out + ["r"] * (end - start - len(out))
 
 
 def _refused(response, status: int, field: str | None = None) -> str:

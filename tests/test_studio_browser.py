@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from synthetic_songs import sounding as _sounding
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -73,16 +74,6 @@ def _wait(driver, condition, timeout=30.0, what="condition"):
         time.sleep(0.1)
     status = driver.execute_script("return document.getElementById('status').textContent")
     raise AssertionError(f"timed out waiting for {what}; page status: {status!r}")
-
-
-def _sounding(tokens: list[str], start: int, end: int) -> list[str]:
-    """What sounds at each step of ``start..end``: the onset token, or the one held from before."""
-    out, last = [], "r"
-    for step, token in enumerate(tokens[:end]):
-        last = last if token == "_" else token
-        if step >= start:
-            out.append(last)
-    return out + ["r"] * (end - start - len(out))
 
 
 def test_compose_regenerate_play_download(server_url, browser, tmp_path):
