@@ -56,14 +56,18 @@ abc-deps:
 	    abcmidi >/dev/null) || echo "note: could not install abcmidi; the abc2midi check will be skipped"; \
 	else echo "note: to check ABC output with abc2midi run: sudo apt-get install abcmidi"; fi
 
-# Four melodies from the shipped model in different keys, modes and meters, every output format.
+# Four melodies from the shipped model in different keys, modes, meters and instruments, every
+# output format (ABC, MusicXML, score, MIDI, humanized WAV…); two with chords and a backing track.
 demo: install audio-deps
 	rm -rf $(DEMO)
-	$(GENERATE) --key D  --mode major --meter 4/4 --seed 11 --temperature 0.9 --out $(DEMO)/1-d-major-4-4
-	$(GENERATE) --key E  --mode minor --meter 3/4 --seed 12 --temperature 0.9 --out $(DEMO)/2-e-minor-3-4
-	$(GENERATE) --key G  --mode major --meter 6/8 --seed 13 --scheme beam --out $(DEMO)/3-g-major-6-8
+	$(GENERATE) --key D  --mode major --meter 4/4 --seed 11 --temperature 0.9 --instrument fiddle --chords \
+	  --out $(DEMO)/1-d-major-4-4
+	$(GENERATE) --key E  --mode minor --meter 3/4 --seed 12 --temperature 0.9 --instrument voice --humanize 0.5 \
+	  --out $(DEMO)/2-e-minor-3-4
+	$(GENERATE) --key G  --mode major --meter 6/8 --seed 13 --scheme beam --instrument whistle --chords \
+	  --out $(DEMO)/3-g-major-6-8
 	$(GENERATE) --key Bb --mode major --meter 2/4 --seed 14 --scheme top-p --primer "70 _ 74 _ 77 _ _ _" \
-	  --program 74 --out $(DEMO)/4-bb-major-2-4
+	  --instrument flute --out $(DEMO)/4-bb-major-2-4
 
 # The studio: http://127.0.0.1:8000/ (this machine only).
 serve: install audio-deps

@@ -57,3 +57,46 @@ def tiny_config(**train: object) -> Config:
     for name, value in train.items():
         setattr(config.train, name, value)
     return config.validate()
+
+
+def untrained_checkpoint(path, low: int = 55, high: int = 84, seed: int = 0):
+    """Save a tiny untrained model with the full checkpoint layout, pitches MIDI ``low..high``,
+    modes major/minor and the meters 2/4, 3/4, 4/4, 6/8; returns ``path``."""
+    import torch
+
+    from tunesmith.checkpoint import Checkpoint
+    from tunesmith.config import Config, ModelConfig
+    from tunesmith.encoding import SPECIALS
+    from tunesmith.model import MelodyLSTM
+
+    torch.manual_seed(seed)
+    config = Config()
+    config.model = ModelConfig(embedding=8, position_embedding=4, condition_embedding=2, hidden=16, layers=1, dropout=0.0)
+    vocab = list(SPECIALS) + [str(p) for p in range(low, high + 1)]
+    model = MelodyLSTM(config.model, len(vocab), 3, len(UNTRAINED_METERS))
+    Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
+                          meters=UNTRAINED_METERS, steps_per_quarter=4).save(path)  # fmt: skip
+    return path
+
+
+UNTRAINED_METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
+
+
+def timed_notes(song):
+    """(pitch, start quarter, length quarters) of each pitched note of a Song."""
+    result, step = [], 0
+    for note in song.notes:
+        if note.pitch is not None:
+            result.append((note.pitch, step / song.steps_per_quarter, note.steps / song.steps_per_quarter))
+        step += note.steps
+    return result
+
+
+def sounding(tokens: list[str], start: int, end: int) -> list[str]:
+    """What sounds at each step of ``start..end``: the onset token, or the one held from before."""
+    out, last = [], "r"
+    for step, token in enumerate(tokens[:end]):
+        last = last if token == "_" else token
+        if step >= start:
+            out.append(last)
+    return out + ["r"] * (end - start - len(out))

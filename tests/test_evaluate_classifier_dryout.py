@@ -37,6 +37,27 @@ def test_feature_names_follow_the_matrix_columns():
     assert names[0] == "pitch_count" and "pitch_class_histogram[11]" in names
 
 
+def test_classifier_sees_the_structure_features():
+    rng = np.random.default_rng(2)
+    table = feature_table(random_songs(rng, 12, [60, 62, 64], [2, 4]))
+    names = feature_names(table)
+    for name in ("repetition", "phrase_similarity", "bar_similarity", "tonic_ending", "final_note_length",
+                 "phrase_final_degrees[0]"):  # fmt: skip
+        assert name in names
+    # Songs that differ only in how they end: the structure features tell them apart, the rest cannot.
+    ending_on_c = random_songs(rng, 30, [60, 62, 64], [2, 4])
+    ending_on_d = [Song(notes=s.notes[:-1] + [Note(62, 4)], steps_per_quarter=4, meter="4/4") for s in ending_on_c]
+    ending_on_c = [Song(notes=s.notes[:-1] + [Note(60, 4)], steps_per_quarter=4, meter="4/4") for s in ending_on_c]
+    config = ClassifierConfig(trees=30, folds=3)
+    structured = discriminate(feature_table(ending_on_c), feature_table(ending_on_d), config)
+    assert structured["accuracy"] > 0.9 and structured["structure"]
+    assert structured["top_features"][0][0] == "tonic_ending" or "final" in structured["top_features"][0][0]
+    plain = discriminate(feature_table(ending_on_c), feature_table(ending_on_d), ClassifierConfig(trees=30, folds=3,
+                                                                                                 structure=False))
+    assert plain["accuracy"] < structured["accuracy"] and not plain["structure"]
+    assert all(n not in ("tonic_ending", "repetition") for n, _ in plain["top_features"])
+
+
 def test_quarter_ratio():
     assert quarter_ratio(np.array([4, 4, 2, 2, 2, 2, 1, 1])) == pytest.approx(0.25)
     assert quarter_ratio(np.ones(12)) == 1.0

@@ -28,6 +28,12 @@ def test_evaluation_reports_every_section(results):
     assert set(results["statistics"]["features"]) == set(results["features"]["real"])
     assert len(results["originality"]["generated"]["longest_notes"]) == 12
     assert 0.0 <= results["classifier"]["accuracy"] <= 1.0
+    assert results["classifier"]["structure"] and not results["classifier_basic"]["structure"]
+    real, generated = results["structure"]["real"], results["structure"]["generated"]
+    assert real["songs"] == 8 and generated["songs"] == 12
+    assert 0.0 <= generated["repetition"] <= 1.0 and 0.0 <= real["tonic_endings"] <= 1.0
+    assert real["tonic_endings"] == 1.0  # every synthetic song ends on its tonic
+    assert generated["compliance"] is None  # no form was requested
     # </s> is forbidden in the dry-out run, so every long melody reaches all 8 bars.
     assert results["dryout"]["reached"] == [4] * 8
 
@@ -35,12 +41,17 @@ def test_evaluation_reports_every_section(results):
 def test_report_files(results, tmp_path):
     report = write_report(results, tmp_path / "out")
     text = report.read_text(encoding="utf-8")
-    for heading in ("## Prediction", "## Generated vs real", "## Originality", "## Passes as human?", "## Dry-out"):
+    for heading in ("## Prediction", "## Generated vs real", "## Structure", "## Originality", "## Passes as human?",
+                    "## Dry-out"):  # fmt: skip
         assert heading in text
+    assert "| ends on the tonic | 100.0% |" in text and "Without the structure features" in text
+    assert "| repetition |" in text and "| tonic ending |" in text  # structure features in the Yang & Lerch table
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["prediction"]["ngram"]["order"] == results["prediction"]["ngram"]["order"]
     assert "curves" not in metrics["statistics"]["features"]["pitch_range"]
-    for figure in ("features.png", "histograms.png", "overlap.png", "originality.png", "dryout.png"):
+    assert metrics["structure"]["real"]["repetition"] == pytest.approx(results["structure"]["real"]["repetition"])
+    assert "examples" not in metrics and "final_note_length" in metrics["statistics"]["features"]
+    for figure in ("features.png", "histograms.png", "overlap.png", "originality.png", "dryout.png", "selfsim.png"):
         assert (tmp_path / "out" / figure).stat().st_size > 1000
     assert len(json.loads((tmp_path / "out" / "generated.json").read_text(encoding="utf-8"))) == 12
 
@@ -48,6 +59,33 @@ def test_report_files(results, tmp_path):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path)]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_bad_form(tiny_checkpoint, tmp_path, capsys):
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--form", "ABX?", "--out", str(tmp_path / "o")]) == 2
+    assert "bad form" in capsys.readouterr().err
+
+
+def test_requested_forms_are_read_from_the_melodies(tiny_checkpoint):
+    from dataclasses import fields
+
+    from tunesmith.errors import TunesmithError
+    from tunesmith.evaluate.pipeline import generate_melody_set, requested_form
+    from tunesmith.form import FormPhrase
+    from tunesmith.generate import GenerationConfig, Generator, Melody
+    from tunesmith.song import Note, Song
+
+    assert requested_form(Melody([], Song([]), {"form": "AABA"})) == "AABA"
+    assert requested_form(Melody([], Song([]), {"form": [FormPhrase("A", 0, 4), FormPhrase("A", 1, 4)]})) == "A4 A'4"
+    assert requested_form(Melody([], Song([]), {})) is None
+    generator = Generator.from_checkpoint(tiny_checkpoint, "cpu")
+    real = [Song([Note(60, 16)] * 8, meter="4/4", bar_starts=[0])]
+    if "form" in {f.name for f in fields(GenerationConfig)}:  # the form-aware generator records its form
+        melodies = generate_melody_set(generator, real, num=2, bars=0, seed=0, progress=False, form="AABA")
+        assert [requested_form(m).replace(" ", "") for m in melodies] == ["AABA", "AABA"]
+    else:
+        with pytest.raises(TunesmithError, match="takes no form"):
+            generate_melody_set(generator, real, num=2, bars=0, seed=0, progress=False, form="AABA")
 
 
 def test_cli_rejects_too_few_melodies(tiny_checkpoint, tmp_path, capsys):

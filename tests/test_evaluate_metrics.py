@@ -95,12 +95,18 @@ def test_empty_melody_gives_zeros():
 
 
 def test_feature_table_and_matrix_shapes():
+    from tunesmith.evaluate.structure import DEGREE_BINS, STRUCTURE_FEATURES
+
     table = metrics.feature_table([scale_song(), scale_song()])
-    assert list(table) == list(metrics.FEATURES)
+    assert list(table) == list(metrics.FEATURES) + list(STRUCTURE_FEATURES)
     assert table["pitch_class_histogram"].shape == (2, 12)
     assert table["interval_histogram"].shape == (2, 25)
+    assert table["phrase_final_degrees"].shape == (2, len(DEGREE_BINS))
     matrix = metrics.feature_matrix(table)
-    assert matrix.shape == (2, 9 + 12 + 25 + len(metrics.DEFAULT_DURATIONS) + 1)
+    note_level = 9 + 12 + 25 + len(metrics.DEFAULT_DURATIONS) + 1
+    assert matrix.shape == (2, note_level + 5 + len(DEGREE_BINS))
+    plain = metrics.feature_table([scale_song()], structure=False)
+    assert list(plain) == list(metrics.FEATURES)
 
 
 def test_bars_continue_in_the_meter_after_the_last_bar_line():

@@ -2,6 +2,7 @@
 
 import mido
 import pytest
+from synthetic_songs import timed_notes
 
 from tunesmith.errors import TunesmithError
 from tunesmith.export import ExportConfig, write
@@ -20,16 +21,6 @@ G_MINOR_PICKUP = Song(
     notes=[Note(62, 2), Note(67, 6), Note(70, 2), Note(69, 2), Note(67, 2), Note(66, 4), Note(67, 2), Note(62, 12)],
     steps_per_quarter=4, meter="6/8", bar_starts=[2, 14, 26], mode="minor", key="G", title="Pickup",
 )  # fmt: skip
-
-
-def timed_notes(song):
-    """(pitch, start quarter, length quarters) of each pitched note."""
-    result, step = [], 0
-    for note in song.notes:
-        if note.pitch is not None:
-            result.append((note.pitch, step / song.steps_per_quarter, note.steps / song.steps_per_quarter))
-        step += note.steps
-    return result
 
 
 def read_back(path):
@@ -90,6 +81,34 @@ def test_piano_roll_and_score_images(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = write(G_MINOR_PICKUP, tmp_path / "score.svg").read_text()
     assert svg.lstrip().startswith(("<svg", "<?xml")) and "</svg>" in svg
+
+
+def test_score_engraves_in_any_thread(tmp_path):
+    """verovio keeps its default font folder per thread: a server's worker thread engraves too."""
+    import threading
+
+    import verovio  # imported here, in the main thread, as a server does
+
+    from tunesmith.export.score import score_svg
+
+    here = score_svg(G_MINOR_PICKUP)
+    assert verovio and here.count('class="note"') == 9  # 8 notes, the last tied over the bar line
+    found = {}
+    worker = threading.Thread(target=lambda: found.update(svg=score_svg(G_MINOR_PICKUP)))
+    worker.start()
+    worker.join()
+    for part in ('class="note"', 'class="measure', "<use xlink:href=", 'width="'):  # notes, bars, glyphs, size
+        assert found["svg"].count(part) == here.count(part), part
+
+
+def test_musicxml_writes_a_treble_clef_or_a_bass_clef_for_a_low_melody(tmp_path):
+    from music21 import clef, converter
+
+    low = Song(notes=[Note(43, 4), Note(47, 4), Note(50, 4), Note(62, 4)], title="Low")
+    for song, kind in ((D_MAJOR, clef.TrebleClef), (G_MINOR_PICKUP, clef.TrebleClef), (low, clef.BassClef)):
+        parsed = converter.parse(str(write(song, tmp_path / "clef.musicxml")))
+        clefs = list(parsed.recurse().getElementsByClass(clef.Clef))
+        assert len(clefs) == 1 and type(clefs[0]) is kind, (song.title, clefs)
 
 
 @pytest.mark.skipif(not audio_available(), reason="fluidsynth or a GM soundfont is not installed")

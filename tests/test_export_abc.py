@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from synthetic_songs import timed_notes
 
 from tunesmith.export import write
 from tunesmith.song import Chord, Note, Song
@@ -42,15 +43,6 @@ def read_back(text):
     meters = [m.ratioString for m in score.recurse().getElementsByClass("TimeSignature")]
     keys = [(k.tonic.name, k.mode) for k in score.recurse().getElementsByClass("Key")]
     return [n for n in notes if n[2] > 0], meters, keys
-
-
-def timed_notes(song):
-    result, step = [], 0
-    for note in song.notes:
-        if note.pitch is not None:
-            result.append((note.pitch, step / song.steps_per_quarter, note.steps / song.steps_per_quarter))
-        step += note.steps
-    return result
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])

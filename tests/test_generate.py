@@ -7,32 +7,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic_songs import UNTRAINED_METERS, untrained_checkpoint
 
 from tunesmith.cli import main
-from tunesmith.config import Config, ModelConfig
-from tunesmith.encoding import SPECIALS
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, Melody, TunesmithWarning, default_model_path
 from tunesmith.generate.constraints import SCALES
-from tunesmith.checkpoint import Checkpoint
-from tunesmith.model import MelodyLSTM
 
 SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
-METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
+METERS = UNTRAINED_METERS
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny untrained model with the full checkpoint layout (pitches G3..C6)."""
-    torch.manual_seed(0)
-    config = Config()
-    config.model = ModelConfig(embedding=8, position_embedding=4, condition_embedding=2, hidden=16, layers=1, dropout=0.0)
-    vocab = list(SPECIALS) + [str(p) for p in range(55, 85)]
-    model = MelodyLSTM(config.model, len(vocab), 3, len(METERS))
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
-                          meters=METERS, steps_per_quarter=4).save(path)  # fmt: skip
-    return path
+    return untrained_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")

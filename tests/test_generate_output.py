@@ -7,31 +7,17 @@ import json
 
 import mido
 import pytest
-import torch
+from synthetic_songs import untrained_checkpoint
 
-from tunesmith.checkpoint import Checkpoint
 from tunesmith.cli import main
-from tunesmith.config import Config, ModelConfig
-from tunesmith.encoding import SPECIALS
 from tunesmith.generate.generator import Generator
 from tunesmith.instruments import playable_range
-from tunesmith.model import MelodyLSTM
-
-METERS = ["<unk>", "2/4", "3/4", "4/4", "6/8"]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny untrained model whose pitches (MIDI 40..96) reach past every instrument's range."""
-    torch.manual_seed(1)
-    config = Config()
-    config.model = ModelConfig(embedding=8, position_embedding=4, condition_embedding=2, hidden=16, layers=1, dropout=0.0)
-    vocab = list(SPECIALS) + [str(p) for p in range(40, 97)]
-    model = MelodyLSTM(config.model, len(vocab), 3, len(METERS))
-    path = tmp_path_factory.mktemp("model") / "wide.pt"
-    Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
-                          meters=METERS, steps_per_quarter=4).save(path)  # fmt: skip
-    return path
+    return untrained_checkpoint(tmp_path_factory.mktemp("model") / "wide.pt", low=40, high=96, seed=1)
 
 
 def test_an_instrument_keeps_every_note_in_its_range(checkpoint):

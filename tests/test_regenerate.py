@@ -85,6 +85,8 @@ def test_the_horizon_limits_the_scored_bars_and_keeps_the_rest(generator, melody
 def test_fixed_notes_are_honoured_in_the_output_key(generator, melody):
     for result in generator.regenerate(melody, "4-6", num=3, candidates=6, seed=1, fix="bar 4 beat 2 = E5; bar 6 beat 1 = A4"):
         assert result.tokens[3 * 12 + 4] == "76" and result.tokens[5 * 12] == "69"
+    for result in generator.regenerate(melody, "4-6", num=2, candidates=4, seed=2, fix="bar 5 beat 1 = rest"):
+        assert result.tokens[4 * 12] == "r"  # a rest the musician asked for
 
 
 def test_model_tokens_go_back_into_the_model(generator, melody):
@@ -171,3 +173,20 @@ def test_cli_refuses_a_melody_of_another_model(model_path, tmp_path, capsys):
     broken.write_text('{"format": "something else"}')
     assert main(["regenerate", str(broken), "--bars", "2", "--out", str(tmp_path / "y")]) == 2
     assert "not a tunesmith melody" in capsys.readouterr().err
+
+
+def test_new_bars_are_guarded_and_their_copy_measured_again_with_the_shipped_model():
+    """With a model that carries an originality index, the regenerated bars go through the copy
+    guard, and the melody's JSON reports the new melody's longest shared stretch, not the old one's."""
+    from tunesmith.generate.copyguard import CopyGuard
+    from tunesmith.generate.regenerate import RegenerateConfig, plan_region
+
+    shipped = Generator.from_checkpoint(None, device="cpu")
+    melody = shipped.generate(bars=8, seed=4, meter="3/4")[0]
+    melody.params["copy"] = {"notes": 999, "tune": "stale"}
+    plan, _ = plan_region(shipped, melody, RegenerateConfig(bars="3-4", candidates=4).validate())
+    assert any(isinstance(c, CopyGuard) for c in plan.controls)
+    again = shipped.regenerate(melody, (3, 4), num=2, candidates=4, seed=1)
+    for new in again:
+        copy = new.params["copy"]
+        assert copy["tune"] != "stale" and copy["notes"] <= copy["max_copy"] == 12

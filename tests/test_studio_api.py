@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic_songs import sounding as _sounding
 
 pytest.importorskip("fastapi", reason="needs the web extra (pip install -e '.[web]')")
 pytest.importorskip("httpx", reason="needs httpx for FastAPI's test client")
@@ -28,19 +29,25 @@ def client(tiny_checkpoint):
 
 
 @pytest.fixture(scope="module")
+def indexed_client(tiny_checkpoint, tmp_path_factory):
+    """The studio over the tiny model with an originality index of its training songs."""
+    from fastapi.testclient import TestClient
+    from synthetic_songs import synthetic_dataset
+
+    from tunesmith.originality.__main__ import add_index
+    from tunesmith.studio.app import create_app
+
+    folder = tmp_path_factory.mktemp("indexed")
+    add_index(tiny_checkpoint, folder / "indexed.pt", dataset=synthetic_dataset(folder / "data"), progress=False)
+    with TestClient(create_app({"indexed": folder / "indexed.pt"})) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
 def melody(client) -> dict:
     response = client.post("/api/compose", json={"bars": 4, "meter": "4/4", "key": "D", "seed": 3, "temperature": 0.8})
     assert response.status_code == 200, response.text
     return response.json()["melodies"][0]
-
-
-def _sounding(tokens: list[str], start: int, end: int) -> list[str]:
-    out, last = [], "r"
-    for step, token in enumerate(tokens[:end]):
-        last = last if token == "_" else token
-        if step >= start:
-            out.append(last)
-    return out + ["r"] * (end - start - len(out))
 
 
 def _refused(response, status: int, field: str | None = None) -> str:
@@ -122,6 +129,10 @@ def test_locked_bars_and_fixed_notes_survive_regeneration(client, melody):
         assert _sounding(alt["tokens"], 0, 16) == _sounding(melody["tokens"], 0, 16)
         assert _sounding(alt["tokens"], 32, 48) == _sounding(melody["tokens"], 32, 48)
         assert alt["tokens"][fix["step"]] == "71"
+    rest = {"step": onsets[-1], "pitch": None}  # the page's "rest" button
+    request = {"melody": melody, "bars": [2, 2], "fixes": [rest], "num": 2, "seed": 3}
+    for alt in client.post("/api/regenerate", json=request).json()["alternatives"]:
+        assert _sounding(alt["tokens"], rest["step"], rest["step"] + 1) == ["r"]  # silent there
 
 
 def test_regenerate_refuses_impossible_requests(client, melody):
@@ -167,23 +178,91 @@ def test_export_every_available_format(client, melody):
             assert response.content[:4] == b"RIFF" and response.headers["content-type"] == "audio/wav"
         elif fmt == "musicxml":
             assert b"<score-partwise" in response.content
-    if "abc" not in formats:
-        _refused(client.post("/api/export", json={"melody": melody, "format": "abc"}), 501)
+    assert set(formats) >= {"mid", "musicxml", "abc", "json", "svg"}
 
 
-def test_harmonize_adds_chords_or_says_it_is_missing(client, melody):
-    from tunesmith.studio.engine import harmonizer_available
+def test_export_humanizes_the_performance_on_request(client, melody):
+    import mido
 
-    response = client.post("/api/harmonize", json={"melody": melody})
-    if harmonizer_available():
-        assert response.status_code == 200
+    def note_times(humanize):
+        response = client.post("/api/export", json={"melody": melody, "format": "mid", "bpm": 100, "humanize": humanize})
+        assert response.status_code == 200, response.text
+        midi = mido.MidiFile(file=io.BytesIO(response.content))
+        clock, times = 0, []
+        for message in mido.merge_tracks(midi.tracks):
+            clock += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                times.append(clock)
+        return times
+
+    strict, loose = note_times(0.0), note_times(0.8)
+    assert len(strict) == len(loose) and strict != loose  # the same notes, played with a drifting pulse
+    assert note_times(0.8) == loose  # seeded by the melody's own seed: the same performance again
+    _refused(client.post("/api/export", json={"melody": melody, "format": "wav", "humanize": 2}), 422, "humanize")
+
+
+def test_harmonize_adds_chords_per_bar_or_half_bar(client, melody):
+    from tunesmith.harmony import harmonize_with_shipped
+    from tunesmith.studio.app import to_melody
+    from tunesmith.studio.schemas import MelodyIn
+
+    song = to_melody(MelodyIn.model_validate(melody)).song
+    for span, bar_chords in (("bar", 1), ("half", 2)):
+        response = client.post("/api/harmonize", json={"melody": melody, "chord_span": span})
+        assert response.status_code == 200, response.text
         harmonized = response.json()["melody"]
         chords = harmonized["song"]["chords"]
-        assert chords and all(c["symbol"] for c in chords)
-        svg = client.post("/api/score", json={"melody": harmonized}).json()["svg"]
-        assert svg.count('class="harm"') == len(chords)  # the chord symbols above the staff
-    else:
-        assert "harmoniser" in _refused(response, 501)
+        assert chords == [vars(c) for c in harmonize_with_shipped(song, span)]  # the shipped harmoniser's chords
+        assert all(c["symbol"] for c in chords) and len(chords) <= bar_chords * 4
+        assert harmonized["tokens"] == melody["tokens"] and harmonized["params"]["chord_span"] == span
+    svg = client.post("/api/score", json={"melody": harmonized}).json()["svg"]
+    assert svg.count('class="harm"') == len(chords)  # the chord symbols above the staff
+    _refused(client.post("/api/harmonize", json={"melody": melody, "chord_span": "beat"}), 422, "chord_span")
+
+
+def test_compose_for_an_instrument_keeps_to_its_range(client):
+    from tunesmith.instruments import INSTRUMENTS
+
+    voice = INSTRUMENTS["voice"]
+    melodies = client.post("/api/compose", json={"num": 4, "bars": 4, "seed": 4, "key": "E", "instrument": "voice",
+                                                 "temperature": 1.5}).json()["melodies"]  # fmt: skip
+    pitches = [int(t) for m in melodies for t in m["tokens"] if t.isdigit()]
+    assert pitches and voice.low <= min(pitches) and max(pitches) <= voice.high
+    assert all(m["params"]["instrument"] == "voice" for m in melodies)
+    info = client.get("/api/info").json()
+    assert {"name": "voice", "program": voice.program, "bpm": voice.bpm, "low": voice.low, "high": voice.high} in info["instruments"]
+    _refused(client.post("/api/compose", json={"instrument": "kazoo"}), 422, "instrument")
+
+
+def test_compose_with_chords_uses_the_generators_harmoniser(client):
+    request = {"bars": 4, "seed": 6, "meter": "3/4", "chords": True, "chord_span": "bar"}
+    melody = client.post("/api/compose", json=request).json()["melodies"][0]
+    chords = melody["song"]["chords"]
+    assert chords and [c["start"] for c in chords] == [0, 12, 24, 36][: len(chords)]  # one chord per 3/4 bar
+    assert melody["params"]["chords"] is True and melody["params"]["chord_span"] == "bar"
+    plain = client.post("/api/compose", json=dict(request, chords=False)).json()["melodies"][0]
+    assert plain["tokens"] == melody["tokens"] and plain["song"]["chords"] == []  # chords never change the notes
+    # Regenerated bars get chords of their own; the kept bars keep theirs.
+    alternatives = client.post("/api/regenerate", json={"melody": melody, "bars": [2, 2], "num": 2, "seed": 1}).json()
+    for alt in alternatives["alternatives"]:
+        assert alt["song"]["chords"] and alt["song"]["chords"][0] == chords[0]
+
+
+def test_max_copy_is_checked_and_the_copy_is_described(client, indexed_client):
+    _refused(client.post("/api/compose", json={"max_copy": -1}), 422, "max_copy")
+    melodies = indexed_client.post("/api/compose", json={"num": 3, "bars": 8, "seed": 2, "max_copy": 3}).json()["melodies"]
+    for melody in melodies:
+        copy = melody["params"]["copy"]
+        assert copy["max_copy"] == 3 and copy["exceeds"] is False and 0 <= copy["notes"] <= 3
+        assert copy["notes"] == 0 or copy["tune"]  # the nearest training tune is named
+    again = indexed_client.post("/api/regenerate", json={"melody": melodies[0], "bars": [3, 4], "num": 2, "seed": 1})
+    for alt in again.json()["alternatives"]:  # regenerated bars: the shared run measured anew
+        assert alt["params"]["copy"]["max_copy"] == 3 and alt["params"]["copy"]["notes"] >= 0
+    odd = dict(melodies[0], params=dict(melodies[0]["params"], copy="not a dict"))
+    assert indexed_client.post("/api/regenerate", json={"melody": odd, "bars": [3, 4], "seed": 1}).status_code == 200
+    free = indexed_client.post("/api/compose", json={"bars": 8, "seed": 2}).json()["melodies"][0]
+    assert free["params"]["copy"]["max_copy"] >= 1  # the model's own figure when the request names none
+    assert "copy" not in client.post("/api/compose", json={"bars": 2, "seed": 2}).json()["melodies"][0]["params"]
 
 
 def test_open_reads_melody_json_and_corpus_files(client, melody):

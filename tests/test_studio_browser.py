@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from synthetic_songs import sounding as _sounding
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -73,16 +74,6 @@ def _wait(driver, condition, timeout=30.0, what="condition"):
         time.sleep(0.1)
     status = driver.execute_script("return document.getElementById('status').textContent")
     raise AssertionError(f"timed out waiting for {what}; page status: {status!r}")
-
-
-def _sounding(tokens: list[str], start: int, end: int) -> list[str]:
-    """What sounds at each step of ``start..end``: the onset token, or the one held from before."""
-    out, last = [], "r"
-    for step, token in enumerate(tokens[:end]):
-        last = last if token == "_" else token
-        if step >= start:
-            out.append(last)
-    return out + ["r"] * (end - start - len(out))
 
 
 def test_compose_regenerate_play_download(server_url, browser, tmp_path):
@@ -171,6 +162,7 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
 
 def test_fix_a_note_lock_a_bar_and_play_with_the_in_page_synth(server_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     browser.get(server_url + "/")
     _wait(browser, "return document.getElementById('status').textContent === 'Ready.'", what="the page")
@@ -178,9 +170,17 @@ def test_fix_a_note_lock_a_bar_and_play_with_the_in_page_synth(server_url, brows
         box = browser.find_element(By.ID, field)
         box.clear()
         box.send_keys(value)
+    Select(browser.find_element(By.ID, "instrument")).select_by_value("whistle")
+    browser.find_element(By.ID, "chords").click()  # before composing: the generator harmonises
     browser.find_element(By.ID, "compose").click()
     _wait(browser, "return document.querySelectorAll('#score g.measure').length === 4", what="the score")
     before = browser.execute_script("return state.versions[0].melody")
+    pitches = [int(t) for t in before["tokens"] if t.isdigit()]
+    assert before["params"]["instrument"] == "whistle" and 62 <= min(pitches) and max(pitches) <= 86
+    assert browser.find_element(By.ID, "program").get_attribute("value") == "79"  # the whistle's sound and tempo
+    assert browser.find_element(By.ID, "bpm").get_attribute("value") == "104"
+    assert before["song"]["chords"] and before["params"]["chords"] is True
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#score g.harm")) == len(before["song"]["chords"])
     notes = browser.execute_script("return state.view.notes.filter(n => n.pitch !== null && n.step === n.start)")
     bars = browser.execute_script("return state.view.bars")
     target = next(n for n in notes if bars[1]["start"] <= n["start"] < bars[1]["end"])
@@ -219,6 +219,7 @@ def test_fix_a_note_lock_a_bar_and_play_with_the_in_page_synth(server_url, brows
 
 def test_open_a_tune_use_it_as_opening_and_read_the_api_page(server_url, browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     browser.get(server_url + "/")
     _wait(browser, "return document.getElementById('status').textContent === 'Ready.'", what="the page")
@@ -230,11 +231,15 @@ def test_open_a_tune_use_it_as_opening_and_read_the_api_page(server_url, browser
     browser.find_element(By.ID, "use-primer").click()
     assert browser.find_element(By.ID, "primer").get_attribute("value").startswith("60 _ 62 _ 64 _ 65 _ 67")
     browser.save_screenshot(str(tmp_path / "1-opened.png"))
-    if browser.execute_script("return state.info.harmonize"):  # the harmony stage is part of this build
-        browser.find_element(By.ID, "chords").click()
-        _wait(browser, "return document.querySelectorAll('#score g.harm').length > 0", what="chord symbols")
-        assert browser.find_element(By.CSS_SELECTOR, "#history li.active").text == "Chord symbols added"
-        browser.save_screenshot(str(tmp_path / "1b-chords.png"))
+    Select(browser.find_element(By.ID, "chord-span")).select_by_value("bar")
+    browser.find_element(By.ID, "chords").click()
+    _wait(browser, "return document.querySelectorAll('#score g.harm').length > 0", what="chord symbols")
+    assert browser.find_element(By.CSS_SELECTOR, "#history li.active").text == "Chord symbols added (per bar)"
+    chords = browser.execute_script("return state.versions[state.index].melody.song.chords")
+    bars = browser.execute_script("return state.view.bars")
+    assert {c["start"] for c in chords} <= {b["start"] for b in bars}  # one chord per bar, on its downbeat
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#score g.harm")) == len(chords)
+    browser.save_screenshot(str(tmp_path / "1b-chords.png"))
 
     browser.get(server_url + "/docs")
     if (Path(__file__).resolve().parents[1] / "src/tunesmith/studio/static/vendor/swagger-ui/swagger-ui-bundle.js").is_file():

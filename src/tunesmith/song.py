@@ -177,20 +177,3 @@ def transposition_to(tonic_pc: int, mode: str, target_pc: int | None = None) -> 
 def key_name(tonic_pc: int, mode: str) -> str:
     """Conventional spelling of a key's tonic ("B-" for Bb major, "C#" for C# minor)."""
     return (MAJOR_TONICS if mode == "major" else MINOR_TONICS)[tonic_pc % 12]
-
-
-@dataclass(frozen=True)
-class Chord:
-    """One chord of an accompaniment: from step ``start`` for ``steps`` steps.
-
-    ``root`` is the pitch class (0–11) of the sounding root, ``quality`` one of "maj", "min", "7",
-    "dim", "maj7", "min7", ``roman`` its function in the key ("V7", "iv") and ``symbol`` the chord
-    symbol spelt for the key ("D", "Em", "A7", "F#m", "Bbmaj7").
-    """
-
-    start: int
-    steps: int
-    root: int
-    quality: str
-    roman: str
-    symbol: str

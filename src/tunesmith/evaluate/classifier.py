@@ -1,6 +1,8 @@
 """Passes as human? A cross-validated classifier tries to tell generated from real melodies.
 
-It sees only the per-melody features of :mod:`tunesmith.evaluate.metrics`. Accuracy near 50 %
+It sees only the per-melody features of :mod:`tunesmith.evaluate.metrics` and (unless
+``structure`` is off) those of :mod:`tunesmith.evaluate.structure`: repetition within the song,
+self-similarity, the final note and the phrase endings. Accuracy near 50 %
 means the features cannot separate the sets; near 100 % means the generated melodies are
 statistically unlike human ones (the feature importances say in what way).
 """
@@ -22,6 +24,14 @@ class ClassifierConfig:
     folds: int = 5  # cross-validation folds (stratified)
     trees: int = 200  # random-forest size
     seed: int = 0  # fold shuffling, balancing and forest seed
+    structure: bool = True  # also the structure features (repetition, self-similarity, endings)
+
+
+def select_features(table: dict[str, np.ndarray], structure: bool = True) -> dict[str, np.ndarray]:
+    """The feature table with (``structure=True``) or without the structure features."""
+    from tunesmith.evaluate.structure import STRUCTURE_FEATURES
+
+    return dict(table) if structure else {k: v for k, v in table.items() if k not in STRUCTURE_FEATURES}
 
 
 def feature_names(table: dict[str, np.ndarray]) -> list[str]:
@@ -54,18 +64,21 @@ def discriminate(real: dict[str, np.ndarray], generated: dict[str, np.ndarray],
     ----------
     real, generated : dict of name → ndarray
         Feature tables (:func:`~tunesmith.evaluate.metrics.feature_table`). The larger set is
-        randomly cut to the size of the smaller so that chance is exactly 50 %.
+        randomly cut to the size of the smaller so that chance is exactly 50 %. With
+        ``config.structure`` off the structure features are left out.
 
     Returns
     -------
     dict
         ``accuracy`` (mean over folds), ``sd`` (standard deviation over folds), ``folds``,
-        ``per_set`` (melodies per class), ``kind`` and ``top_features`` (forest only: the five
+        ``per_set`` (melodies per class), ``kind``, ``structure`` (features used) and
+        ``top_features`` (forest only: the five
         most important feature columns with their importance).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     config = config or ClassifierConfig()
+    real, generated = select_features(real, config.structure), select_features(generated, config.structure)
     x_real, x_gen = feature_matrix(real), feature_matrix(generated)
     size = min(len(x_real), len(x_gen))
     folds = min(config.folds, size)
@@ -80,7 +93,7 @@ def discriminate(real: dict[str, np.ndarray], generated: dict[str, np.ndarray],
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     scores = cross_val_score(_estimator(config), x, y, cv=splitter)
     result = {"accuracy": float(scores.mean()), "sd": float(scores.std()), "folds": folds,
-              "per_set": size, "kind": config.kind, "top_features": []}  # fmt: skip
+              "per_set": size, "kind": config.kind, "structure": config.structure, "top_features": []}  # fmt: skip
     if config.kind == "forest":
         model = _estimator(config).fit(x, y)
         order = np.argsort(model.feature_importances_)[::-1][:5]

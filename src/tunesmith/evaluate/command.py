@@ -10,7 +10,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", action="append", metavar="SOURCE",
                         help="evaluate on this file, folder or bundled corpus (repeatable; "
                              "default: the model's own validation split)")  # fmt: skip
-    parser.add_argument("--num", type=int, default=200, help="generated melodies compared with the real ones (200)")
+    parser.add_argument("--num", type=int, default=200,
+                        help="generated melodies compared with the real ones; 0 = one per real song (200)")
+    parser.add_argument("--form", default="",
+                        help="ask every generated melody for this form (\"AABA\", \"A4 A4 B4 A4\") and report "
+                             "how often it is honoured (needs a form-aware generator)")  # fmt: skip
     parser.add_argument("--bars", type=int, default=0,
                         help="length of each generated melody in bars (default 0: the real songs' lengths)")
     parser.add_argument("--seed", type=int, default=0, help="generation and cross-validation seed (0)")
@@ -33,7 +37,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from tunesmith.rundir import reserve_run_folder
 
     config = EvaluateConfig(
-        num=args.num, bars=args.bars, seed=args.seed, corpus=list(args.corpus or []), device=args.device,
+        num=args.num, bars=args.bars, seed=args.seed, form=args.form, corpus=list(args.corpus or []),
+        device=args.device,
         threads=args.threads,
         progress=not args.no_progress, dryout=DryoutConfig(num=args.dryout_num, bars=args.dryout_bars),
         classifier=ClassifierConfig(kind=args.classifier, seed=args.seed),
@@ -75,6 +80,20 @@ def print_summary(results: dict, report) -> None:
          f"{originality['generated']['copy_share']:.1%} | {originality['real']['copy_share']:.1%}"),
         ("classifier accuracy", f"{classifier['accuracy']:.1%} ± {classifier['sd']:.1%}"),
     ]  # fmt: skip
+    if results.get("classifier_basic"):
+        basic = results["classifier_basic"]
+        rows[-1] = ("classifier accuracy (with | without structure)",
+                    f"{classifier['accuracy']:.1%} ± {classifier['sd']:.1%} | {basic['accuracy']:.1%} ± {basic['sd']:.1%}")
+    if results.get("structure"):
+        real, gen = results["structure"]["real"], results["structure"]["generated"]
+        rows += [
+            ("repeated 4-note patterns (real | generated)", f"{real['repetition']:.1%} | {gen['repetition']:.1%}"),
+            ("tonic endings (real | generated)", f"{real['tonic_endings']:.1%} | {gen['tonic_endings']:.1%}"),
+            ("final note, quarters (real | generated)",
+             f"{real['final_note_length']:.2f} | {gen['final_note_length']:.2f}"),
+        ]
+        if gen.get("compliance"):
+            rows.append(("requested form honoured", f"{gen['compliance']['honoured']:.1%}"))
     if results.get("dryout"):
         dry = results["dryout"]
         rows.append(("dry-out (last ÷ first quarter)", f"{fmt(dry['ratio'])} (real songs {fmt(dry['real_ratio'])})"))

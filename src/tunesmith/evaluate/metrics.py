@@ -200,9 +200,16 @@ FEATURES: dict[str, Callable[[Song], float | np.ndarray]] = {
 }
 
 
-def feature_table(songs: list[Song]) -> dict[str, np.ndarray]:
-    """Every feature of every song: name → array of shape (songs,) or (songs, bins)."""
-    return {name: np.array([np.asarray(fn(song), dtype=float) for song in songs]) for name, fn in FEATURES.items()}
+def feature_table(songs: list[Song], structure: bool = True) -> dict[str, np.ndarray]:
+    """Every feature of every song: name → array of shape (songs,) or (songs, bins).
+
+    The note-level :data:`FEATURES` first, then (``structure=True``) the structure features of
+    :data:`tunesmith.evaluate.structure.STRUCTURE_FEATURES` (repetition, self-similarity, endings).
+    """
+    from tunesmith.evaluate.structure import STRUCTURE_FEATURES
+
+    functions = FEATURES | STRUCTURE_FEATURES if structure else FEATURES
+    return {name: np.array([np.asarray(fn(song), dtype=float) for song in songs]) for name, fn in functions.items()}
 
 
 def feature_matrix(table: dict[str, np.ndarray]) -> np.ndarray:

@@ -28,11 +28,12 @@ from tunesmith.song import Song, bar_steps
 class EvaluateConfig:
     """Everything ``tunesmith evaluate`` does, with its sizes."""
 
-    num: int = 200  # generated melodies compared with the real ones
+    num: int = 200  # generated melodies compared with the real ones; 0 = one per evaluated real song
     bars: int = 0  # length of each generated melody in bars; 0 = the lengths of the real songs
     seed: int = 0  # generation, subsampling and cross-validation seed
     corpus: list[str] = field(default_factory=list)  # evaluation sources; [] = the model's validation split
     copy_bars: float = 2.0  # a shared stretch longer than this many bars counts as copying
+    form: str = ""  # a form every generated melody is asked for ("AABA"); "" = the generator's default
     device: str = "auto"  # auto | cpu | cuda | mps
     threads: int = 1  # torch CPU threads; 1 is fastest for step-by-step generation, 0 = torch's default
     progress: bool = True  # tqdm bars on stderr
@@ -49,8 +50,12 @@ class EvaluateConfig:
             check_fields(getattr(self, name), f"evaluate.{name}")
         if not 0.0 < self.copy_bars <= 64.0:
             raise TunesmithError(f"evaluate.copy_bars must be in (0, 64], got {self.copy_bars!r}")
-        if self.num < 2:
-            raise TunesmithError(f"--num must be at least 2 to compare sets, got {self.num!r}")
+        if self.num < 2 and self.num != 0:
+            raise TunesmithError(f"--num must be at least 2 to compare sets (0 = one per real song), got {self.num!r}")
+        if self.form:
+            from tunesmith.form import parse_form
+
+            parse_form(self.form)  # a bad form fails before any work, with parse_form's one-line error
         if self.threads < 0:
             raise TunesmithError(f"--threads must be >= 0, got {self.threads!r}")
         if self.bars < 0:
@@ -82,22 +87,60 @@ def _lengths(real: list[Song], mode: str, meter: str, count: int, rng: random.Ra
 
 
 def generate_set(generator, real: list[Song], num: int, bars: int, seed: int, progress: bool) -> list[Song]:
+    """The songs of :func:`generate_melody_set`."""
+    return [m.song for m in generate_melody_set(generator, real, num, bars, seed, progress)]
+
+
+def generate_melody_set(generator, real: list[Song], num: int, bars: int, seed: int, progress: bool,
+                        form: str = "") -> list:  # fmt: skip
     """``num`` melodies shaped like the real set: its modes and meters and, with ``bars = 0``, its
     lengths (a set of longer melodies would differ in every length-dependent feature). One batch
-    per kind and length."""
+    per kind and length. ``form`` is passed to the generator as its ``form`` setting (a
+    TunesmithError when this generator takes none). Returns :class:`~tunesmith.generate.Melody`
+    objects: their ``params`` say which form each was asked for."""
+    from dataclasses import fields
+
     from tqdm import tqdm
+
+    from tunesmith.generate import GenerationConfig
+
+    extra = {}
+    if form:
+        if "form" not in {f.name for f in fields(GenerationConfig)}:
+            raise TunesmithError("this generator takes no form setting: --form needs the form-aware generator")
+        extra["form"] = form
 
     rng = random.Random(seed)
     batches = []
     for mode, meter, count in _allocate(real, num, generator.meters):
         lengths = [bars] * count if bars else _lengths(real, mode, meter, count, rng)
         batches += [(mode, meter, length, n) for length, n in sorted(Counter(lengths).items())]
-    songs: list[Song] = []
+    melodies = []
     for i, (mode, meter, length, count) in enumerate(tqdm(batches, desc="generating", unit="batch",
                                                           disable=not progress, leave=False)):  # fmt: skip
-        melodies = generator.generate(num=count, bars=length, mode=mode, meter=meter, seed=seed + i)
-        songs += [m.song for m in melodies]
-    return songs
+        melodies += generator.generate(num=count, bars=length, mode=mode, meter=meter, seed=seed + i, **extra)
+    return melodies
+
+
+def requested_form(melody) -> str | None:
+    """The form a generated melody was asked for (``params["form"]``, as text), None when none."""
+    form = melody.params.get("form")
+    if not form:
+        return None
+    if isinstance(form, list | tuple):  # a parsed form: FormPhrase objects, their dicts, or labels
+        from tunesmith.form import FormPhrase
+
+        phrases = [FormPhrase(**p) if isinstance(p, dict) else p for p in form]
+        return " ".join(f"{p.label}{p.bars or ''}" if isinstance(p, FormPhrase) else str(p) for p in phrases)
+    return str(form)
+
+
+def example_songs(songs: list[Song], count: int, seed: int, min_bars: int = 6) -> list[Song]:
+    """``count`` songs of at least ``min_bars`` bars drawn at random (seeded) for the
+    self-similarity figure (any songs when too few are that long)."""
+    long = [s for s in songs if s.total_steps >= min_bars * bar_steps(s.meter, s.steps_per_quarter)]
+    pool = long if len(long) >= count else songs
+    return random.Random(seed).sample(pool, min(count, len(pool)))
 
 
 def _load_sets(payload: dict[str, Any], config: EvaluateConfig, dataset=None):
@@ -146,6 +189,7 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
     from tunesmith.evaluate.metrics import feature_table
     from tunesmith.evaluate.ngram import NGramModel
     from tunesmith.evaluate.originality import OriginalityIndex, originality
+    from tunesmith.evaluate.structure import structure_summary
     from tunesmith.generate import Generator
     from tunesmith.likelihood import evaluate_model, prediction_metrics
 
@@ -182,7 +226,9 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
     done("prediction", started)
 
     started = time.perf_counter()
-    generated = generate_set(generator, real, config.num, config.bars, config.seed, config.progress)
+    num = config.num or len(real)
+    melodies = generate_melody_set(generator, real, num, config.bars, config.seed, config.progress, config.form)
+    generated = [m.song for m in melodies]
     long_songs = []
     if config.dryout.num:
         mode, meter, _ = max(_allocate(real, len(real), generator.meters), key=lambda kind: kind[2])  # the commonest kind
@@ -193,6 +239,8 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
     started = time.perf_counter()
     real_features, generated_features = feature_table(real), feature_table(generated)
     comparison = compare_sets(real_features, generated_features, config.compare)
+    structure = {"real": structure_summary(real),
+                 "generated": structure_summary(generated, [requested_form(m) for m in melodies])}  # fmt: skip
     done("statistics", started)
 
     started = time.perf_counter()
@@ -202,7 +250,8 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
     done("originality", started)
 
     started = time.perf_counter()
-    classified = discriminate(real_features, generated_features, config.classifier)
+    classified = discriminate(real_features, generated_features, replace(config.classifier, structure=True))
+    classified_basic = discriminate(real_features, generated_features, replace(config.classifier, structure=False))
     done("classifier", started)
 
     started = time.perf_counter()
@@ -225,10 +274,13 @@ def _evaluate(model_path: str | Path, config: EvaluateConfig, dataset) -> dict[s
         "statistics": comparison,
         "features": {"real": real_features, "generated": generated_features},
         "originality": copies,
+        "structure": structure,
         "classifier": classified,
+        "classifier_basic": classified_basic,
         "dryout": dry,
         "seconds": timings,
         "generated_songs": generated,
+        "examples": {"real": example_songs(real, 2, config.seed), "generated": example_songs(generated, 2, config.seed)},
     }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from tunesmith.config import DEFAULT_DURATIONS
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.metrics import INTERVAL_LIMIT
+from tunesmith.evaluate.structure import DEGREE_BINS
 
 PREDICTION_ROWS = [("bits_per_step", "bits / step"), ("bits_per_event", "bits / event"),
                    ("pitch_bits_per_note", "pitch bits / note"), ("accuracy", "accuracy"),
@@ -24,6 +25,7 @@ BIN_LABELS = {
     "pitch_class_histogram": ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"],
     "interval_histogram": [f"{i:+d}" if i else "0" for i in range(-INTERVAL_LIMIT, INTERVAL_LIMIT + 1)],
     "note_length_histogram": [f"{d:g}" for d in DEFAULT_DURATIONS] + ["other"],
+    "phrase_final_degrees": list(DEGREE_BINS),
 }
 
 
@@ -44,7 +46,7 @@ def _plain(value: Any) -> Any:
 
 def metrics_json(results: dict[str, Any]) -> dict[str, Any]:
     """The results as ``metrics.json`` holds them: every figure, no per-melody feature arrays."""
-    kept = {k: v for k, v in results.items() if k not in ("features", "generated_songs")}
+    kept = {k: v for k, v in results.items() if k not in ("features", "generated_songs", "examples")}
     return _plain(kept)
 
 
@@ -67,7 +69,7 @@ def _figures(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     scalars = [name for name, values in real.items() if np.ndim(values) == 1]
     histograms = [name for name, values in real.items() if np.ndim(values) == 2]
 
-    fig, axes = plt.subplots(3, 3, figsize=(12, 9))
+    fig, axes = _grid(plt, len(scalars), 4, 3.0)
     for ax, name in zip(axes.flat, scalars):
         values = np.concatenate([real[name], generated[name]])
         low, high = float(values.min()), float(values.max())
@@ -97,10 +99,11 @@ def _figures(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     fig.tight_layout()
     fig.savefig(out / "histograms.png", dpi=90)
     plt.close(fig)
-    figures.append(("histograms.png", "Mean pitch-class, interval (semitones) and note-length (quarters) histograms"))
+    figures.append(("histograms.png", "Mean pitch-class, interval (semitones), note-length (quarters) and "
+                                      "phrase-final degree histograms"))  # fmt: skip
 
     features = results["statistics"]["features"]
-    fig, axes = plt.subplots(3, 4, figsize=(15, 9))
+    fig, axes = _grid(plt, len(features), 5, 3.0)
     for ax, (name, stats) in zip(axes.flat, features.items()):
         curves = stats["curves"]
         ax.plot(curves["grid"], curves["real"], label="intra real")
@@ -112,6 +115,10 @@ def _figures(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
     fig.savefig(out / "overlap.png", dpi=90)
     plt.close(fig)
     figures.append(("overlap.png", "Distance densities per feature (Yang & Lerch): intra-set and inter-set"))
+
+    examples = results.get("examples") or {}
+    if examples.get("real") or examples.get("generated"):
+        figures.append(_self_similarity_figure(plt, examples, out))
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, stats in results["originality"].items():
@@ -140,6 +147,36 @@ def _figures(results: dict[str, Any], out: Path) -> list[tuple[str, str]]:
         plt.close(fig)
         figures.append(("dryout.png", f"Notes per bar over {dry['bars']}-bar generations"))
     return figures
+
+
+def _grid(plt, panels: int, columns: int, size: float):
+    """A figure with enough panels in rows of ``columns``; the unused ones are hidden."""
+    rows = max(1, math.ceil(panels / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for ax in axes.flat[panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _self_similarity_figure(plt, examples: dict, out: Path) -> tuple[str, str]:
+    """Bars × bars self-similarity heat maps of the example real and generated songs."""
+    from tunesmith.evaluate.structure import repetition_share, self_similarity_matrix
+
+    panels = [("real", song) for song in examples.get("real", [])]
+    panels += [("generated", song) for song in examples.get("generated", [])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.6), squeeze=False)
+    for ax, (kind, song) in zip(axes.flat, panels):
+        matrix = self_similarity_matrix(song)
+        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="magma", origin="lower",
+                          extent=(0.5, len(matrix) + 0.5, 0.5, len(matrix) + 0.5))  # fmt: skip
+        ax.set_title(f"{kind}: {song.title[:22]}\nrepetition {repetition_share(song):.0%}", fontsize=8)
+        ax.set_xlabel("bar")
+    axes.flat[0].set_ylabel("bar")
+    fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="similarity (1 − edit distance)")
+    fig.savefig(out / "selfsim.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "selfsim.png", ("Bars × bars self-similarity (each bar's intervals and lengths, 1 − edit distance): "
+                           "real songs left, generated right; restated phrases show as off-diagonal stripes")
 
 
 def _prediction(results: dict[str, Any]) -> list[str]:
@@ -180,12 +217,52 @@ def _originality(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _structure(results: dict[str, Any]) -> list[str]:
+    structure = results.get("structure")
+    if not structure:
+        return []
+    real, gen = structure["real"], structure["generated"]
+
+    def pct(value: float) -> str:
+        return f"{value:.1%}"
+
+    rows = [
+        ("repeated 4-note patterns (share of a song's patterns, mean)", "repetition", pct),
+        ("phrase self-similarity (best match of each phrase to an earlier one, mean)", "phrase_similarity", fmt),
+        ("bar self-similarity (mean off-diagonal of the bars × bars matrix)", "bar_similarity", fmt),
+        ("ends on the tonic", "tonic_endings", pct),
+        ("final note length (quarters, mean)", "final_note_length", fmt),
+        ("final note length (quarters, median)", "final_note_length_median", fmt),
+        ("phrases per song (mean)", "phrases_per_song", lambda v: fmt(v, 2)),
+    ]
+    lines = ["## Structure", "",
+             "Phrases are the real songs' marks and the generated melodies' recorded phrases, else the form "
+             "module's rule (`tunesmith.form`); similarity and repetition are the form module's.", "",
+             "| figure | held-out real | generated |", "|---|---:|---:|"]  # fmt: skip
+    lines += [f"| {label} | {show(real[key])} | {show(gen[key])} |" for label, key, show in rows]
+    for key, label in (("phrase_final_degrees", "phrase-final degrees"), ("song_final_degrees", "song-final degree")):
+        cells = [", ".join(f"{d}: {v:.0%}" for d, v in list(s[key].items())[:5]) or "–" for s in (real, gen)]
+        lines.append(f"| {label} (top 5) | {cells[0]} | {cells[1]} |")
+    comp = gen.get("compliance")
+    if comp:
+        forms = ", ".join(f"{f} ({n})" for f, n in list(comp["forms"].items())[:5])
+        lines += ["", f"Requested forms ({forms}): honoured in full by **{comp['honoured']:.1%}** of "
+                      f"{comp['requested']} melodies; {comp['pair_score']:.1%} of phrase pairs behave as asked "
+                      "(`tunesmith.form.compliance`)."]  # fmt: skip
+    return lines
+
+
 def _classifier(results: dict[str, Any]) -> list[str]:
     c = results["classifier"]
+    with_structure = " with the structure features" if c.get("structure") else ""
     lines = ["## Passes as human?", "",
-             f"A {c['kind']} classifier, {c['folds']}-fold cross-validated on {c['per_set']} generated + "
-             f"{c['per_set']} real melodies: accuracy **{c['accuracy']:.1%} ± {c['sd']:.1%}** "
+             f"A {c['kind']} classifier{with_structure}, {c['folds']}-fold cross-validated on {c['per_set']} "
+             f"generated + {c['per_set']} real melodies: accuracy **{c['accuracy']:.1%} ± {c['sd']:.1%}** "
              "(50% = indistinguishable)."]  # fmt: skip
+    basic = results.get("classifier_basic")
+    if basic:
+        lines += ["", f"Without the structure features (note-level features only): {basic['accuracy']:.1%} ± "
+                      f"{basic['sd']:.1%}."]  # fmt: skip
     if c["top_features"]:
         lines += ["", "Most telling features: " + ", ".join(f"{n} ({w:.2f})" for n, w in c["top_features"]) + "."]
     return lines
@@ -213,7 +290,7 @@ def markdown(results: dict[str, Any], figures: list[tuple[str, str]]) -> str:
              f"{counts['train']} songs; {counts['generated']} generated melodies of up to "
              + (f"{results['settings']['bars']} bars." if results['settings']['bars']
                 else "the length of a real song of the same mode and meter.")]  # fmt: skip
-    for section in (_prediction, _statistics, _originality, _classifier, _dryout):
+    for section in (_prediction, _statistics, _structure, _originality, _classifier, _dryout):
         part = section(results)
         lines += ["", *part] if part else []
     lines += ["", "## Figures", ""] + [f"![{caption}]({name})\n\n*{caption}*\n" for name, caption in figures]

@@ -1,4 +1,4 @@
-"""MusicXML through music21: title, meter, key, tempo, bars of spelt notes with ties and chord symbols.
+"""MusicXML through music21: title, clef, meter, key, tempo, bars of spelt notes with ties and chord symbols.
 
 What is *displayed* — spellings, accidentals, ties — comes from :mod:`tunesmith.export.notation`
 and is set explicitly on every note, so music21 writes exactly that (opens in MuseScore).
@@ -22,7 +22,7 @@ def chord_figure(symbol: str) -> str:
 def to_score(song: Song, bpm: float | None = None):
     """A music21 Score of the song: one part, bars of spelt notes, chord symbols above the staff."""
     try:
-        from music21 import harmony, key, metadata, meter, note, pitch, stream, tempo, tie
+        from music21 import clef, harmony, key, metadata, meter, note, pitch, stream, tempo, tie
     except ImportError:
         raise TunesmithError("writing MusicXML needs music21: pip install music21") from None
     spq = song.steps_per_quarter
@@ -37,6 +37,7 @@ def to_score(song: Song, bpm: float | None = None):
     for number, (left, right, bar) in enumerate(zip(lines, lines[1:], pieces(song), strict=False)):
         measure = stream.Measure(number=number + first_number)
         if number == 0:
+            measure.insert(0, clef.BassClef() if lies_low(song) else clef.TrebleClef())
             measure.insert(0, meter.TimeSignature(song.meter))
             measure.insert(0, key.Key(*written_key(song)))
             if bpm:
@@ -62,6 +63,12 @@ def to_score(song: Song, bpm: float | None = None):
         part.append(measure)
     score.insert(0, part)
     return score
+
+
+def lies_low(song: Song) -> bool:
+    """Whether most of the melody's notes lie below middle C (C4): a bass clef suits it, else a treble."""
+    pitches = [n.pitch for n in song.notes if n.pitch is not None]
+    return sum(p < 60 for p in pitches) * 2 > len(pitches)
 
 
 def _chord_symbol(harmony, symbol: str):

@@ -44,7 +44,7 @@ class RegenerateConfig:
     num: int = field(default=1, metadata=bounds(1, 64))  # versions of the region to return, best first
     candidates: int = field(default=32, metadata=bounds(1, 1024))  # versions sampled; those that make the kept bars after the region most likely are returned
     horizon: int = field(default=4, metadata=bounds(0, 1024))  # bars after the region whose likelihood ranks the candidates; 0 = all kept bars
-    fix: str = ""  # notes to keep inside the region, "bar 6 beat 1 = D5; bar 7 beat 3 = E5" (beats of the meter's note value)
+    fix: str = ""  # notes to keep inside the region, "bar 6 beat 1 = D5; bar 7 beat 3 = rest" (beats of the meter's note value)
     scheme: str = field(default="sample", metadata={"choices": STEP_SCHEMES})  # how each step of a candidate is chosen
     temperature: float = field(default=1.0, metadata=bounds(0.0, 100.0))  # > 0 (greedy ignores it); lower is safer, higher wilder
     top_k: int = field(default=8, metadata=bounds(1, 10_000))  # tokens kept by --scheme top-k
@@ -90,15 +90,16 @@ def parse_bars(text: str | tuple[int, int]) -> tuple[int, int]:
     return first, last
 
 
-def parse_fixes(text: str) -> list[tuple[int, float, int]]:
-    """``"bar 6 beat 1 = D5; bar 7 beat 2.5 = 67"`` → ``[(6, 1.0, 74), (7, 2.5, 67)]`` (output-key MIDI)."""
+def parse_fixes(text: str) -> list[tuple[int, float, int | None]]:
+    """``"bar 6 beat 1 = D5; bar 7 beat 2.5 = 67; bar 8 beat 1 = rest"`` →
+    ``[(6, 1.0, 74), (7, 2.5, 67), (8, 1.0, None)]`` (output-key MIDI; None = a rest)."""
     fixes = []
     for item in [part for part in re.split(r"[;,]", text) if part.strip()]:
         match = _FIX.match(item)
         if not match:
             raise TunesmithError(f"--fix {item.strip()!r}: write a fixed note like 'bar 6 beat 1 = D5'")
         try:
-            pitch = note_number(match.group(3))
+            pitch = None if match.group(3).lower() in ("rest", "r") else note_number(match.group(3))
         except ValueError as exc:
             raise TunesmithError(f"--fix {item.strip()!r}: {exc}") from None
         fixes.append((int(match.group(1)), float(match.group(2)), pitch))
@@ -160,6 +161,9 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
         if not start <= step < end:
             raise TunesmithError(f"--fix bar {bar_number} beat {beat:g} lies outside the regenerated bars "
                                  f"{first_bar}-{last_bar}")  # fmt: skip
+        if pitch is None:  # a rest begins here
+            fixed[step] = vocab.rest
+            continue
         model_pitch = str(pitch - shift)
         if model_pitch not in vocab:
             low, high = vocab.pitches[0] + shift, vocab.pitches[-1] + shift
@@ -171,10 +175,31 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
     mask = pitch_mask(vocab, tonic_pc, song.mode, shift, config.scale, config.range, instrument)
     if mask is not None:
         controls.append(mask)
+    guard = copy_guard(generator, tokens[:start])
+    if guard is not None:
+        controls.append(guard)
     plan = Plan(vocab, config.candidates, song.mode, song.meter, tonic_pc, shift, mode_id, meter_id, bar,
                 list(song.bar_starts), stop, vocab.ids(tokens[:start]), fixed=fixed, scored_from=end,
                 controls=controls, seed=make_seed(config.seed))  # fmt: skip
     return plan, (start, end)
+
+
+def copy_guard(generator, prefix: list[str]):
+    """The originality guard for the new bars (the model's index and default ``--max-copy``), or
+    None when the model has no index or the kept bars before the region already copy more than
+    that (an opened real tune: the guard cannot undo what the musician chose to keep)."""
+    originality = generator.originality()
+    if originality is None:
+        return None
+    from tunesmith.generate.copyguard import CopyGuard
+
+    index, default = originality
+    guard = CopyGuard(index, default, generator.vocab)
+    try:
+        guard.start(1, generator.vocab.ids(prefix))
+    except TunesmithError:
+        return None
+    return guard
 
 
 def kept_tail(generator, melody: Melody, plan: Plan) -> list[int]:
@@ -225,6 +250,13 @@ def _melody(generator, original: Melody, plan: Plan, ids: list[int], score: floa
     params = dict(original.params)
     params.update(index=index, model=generator.source, model_fingerprint=generator.fingerprint,
                   ended_by="end token" if ended else "length")  # fmt: skip
+    params.pop("copy", None)  # the old melody's; measured again for the new one
+    originality = generator.originality()
+    if originality is not None:
+        from tunesmith.generate.copyguard import CopyGuard, describe_copy
+
+        guard = next((c for c in plan.controls if isinstance(c, CopyGuard)), None)
+        params["copy"] = describe_copy(originality[0], song, guard.max_copy if guard else None)
     params["regenerated"] = asdict(config) | {
         "seed": plan.seed, "region_steps": list(region),
         "suffix_log_likelihood": round(score, 4) if region[1] < plan.total_steps else None,

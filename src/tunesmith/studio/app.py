@@ -31,8 +31,8 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.melody import Melody
 from tunesmith.song import Song, bar_steps, tonic_pitch_class
 from tunesmith.studio import engine, render
-from tunesmith.studio.schemas import (MAX_BARS, MAX_NUM, MAX_STEPS, ComposeRequest, ExportRequest, MelodyIn,
-                                      MelodyRequest, RegenerateRequest)  # fmt: skip
+from tunesmith.studio.schemas import (CHORD_SPANS, MAX_BARS, MAX_NUM, MAX_STEPS, ComposeRequest, ExportRequest,
+                                      HarmonizeRequest, MelodyIn, MelodyRequest, RegenerateRequest)  # fmt: skip
 
 STATIC = Path(__file__).parent / "static"
 SWAGGER = STATIC / "vendor" / "swagger-ui"  # git-ignored; the Makefile copies it from npm's swagger-ui-dist
@@ -174,12 +174,16 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
                                        swagger_ui_parameters={"validatorUrl": None})  # fmt: skip
         return HTMLResponse(api_page(app.openapi()))
 
-    @app.get("/api/info", summary="Models, download formats and limits")
+    @app.get("/api/info", summary="Models, instruments, download formats and limits")
     async def info() -> dict[str, Any]:
+        from tunesmith.instruments import INSTRUMENTS
+
         described = await run(lambda: [registry.describe(name) for name in registry.names])
+        instruments = [{"name": i.name, "program": i.program, "bpm": i.bpm, "low": i.low, "high": i.high}
+                       for i in INSTRUMENTS.values()]  # fmt: skip
         return {"version": __version__, "models": described, "formats": render.available_formats(),
-                "harmonize": engine.harmonizer_available(), "limits": {"num": MAX_NUM, "bars": MAX_BARS,
-                "steps": MAX_STEPS, "upload_bytes": MAX_UPLOAD}}  # fmt: skip
+                "instruments": instruments, "chord_spans": list(CHORD_SPANS),
+                "limits": {"num": MAX_NUM, "bars": MAX_BARS, "steps": MAX_STEPS, "upload_bytes": MAX_UPLOAD}}  # fmt: skip
 
     @app.post("/api/compose", summary="Compose new melodies")
     async def compose(request: ComposeRequest) -> dict[str, Any]:
@@ -216,21 +220,19 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
         melody = to_melody(request.melody)
         return await run(render.score_view, melody)
 
-    @app.post("/api/harmonize", summary="Add chord symbols to a melody")
-    async def harmonize(request: MelodyRequest) -> dict[str, Any]:
+    @app.post("/api/harmonize", summary="Add chord symbols to a melody (the shipped harmoniser)")
+    async def harmonize(request: HarmonizeRequest) -> dict[str, Any]:
         melody = to_melody(request.melody)
-        if not engine.harmonizer_available():
-            raise HTTPException(501, "this build has no harmoniser (tunesmith.harmony)")
-        done = await run(engine.harmonize, melody)
+        done = await run(engine.harmonize, melody, request.chord_span)
         return {"melody": done.to_dict()}
 
-    @app.post("/api/export", summary="Download the melody as MIDI, MusicXML, ABC, WAV, JSON or SVG")
+    @app.post("/api/export", summary="Download the melody as MIDI, MusicXML, ABC, WAV (humanized), JSON or SVG")
     async def export(request: ExportRequest) -> Response:
         melody = to_melody(request.melody)
         if request.format not in render.available_formats():
             available = ", ".join(render.available_formats())
             raise HTTPException(501, f"format {request.format!r} is not available on this server; available: {available}")
-        data = await run(render.export_bytes, melody, request.format, request.bpm, request.program)
+        data = await run(render.export_bytes, melody, request.format, request.bpm, request.program, request.humanize)
         name = render.filename_of(melody, request.format)
         return Response(data, media_type=render.MEDIA_TYPES[request.format],
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

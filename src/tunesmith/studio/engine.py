@@ -2,12 +2,9 @@
 ``tunesmith.harmony`` and the corpus reader goes through this module, so re-pointing the studio
 at a new engine means editing this file only.
 
-Region regeneration: where the engine has ``Generator.regenerate`` (best-of-K candidates
-rescored by the kept suffix, fixed notes), ``regenerate`` calls it once per unlocked run of bars.
-Without it, an interim built on ``Generator.generate`` does the work: the kept prefix is the
-primer, the region is sampled up to its last step, and the kept suffix is put back after it;
-fixed notes split a region (sample up to the note, append it, sample on). What the interim
-lacks is suffix-aware rescoring: the region does not see what follows it.
+Composing is ``Generator.generate`` with the request's GenerationConfig (instrument, chords and
+the copy guard included). Regenerating bars is ``Generator.regenerate`` (best-of-K candidates
+rescored by the kept bars after the region, fixed notes held), once per unlocked run of bars.
 """
 
 from __future__ import annotations
@@ -21,7 +18,9 @@ from typing import Any
 from tunesmith.encoding import HOLD, REST, decode_tokens, encode_notes, is_pitch
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, Melody
-from tunesmith.song import Song, bar_steps, tonic_pitch_class
+from tunesmith.meter import bar_spans as meter_bar_spans
+from tunesmith.meter import full_bar_starts
+from tunesmith.song import Chord, Song, bar_steps, tonic_pitch_class
 
 # Corpus-reader formats an uploaded file may have (the suffix decides how it is parsed).
 OPEN_SUFFIXES = (".abc", ".krn", ".musicxml", ".xml", ".mxl", ".mid", ".midi")
@@ -80,15 +79,8 @@ def compose(generator: Generator, name: str, settings: dict[str, Any],
 
 
 def bar_spans(song: Song) -> list[tuple[int, int, int]]:
-    """``(number, start, end)`` of every notated bar: bar 0 is a pickup, full bars count from 1."""
-    try:
-        from tunesmith.meter import bar_lines  # bar geometry's home after the generation rewrite
-    except ImportError:
-        from tunesmith.export.musicxml import bar_lines
-
-    lines = bar_lines(song)
-    first = 0 if lines[0] == 0 and song.bar_starts and song.bar_starts[0] > 0 else 1
-    return [(i + first, a, b) for i, (a, b) in enumerate(zip(lines, lines[1:], strict=False))]
+    """``(number, start, end)`` of every bar holding music, in order: bar 0 is a pickup, full bars count from 1."""
+    return [(number, start, end) for number, (start, end) in sorted(meter_bar_spans(song).items())]
 
 
 def regions(song: Song, first: int, last: int, locked: set[int]) -> list[tuple[int, int]]:
@@ -111,44 +103,12 @@ def regions(song: Song, first: int, last: int, locked: set[int]) -> list[tuple[i
     return result
 
 
-def _note_tokens(pitch: int | None, steps: int) -> list[str]:
-    return [REST if pitch is None else str(pitch)] + [HOLD] * (steps - 1)
-
-
 def _onset_pitch(tokens: list[str], step: int) -> int | None:
     """Pitch sounding at ``step`` (None for a rest or beyond the end)."""
     for token in reversed(tokens[: step + 1]):
         if token != HOLD:
             return int(token) if is_pitch(token) else None
     return None
-
-
-def _sample(generator: Generator, melody: Melody, prefixes: list[list[str]], end: int, config: dict[str, Any],
-            seed: int) -> list[list[str]]:  # fmt: skip
-    """Sample steps ``len(prefix)..end`` after each prefix (all prefixes the same length)."""
-    song = melody.song
-    start = len(prefixes[0])
-    bar = bar_steps(song.meter, song.steps_per_quarter)
-    first_bar = song.bar_starts[0] if song.bar_starts else 0
-    pad = (bar - first_bar % bar) % bar  # rests before the primer put its bar lines where the model expects them
-    rows: list[list[str]] = []
-    groups = [prefixes] if all(p == prefixes[0] for p in prefixes) else [[p] for p in prefixes]
-    for index, group in enumerate(groups):
-        primer = list(group[0])
-        if pad:
-            primer = _note_tokens(None, pad) + ([HOLD] + primer[1:] if primer[:1] == [REST] else primer)
-        settings = dict(config, num=len(group), steps=pad + end, seed=seed + index, primer=" ".join(primer),
-                        key=song.key, mode=song.mode, meter=song.meter)  # fmt: skip
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            made = generator.generate(GenerationConfig(**settings))
-        for prefix, item in zip(group, made, strict=True):
-            region = item.tokens[pad + start : pad + end]
-            if len(region) < end - start:  # the model ended the tune early: rest to the region's end
-                missing = end - start - len(region)
-                region += [HOLD] * missing if region and region[-1] == REST else _note_tokens(None, missing)
-            rows.append(prefix + region)
-    return rows
 
 
 def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int, int], num: int, seed: int,
@@ -159,15 +119,16 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
     set them. ``config`` holds sampling fields of GenerationConfig (scheme, temperature, top_k,
     top_p, scale, range…).
     """
-    _fixed_notes(melody.tokens, list(fixes))  # each fix must start a note: the same check for both engines
-    if hasattr(generator, "regenerate"):
-        results = _regenerate_by_engine(generator, melody, bars, num, seed, config, set(locked), list(fixes))
-    else:
-        results = _regenerate_interim(generator, melody, bars, num, seed, config, set(locked), list(fixes))
+    _check_fixes(melody.tokens, list(fixes))
+    results = _regenerate_runs(generator, melody, bars, num, seed, config, set(locked), list(fixes))
     ends = [end for _, end in regions(melody.song, bars[0], bars[1], set(locked))]
     results = [_restrike_after(melody, result, ends) for result in results]
+    copy = melody.params.get("copy")  # a client's JSON: checked before use
+    limit = copy.get("max_copy") if isinstance(copy, dict) else None
     for index, result in enumerate(results):
         result.song.title = melody.song.title
+        if isinstance(copy, dict):  # the new bars may share more with a training tune than the old ones
+            describe_copy(generator, result, limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
         result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": seed, "locked": sorted(locked),
                              "fixes": [[f.step, f.pitch] for f in fixes]})  # fmt: skip
     return results
@@ -189,11 +150,17 @@ def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody
     return melody_of_tokens(encode_notes(decode_tokens(tokens)), result.song, result.params)
 
 
-CANDIDATES = 16  # versions Generator.regenerate samples per alternative asked for, rescored by the kept bars
+# Candidates Generator.regenerate samples per alternative asked for; the alternatives are the best
+# of them by the likelihood of the kept bars after the region. benchmarks/bench_studio_candidates.py
+# (4 alternatives of bars 5-8 of a 16-bar 6/8 melody, shipped model, 2 threads, shared 2-core
+# machine, 2026-11-25), median seconds: 16 candidates 0.12 (load 3) / 0.21 (load 8); 32 candidates
+# 0.16 / 0.27-0.35; 8 candidates 0.11 / 0.23. 4 per alternative keeps a request near one compose's
+# cost under load while each alternative is still chosen from a pool four times its number.
+CANDIDATES_PER_ALTERNATIVE = 4
 
 
-def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
-                          config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
+def _regenerate_runs(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
+                     config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
     """Each unlocked run of bars through ``Generator.regenerate``: ``num`` versions of the first,
     then one version of each later run for every alternative."""
     song = melody.song
@@ -204,7 +171,7 @@ def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int,
                 runs[-1].append(number)
             else:
                 runs.append([number])
-    regions(song, bars[0], bars[1], locked)  # the same errors as the interim (bad range, all locked)
+    regions(song, bars[0], bars[1], locked)  # a bad range or all bars locked: the API's own words
     if melody.params.get("opened") and not melody.params.get("model_fingerprint"):
         melody.params["model_fingerprint"] = generator.fingerprint  # an opened tune: any model may go on with it
     sampling = {k: config[k] for k in ("scheme", "temperature", "top_k", "top_p", "mixed_p", "scale", "range") if k in config}
@@ -215,7 +182,7 @@ def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int,
         for row_index, row in enumerate(rows):
             count = num if index == 0 else 1
             try:
-                made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=max(count, CANDIDATES),
+                made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=CANDIDATES_PER_ALTERNATIVE * count,
                                              fix=fix, seed=seed + 1000 * index + row_index, **sampling)  # fmt: skip
             except TunesmithError as exc:  # the engine speaks in CLI options; the API in fields
                 raise TunesmithError(str(exc).replace("--fix ", "fixes: ").replace("--", "")) from None
@@ -224,74 +191,32 @@ def _regenerate_by_engine(generator: Generator, melody: Melody, bars: tuple[int,
 
 
 def _fix_text(song: Song, run: list[int], fixes: list[Fix]) -> str:
-    """Fixes inside bars ``run`` in the engine's words: "bar 6 beat 1 = 74; bar 7 beat 2.5 = 67"."""
+    """Fixes inside bars ``run`` in the engine's words: "bar 6 beat 1 = 74; bar 7 beat 2.5 = rest"."""
     unit = song.steps_per_quarter * 4 / int(song.meter.split("/")[1])
     words = []
     for number, start, end in bar_spans(song):
         for fix in fixes:
             if number in run and start <= fix.step < end:
-                if fix.pitch is None:
-                    raise TunesmithError("fixes: the engine keeps fixed pitches, not rests: fix a note instead")
-                words.append(f"bar {number} beat {(fix.step - start) / unit + 1:g} = {fix.pitch}")
+                pitch = "rest" if fix.pitch is None else fix.pitch
+                words.append(f"bar {number} beat {(fix.step - start) / unit + 1:g} = {pitch}")
     return "; ".join(words)
 
 
-def _regenerate_interim(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
-                        config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
-    """The region sampled after the kept prefix, the kept suffix put back (see the module docstring)."""
-    tokens = list(melody.tokens)
-    song = melody.song
-    spans = regions(song, bars[0], bars[1], set(locked))
-    total = max(len(tokens), spans[-1][1])
-    fixed = _fixed_notes(tokens, fixes)
-    rows = [list(tokens) for _ in range(num)]
-    segment = 0
-    for start, end in spans:
-        suffix = tokens[end:total] if end < len(tokens) else []
-        if suffix[:1] == [HOLD]:  # the note crossing the region's end starts again after it
-            pitch = _onset_pitch(tokens, end)
-            suffix = [REST if pitch is None else str(pitch)] + suffix[1:]
-        cursor, done = start, [row[:start] for row in rows]
-        for step, length, pitch in [f for f in fixed if start <= f[0] < end]:
-            if step > cursor:
-                done = _sample(generator, melody, done, step, config, seed + 1000 * segment)
-                segment += 1
-            length = min(length, end - step)
-            done = [row + _note_tokens(pitch, length) for row in done]
-            cursor = step + length
-        if cursor < end:
-            done = _sample(generator, melody, done, end, config, seed + 1000 * segment)
-            segment += 1
-        rows = [row + suffix for row in done]
-    # rests merged, no trailing rest: as every encoded melody
-    params = dict(melody.params, regenerated={"bars": f"{bars[0]}-{bars[1]}", "seed": seed,
-                  "engine": "studio interim: region sampled after the prefix, no suffix rescoring"})  # fmt: skip
-    return [melody_of_tokens(encode_notes(decode_tokens(row)), song, dict(params)) for row in rows]
-
-
-def _fixed_notes(tokens: list[str], fixes: list[Fix]) -> list[tuple[int, int, int | None]]:
-    """``(step, length, pitch)`` of each fix; its step must start a note or rest of the melody."""
-    notes = []
-    for fix in sorted(fixes, key=lambda f: f.step):
+def _check_fixes(tokens: list[str], fixes: list[Fix]) -> None:
+    """Each fix must sit where a note or rest of the melody starts (the page fixes whole notes)."""
+    for fix in fixes:
         if fix.step >= len(tokens) or tokens[fix.step] == HOLD:
             raise TunesmithError(f"fixes: step {fix.step} is not where a note of this melody starts")
-        length = 1
-        while fix.step + length < len(tokens) and tokens[fix.step + length] == HOLD:
-            length += 1
-        notes.append((fix.step, length, fix.pitch))
-    return notes
 
 
 def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> Melody:
-    """A Melody of output-key ``tokens`` with the meter, key and bar lines of ``like``."""
-    from tunesmith.generate.generator import full_bar_starts
-
+    """A Melody of output-key ``tokens`` with the meter, key, bar lines and chords of ``like``."""
     notes = decode_tokens(tokens)
     total = sum(n.steps for n in notes)
     bar = bar_steps(like.meter, like.steps_per_quarter)
     song = Song(notes=notes, steps_per_quarter=like.steps_per_quarter, meter=like.meter,
                 bar_starts=full_bar_starts(like.bar_starts[:1] or [0], total, bar), mode=like.mode, key=like.key,
-                transposition=like.transposition, title=like.title, source=like.source)  # fmt: skip
+                transposition=like.transposition, title=like.title, source=like.source, chords=list(like.chords))  # fmt: skip
     return Melody(list(tokens), song, params)
 
 
@@ -315,43 +240,26 @@ def open_tune(path: Path, steps_per_quarter: int) -> Melody:
     return melody_of_tokens(tokens, like, params)
 
 
-_harmony: dict[str, Any] = {}
-_harmony_lock = threading.Lock()
+def describe_copy(generator: Generator, melody: Melody, max_copy: int | None) -> None:
+    """Set ``melody.params["copy"]``: its longest stretch shared with the model's training tunes
+    and the nearest tune (where the checkpoint carries an originality index)."""
+    from tunesmith.generate.copyguard import describe_copy as described
+
+    index = generator.originality()
+    if index is not None:
+        melody.params["copy"] = described(index[0], melody.song, max_copy)
 
 
-def song_has_chords() -> bool:
-    """Whether this build's Song carries chord symbols (``Song.chords``, from the harmony stage)."""
-    from dataclasses import fields
+def harmonize(melody: Melody, span: str = "auto") -> Melody:
+    """The melody with chord symbols by the shipped harmoniser, one per bar or half bar (``span``)."""
+    from tunesmith.harmony import harmonize_with_shipped
 
-    return any(f.name == "chords" for f in fields(Song))
-
-
-def harmonizer_available() -> bool:
-    """Whether ``tunesmith.harmony`` (harmonize + load_harmony) is installed in this build."""
-    try:
-        from tunesmith.harmony import harmonize as _, load_harmony as __  # noqa: F401
-    except (ImportError, AttributeError):
-        return False
-    return song_has_chords()
-
-
-def harmonize(melody: Melody) -> Melody:
-    """The melody with chord symbols from ``tunesmith.harmony`` (its shipped model, loaded once)."""
-    try:
-        from tunesmith.harmony import harmonize as chords_for, load_harmony
-    except (ImportError, AttributeError):
-        raise TunesmithError("this build has no harmoniser (tunesmith.harmony)") from None
-    with _harmony_lock:
-        if "model" not in _harmony:
-            _harmony["model"] = load_harmony()
-    melody.song.chords = chords_for(melody.song, _harmony["model"])
+    melody.song.chords = harmonize_with_shipped(melody.song, span)
+    melody.params["chord_span"] = span
     return melody
 
 
 def with_chords(melody: Melody, chords: list[dict[str, Any]]) -> Melody:
-    """``melody`` carrying the client's chord symbols, where this build's Song has them."""
-    if chords and song_has_chords():
-        from tunesmith.song import Chord
-
-        melody.song.chords = [Chord(**c) for c in chords]
+    """``melody`` carrying the client's chord symbols."""
+    melody.song.chords = [Chord(**c) for c in chords]
     return melody

@@ -1,21 +1,58 @@
 """The studio API's request bodies: every field typed and bounded, so a bad value is a 422 that
-names the field before any work starts. Text fields are patterns or are only ever displayed."""
+names the field before any work starts. Text fields are patterns or are only ever displayed.
+
+The generation settings are stated once, by :class:`~tunesmith.generate.GenerationConfig`: each
+request field :func:`setting` makes takes its default, help text, bounds and choices from the
+dataclass field's metadata, tightened only where the service caps a value (a server people may
+leave running).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Bounds of the service (a server people may leave running).
+from tunesmith.generate.config import INSTRUMENT_NAMES, SCHEMES, GenerationConfig
+from tunesmith.generate.regenerate import STEP_SCHEMES
+from tunesmith.settings import field_comments
+from tunesmith.song import MODES
+
+# Bounds of the service.
 MAX_NUM = 16  # melodies or alternatives per request
 MAX_BARS = 128
 MAX_STEPS = 4096  # tokens of one melody: 128 bars of 4/2 at 4 steps per quarter
 MAX_FIXES = 64
 MAX_TEXT = 200
 MAX_ABC = 65536  # characters of a typed ABC primer
-SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
 FORMATS = ("mid", "musicxml", "abc", "wav", "json", "svg")
+_GENERATION = {f.name: f for f in dataclasses.fields(GenerationConfig)}
+CHORD_SPANS = _GENERATION["chord_span"].metadata["choices"]
+
+
+def setting(name: str, *, low: float | None = None, high: float | None = None, default: Any = dataclasses.MISSING):
+    """A pydantic Field for GenerationConfig's field ``name``: its default (or ``default``), its
+    help text, its bounds (``low``/``high`` may only narrow them) and its choices."""
+    source = _GENERATION[name]
+    meta = source.metadata
+    bounds: dict[str, float] = {}
+    floor, ceiling = meta.get("min"), meta.get("max")
+    if low is not None and (floor is None or low > floor):
+        floor, low_open = low, False
+    else:
+        low_open = meta.get("min_open", False)
+    if high is not None and (ceiling is None or high < ceiling):
+        ceiling, high_open = high, False
+    else:
+        high_open = meta.get("max_open", False)
+    if floor is not None:
+        bounds["gt" if low_open else "ge"] = floor
+    if ceiling is not None:
+        bounds["lt" if high_open else "le"] = ceiling
+    value = source.default if default is dataclasses.MISSING else default
+    return Field(value, description=field_comments(GenerationConfig).get(name, ""), **bounds)
+
 
 Token = Annotated[str, Field(pattern=r"^(\d{1,3}|r|_)$", max_length=3)]
 KEY = r"^[A-Ga-g](#|b|-)?$"
@@ -30,31 +67,36 @@ class Strict(BaseModel):
 class Sampling(Strict):
     """How each step is chosen, and the scale/range constraints (in the melody's key)."""
 
-    scheme: Literal["sample", "greedy", "mixed", "top-k", "top-p", "beam"] = "sample"
-    temperature: float = Field(1.0, ge=0.05, le=5.0)
-    top_k: int = Field(8, ge=1, le=64)
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    mixed_p: float = Field(0.5, ge=0.0, le=1.0)
-    beam_size: int = Field(4, ge=1, le=8)
-    scale: bool = False
-    range: str = Field("", max_length=16, pattern=r"^$|^[A-Ga-g0-9#b-]{2,6}-[A-Ga-g0-9#b-]{2,6}$")
+    scheme: Literal[SCHEMES] = setting("scheme")
+    temperature: float = setting("temperature", low=0.05, high=5.0)
+    top_k: int = setting("top_k", high=64)
+    top_p: float = setting("top_p")
+    mixed_p: float = setting("mixed_p")
+    beam_size: int = setting("beam_size", high=8)
+    scale: bool = setting("scale")
+    range: str = Field("", max_length=16, pattern=r"^$|^[A-Ga-g0-9#b-]{2,6}-[A-Ga-g0-9#b-]{2,6}$",
+                       description=field_comments(GenerationConfig)["range"])  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         return self.model_dump()
 
 
 class ComposeRequest(Sampling):
-    """Compose ``num`` new melodies."""
+    """Compose ``num`` new melodies (the fields of GenerationConfig the page sets)."""
 
     model: Name | None = None
-    num: int = Field(1, ge=1, le=MAX_NUM)
-    bars: int = Field(16, ge=1, le=MAX_BARS)
+    num: int = setting("num", high=MAX_NUM)
+    bars: int = setting("bars", high=MAX_BARS, default=16)
     key: str = Field("C", pattern=KEY)
-    mode: Literal["major", "minor"] = "major"
+    mode: Literal[MODES] = "major"
     meter: str = Field("4/4", pattern=METER)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: int | None = setting("seed", high=2**31 - 1)
     primer: str = Field("", max_length=2000, pattern=r"^[A-Ga-g0-9#_r ,-]*$")
     primer_abc: str = Field("", max_length=MAX_ABC)
+    instrument: Literal[INSTRUMENT_NAMES] | None = setting("instrument")
+    chords: bool = setting("chords")
+    chord_span: Literal[CHORD_SPANS] = setting("chord_span")
+    max_copy: int | None = setting("max_copy")
 
     def settings(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"model", "primer_abc"})
@@ -81,7 +123,7 @@ class SongIn(Strict):
     steps_per_quarter: int = Field(4, ge=1, le=16)
     meter: str = Field("4/4", pattern=METER)
     bar_starts: list[Annotated[int, Field(ge=0, le=MAX_STEPS)]] = Field(default_factory=list, max_length=MAX_STEPS)
-    mode: Literal["major", "minor"] = "major"
+    mode: Literal[MODES] = "major"
     key: str = Field("C", pattern=KEY)
     transposition: int = Field(0, ge=-12, le=12)
     title: str = Field("", max_length=MAX_TEXT)
@@ -117,11 +159,12 @@ class FixIn(Strict):
 class RegenerateRequest(Sampling):
     """Regenerate bars ``bars[0]..bars[1]`` of ``melody``: ``num`` alternatives."""
 
+    scheme: Literal[STEP_SCHEMES] = setting("scheme")  # one step at a time: the candidates are rescored, not beamed
     model: Name | None = None
     melody: MelodyIn
     bars: tuple[Annotated[int, Field(ge=0, le=MAX_BARS)], Annotated[int, Field(ge=0, le=MAX_BARS)]]
     num: int = Field(4, ge=1, le=MAX_NUM)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    seed: int | None = setting("seed", high=2**31 - 1)
     locked: list[Annotated[int, Field(ge=0, le=MAX_BARS)]] = Field(default_factory=list, max_length=MAX_BARS + 1)
     fixes: list[FixIn] = Field(default_factory=list, max_length=MAX_FIXES)
 
@@ -137,15 +180,25 @@ class RegenerateRequest(Sampling):
 
 
 class MelodyRequest(Strict):
-    """A melody to engrave or harmonise."""
+    """A melody to engrave."""
 
     melody: MelodyIn
+
+
+class HarmonizeRequest(Strict):
+    """A melody to give chord symbols, one per bar or half bar (``auto``: what the harmoniser learned)."""
+
+    melody: MelodyIn
+    chord_span: Literal[CHORD_SPANS] = setting("chord_span")
 
 
 class ExportRequest(Strict):
-    """A melody to download in ``format``, played at ``bpm`` by General MIDI ``program``."""
+    """A melody to download in ``format``, played at ``bpm`` by General MIDI ``program``, with
+    ``humanize`` (0..1: drifting timing, phrase dynamics, a final ritardando; default: the
+    export's own, 0.3 for WAV, off for MIDI)."""
 
     melody: MelodyIn
-    format: Literal["mid", "musicxml", "abc", "wav", "json", "svg"] = "mid"
+    format: Literal[FORMATS] = "mid"
     bpm: float = Field(100.0, ge=20.0, le=300.0)
     program: int = Field(1, ge=1, le=128)
+    humanize: float | None = Field(None, ge=0.0, le=1.0)

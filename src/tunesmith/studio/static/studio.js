@@ -62,8 +62,9 @@ async function loadInfo() {
   $("key").innerHTML = KEYS.map((k) => `<option>${k}</option>`).join("");
   $("format").innerHTML = info.formats.map((f) => `<option value="${f}">${f.toUpperCase()}</option>`).join("");
   fillMeters();
-  $("chords").disabled = !info.harmonize;
-  $("chords-label").title = info.harmonize ? "" : "this server has no harmoniser";
+  $("instrument").innerHTML = '<option value="">any instrument</option>' +
+    info.instruments.map((i) => `<option value="${i.name}">${i.name}</option>`).join("");
+  $("chord-span").innerHTML = info.chord_spans.map((s) => `<option value="${s}">${s === "auto" ? "auto span" : "per " + s}</option>`).join("");
   $("bars").max = info.limits.bars;
   $("num").max = info.limits.num;
   $("regen-num").max = info.limits.num;
@@ -77,7 +78,7 @@ function fillMeters() {
 // ---- versions and history ----------------------------------------------------------------------
 async function push(melody, label, fixes = []) {
   if ($("chords").checked && !(melody.song.chords || []).length) { // keep chord symbols on every version
-    melody = (await (await api("/api/harmonize", { melody })).json()).melody;
+    melody = (await (await api("/api/harmonize", { melody, chord_span: $("chord-span").value })).json()).melody;
   }
   state.versions = state.versions.slice(0, state.index + 1);
   state.versions.push({ melody, fixes, label });
@@ -120,8 +121,11 @@ function composeRequest() {
   const request = {
     model: $("model").value, key: $("key").value, mode: $("mode").value, meter: $("meter").value,
     bars: Number($("bars").value), num: Number($("num").value), ...sampling(),
+    chords: $("chords").checked, chord_span: $("chord-span").value,
   };
   if ($("seed").value !== "") request.seed = Number($("seed").value);
+  if ($("instrument").value) request.instrument = $("instrument").value;
+  if ($("max-copy").value !== "") request.max_copy = Number($("max-copy").value);
   const tab = document.querySelector(".tab.active").dataset.tab;
   if (tab === "tokens" || tab === "file") request.primer = $("primer").value.trim();
   if (tab === "abc") request.primer_abc = $("primer-abc").value;
@@ -137,9 +141,15 @@ async function compose(event) {
     const seed = melodies[0].params.seed;
     state.alternatives = melodies.length > 1 ? melodies.map((m, i) => ({ melody: m, label: `Melody ${i + 1}` })) : [];
     $("alt-caption").textContent = melodies.length > 1 ? "— new melodies" : "";
+    const played = state.info.instruments.find((i) => i.name === melodies[0].params.instrument);
+    if (played) { // the instrument's sound and usual tempo
+      $("program").value = String(played.program);
+      $("bpm").value = played.bpm;
+    }
     await push(melodies[0], `Composed: ${melodies[0].song.title} (seed ${seed})`);
     status(`Composed ${melodies.length} melod${melodies.length > 1 ? "ies" : "y"} (seed ${seed}).` +
-      (warnings.length ? " Note: " + warnings.join("; ") : ""), warnings.length ? "warning" : "");
+      copyText(melodies[0].params.copy) + (warnings.length ? " Note: " + warnings.join("; ") : ""),
+      warnings.length ? "warning" : "");
   });
 }
 
@@ -162,6 +172,15 @@ async function regenerate() {
     await show();
     status(`${alternatives.length} alternatives for bars ${a}–${b}: audition them, then keep one.`);
   });
+}
+
+// The longest stretch a melody shares with one training tune (params.copy, where the model has an index).
+function copyText(copy) {
+  if (!copy) return "";
+  if (!copy.notes) return " Shares no run of notes with a training tune.";
+  const [a, b] = copy.tune_bars;
+  const limit = copy.max_copy ? ` (limit ${copy.max_copy})` : "";
+  return ` Longest run shared with a training tune: ${copy.notes} notes${limit}, from “${copy.tune}” (${a === b ? "bar " + a : "bars " + a + "–" + b}).`;
 }
 
 function renderAlternatives() {
@@ -190,7 +209,7 @@ function renderAlternatives() {
       $("alt-caption").textContent = "";
       const label = alt.bars ? `Bars ${alt.bars[0]}–${alt.bars[1]}: ${alt.label.toLowerCase()}` : `Chose ${alt.label.toLowerCase()}`;
       await push(alt.melody, label, fixes);
-      status("Kept. Undo brings the previous version back.");
+      status("Kept. Undo brings the previous version back." + copyText(alt.melody.params.copy));
     }));
     li.append(name, listen, keep);
     list.appendChild(li);
@@ -207,7 +226,8 @@ async function play() {
   const program = Number($("program").value);
   let blob;
   if (state.info.formats.includes("wav")) {
-    blob = await (await api("/api/export", { melody, format: "wav", bpm, program })).blob();
+    const humanize = Number($("humanize").value);
+    blob = await (await api("/api/export", { melody, format: "wav", bpm, program, humanize })).blob();
   } else {
     blob = Synth.toWav(melody.song, bpm, program);
   }
@@ -244,6 +264,7 @@ async function download() {
   await busy(`Writing ${format.toUpperCase()}`, async () => {
     const response = await api("/api/export", {
       melody, format, bpm: Number($("bpm").value) || 100, program: Number($("program").value),
+      humanize: Number($("humanize").value),
     });
     const disposition = response.headers.get("Content-Disposition") || "";
     const match = disposition.match(/filename="([^"]+)"/);
@@ -293,8 +314,9 @@ function usePrimer() {
 async function toggleChords() {
   if (!$("chords").checked || !current()) return show();
   await busy("Harmonising", async () => {
-    const { melody } = await (await api("/api/harmonize", { melody: current().melody })).json();
-    await push(melody, "Chord symbols added", current().fixes);
+    const span = $("chord-span").value;
+    const { melody } = await (await api("/api/harmonize", { melody: current().melody, chord_span: span })).json();
+    await push(melody, `Chord symbols added (${span === "auto" ? "auto" : "per " + span})`, current().fixes);
   });
 }
 
@@ -322,6 +344,8 @@ function wire() {
   $("open-file").addEventListener("change", openFile);
   $("use-primer").addEventListener("click", usePrimer);
   $("chords").addEventListener("change", toggleChords);
+  $("chord-span").addEventListener("change", () => { if ($("chords").checked) toggleChords(); });
+  $("humanize").addEventListener("input", () => { $("humanize-value").textContent = $("humanize").value; });
   $("note-apply").addEventListener("click", applyNote);
   $("note-cancel").addEventListener("click", closeNoteEditor);
   document.querySelectorAll("#note-editor [data-shift]").forEach((b) =>

@@ -1,0 +1,172 @@
+"""Issue 10's figure set for any checkpoint: repetition, endings, form compliance, the classifier.
+
+Runs ``tunesmith evaluate``'s pipeline (default generation settings; one melody per held-out
+song, in its mode and meter and at its length, unless ``--num`` says otherwise) and prints, beside
+the targets of issue 10:
+
+* repeated 4-note patterns within a song, real vs generated (target: within ±25% of real);
+* tonic endings (within 5 points) and mean final-note length (within 25%);
+* with ``--form``: how often the requested form is honoured (≥ 95%);
+* the classifier (random forest, 5 folds) telling generated from held-out real with the
+  structure features (≤ 60%), without them, and held-out real vs as many training songs
+  (the real-vs-real reference);
+* the model's held-out pitch bits/note and bits/step.
+
+Writes the table to ``benchmarks/results/structure-<name>.md`` (name: the model's file name,
+plus the form). Run::
+
+    .venv/bin/python benchmarks/bench_structure.py --model models/erk.pt [--form AABA] [--num 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def real_reference(results: dict, train, seed: int, config) -> dict:
+    """Classifier accuracy of held-out real songs vs as many training songs (structure features on)."""
+    from tunesmith.evaluate.classifier import discriminate
+    from tunesmith.evaluate.metrics import feature_table
+
+    real = results["features"]["real"]
+    size = len(next(iter(real.values())))
+    rng = np.random.default_rng(seed)
+    sample = [train[i].song for i in rng.choice(len(train), min(size, len(train)), replace=False)]
+    return discriminate(real, feature_table(sample), config)
+
+
+def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: bool = False) -> dict:
+    """The figure set (a dict of plain numbers) for ``model``; see the module docstring."""
+    from tunesmith.checkpoint import Checkpoint
+    from tunesmith.config import Config
+    from tunesmith.corpus import prepare
+    from tunesmith.evaluate import EvaluateConfig, evaluate
+    from tunesmith.evaluate.classifier import ClassifierConfig
+    from tunesmith.evaluate.dryout import DryoutConfig
+
+    started = time.perf_counter()
+    run_config = Config.from_dict(Checkpoint.load(model).to_dict()["config"])
+    dataset = prepare(run_config.corpus, run_config.encoding, progress=progress)
+    classifier = ClassifierConfig(seed=seed)
+    config = EvaluateConfig(num=num, seed=seed, form=form, progress=progress, dryout=DryoutConfig(num=0),
+                            classifier=classifier)  # fmt: skip
+    results = evaluate(model, config, dataset=dataset)
+    reference = real_reference(results, dataset.split("train"), seed, classifier)
+    real, gen = results["structure"]["real"], results["structure"]["generated"]
+    prediction = results["prediction"]["model"]
+    return {
+        "model": model, "form": form, "seed": seed, "evaluation_set": results["evaluation_set"],
+        "real_songs": real["songs"], "generated": gen["songs"],
+        "repetition": (real["repetition"], gen["repetition"]),
+        "phrase_similarity": (real["phrase_similarity"], gen["phrase_similarity"]),
+        "bar_similarity": (real["bar_similarity"], gen["bar_similarity"]),
+        "tonic_endings": (real["tonic_endings"], gen["tonic_endings"]),
+        "final_note_length": (real["final_note_length"], gen["final_note_length"]),
+        "final_note_length_median": (real["final_note_length_median"], gen["final_note_length_median"]),
+        "phrases_per_song": (real["phrases_per_song"], gen["phrases_per_song"]),
+        "song_final_degrees": (real["song_final_degrees"], gen["song_final_degrees"]),
+        "compliance": gen["compliance"],
+        "classifier": (results["classifier"]["accuracy"], results["classifier"]["sd"]),
+        "classifier_basic": (results["classifier_basic"]["accuracy"], results["classifier_basic"]["sd"]),
+        "classifier_real": (reference["accuracy"], reference["sd"]),
+        "top_features": results["classifier"]["top_features"],
+        "overlap": results["statistics"]["summary"]["overlap"],
+        "structure_overlap": {name: results["statistics"]["features"][name]["overlap"]
+                              for name in ("repetition", "phrase_similarity", "bar_similarity", "tonic_ending",
+                                           "final_note_length", "phrase_final_degrees")},  # fmt: skip
+        "pitch_bits_per_note": prediction["pitch_bits_per_note"],
+        "bits_per_step": prediction["bits_per_step"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def rows(m: dict) -> list[tuple[str, str, str, str, str]]:
+    """(figure, held-out real, generated, target, met?) rows of the issue's figure set."""
+
+    def within(value: float, reference: float, share: float) -> str:
+        return "yes" if abs(value - reference) <= share * abs(reference) else "no"
+
+    (rr, gr), (rt, gt), (rl, gl) = m["repetition"], m["tonic_endings"], m["final_note_length"]
+    table = [
+        ("repeated 4-note patterns within a song", f"{rr:.1%}", f"{gr:.1%}", "within ±25% of real", within(gr, rr, 0.25)),
+        ("phrase self-similarity (mean best match)", f"{m['phrase_similarity'][0]:.3f}",
+         f"{m['phrase_similarity'][1]:.3f}", "", ""),
+        ("bar self-similarity (mean off-diagonal)", f"{m['bar_similarity'][0]:.3f}", f"{m['bar_similarity'][1]:.3f}", "", ""),
+        ("ends on the tonic", f"{rt:.1%}", f"{gt:.1%}", "within 5 points", "yes" if abs(gt - rt) <= 0.05 else "no"),
+        ("final note length, mean (quarters)", f"{rl:.2f}", f"{gl:.2f}", "within 25% of real", within(gl, rl, 0.25)),
+        ("final note length, median (quarters)", f"{m['final_note_length_median'][0]:.2f}",
+         f"{m['final_note_length_median'][1]:.2f}", "", ""),
+        ("phrases per song", f"{m['phrases_per_song'][0]:.2f}", f"{m['phrases_per_song'][1]:.2f}", "", ""),
+    ]  # fmt: skip
+    if m["compliance"]:
+        c = m["compliance"]
+        table.append((f"requested form honoured ({c['requested']} melodies)", "", f"{c['honoured']:.1%}", "≥ 95%",
+                      "yes" if c["honoured"] >= 0.95 else "no"))  # fmt: skip
+    acc, sd = m["classifier"]
+    table += [
+        ("classifier, generated vs real, with structure features (5 folds)", "", f"{acc:.1%} ± {sd:.1%}", "≤ 60%",
+         "yes" if acc <= 0.60 else "no"),
+        ("classifier, the same without structure features", "", "{:.1%} ± {:.1%}".format(*m["classifier_basic"]), "", ""),
+        ("classifier, held-out real vs training songs (reference)", "{:.1%} ± {:.1%}".format(*m["classifier_real"]),
+         "", "", ""),
+        ("held-out pitch bits / note (model)", "", f"{m['pitch_bits_per_note']:.3f}", "", ""),
+        ("held-out bits / step (model)", "", f"{m['bits_per_step']:.3f}", "", ""),
+        ("Yang & Lerch mean overlap area, all 18 features", "", f"{m['overlap']:.3f}", "", ""),
+    ]  # fmt: skip
+    return table
+
+
+def markdown(m: dict, command: str) -> str:
+    lines = [f"# Structure figures of `{m['model']}`" + (f", form {m['form']}" if m["form"] else ""), "",
+             f"Command: `{command}`", "",
+             f"Date {date.today().isoformat()}; machine {platform.machine()} {platform.processor() or ''} "
+             f"({platform.system()}, {os.cpu_count()} cores, shared), Python {platform.python_version()}; "
+             f"{m['seconds']:.0f} s.", "",
+             f"Evaluation set: {m['evaluation_set']} ({m['real_songs']} songs); {m['generated']} generated melodies, "
+             f"default `tunesmith generate` settings, one batch per mode/meter/length as `tunesmith evaluate` "
+             f"makes them (seed {m['seed']}).", "",
+             "| figure | held-out real | generated | target | met |", "|---|---:|---:|---|---|"]  # fmt: skip
+    lines += [f"| {' | '.join(row)} |" for row in rows(m)]
+    top = ", ".join(f"{name} ({weight:.2f})" for name, weight in m["top_features"])
+    finals = [", ".join(f"{d}: {v:.0%}" for d, v in list(s.items())[:5]) for s in m["song_final_degrees"]]
+    overlaps = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in m["structure_overlap"].items())
+    lines += ["", f"Song-final degrees: real {finals[0]}; generated {finals[1]}.", "",
+              f"Yang & Lerch overlap of the structure features: {overlaps}.", "",
+              f"Most telling features (forest importances, with structure): {top}.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="models/erk.pt", help="checkpoint (models/erk.pt)")
+    parser.add_argument("--form", default="", help="ask every melody for this form and check it (\"AABA\")")
+    parser.add_argument("--num", type=int, default=0, help="generated melodies; 0 = one per held-out song (0)")
+    parser.add_argument("--seed", type=int, default=0, help="generation and cross-validation seed (0)")
+    parser.add_argument("--name", default="", help="results file name: structure-NAME.md (default: model name)")
+    args = parser.parse_args(argv)
+    measured = measure(args.model, args.form, args.num, args.seed)
+    command = "python benchmarks/bench_structure.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    name = args.name or Path(args.model).stem + (f"-{re.sub(r'[^A-Za-z0-9]+', '', args.form)}" if args.form else "")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"structure-{name}.md"
+    out.write_text(markdown(measured, command.strip()), encoding="utf-8")
+    width = max(len(row[0]) for row in rows(measured))
+    print(f"{'figure':<{width}}  {'real':>14}  {'generated':>14}  target")
+    for figure, real, generated, target, met in rows(measured):
+        print(f"{figure:<{width}}  {real:>14}  {generated:>14}  {target}{f' ({met})' if met else ''}")
+    print(f"\n{measured['seconds']:.0f} s; written to {out}")
+
+
+if __name__ == "__main__":
+    main()
