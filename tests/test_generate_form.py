@@ -62,8 +62,10 @@ def test_default_form_is_drawn_from_the_corpus(form_checkpoint):
 def test_fit_bars_and_draw_fitting():
     assert [p.bars for p in fit_bars(parse_form("AABA"), 8, None, "4/4", "major")] == [2, 2, 2, 2]
     assert [p.bars for p in fit_bars(parse_form("AABA"), 9, None, "4/4", "major")] == [2, 2, 3, 2]
-    with pytest.raises(TunesmithError, match="cannot split 10 bars"):
-        fit_bars(parse_form("AABA"), 10, None, "4/4", "major")
+    assert [p.bars for p in fit_bars(parse_form("AABA"), 10, None, "4/4", "major")] == [2, 2, 4, 2]
+    assert [p.bars for p in fit_bars(parse_form("AABB"), 10, None, "4/4", "major")] == [2, 2, 3, 3]
+    with pytest.raises(TunesmithError, match="cannot split 9 bars"):
+        fit_bars(parse_form("AABB"), 9, None, "4/4", "major")
     with pytest.raises(TunesmithError, match="lasts 16 bars but --bars is 8"):
         fit_bars(parse_form("A4 A4 B4 A4"), 8, None, "4/4", "major")
     import random

@@ -130,11 +130,16 @@ def fit_bars(phrases: list[FormPhrase], bars: int | None, forms: dict | None, me
         raise TunesmithError(f"the form has {n} phrases, more than --bars {bars}: give at least one bar per phrase")
     base, spare = divmod(bars, n)
     lengths = [base] * n
-    letters = Counter(p.letter for p in phrases)
-    for i in reversed(range(n)):  # spare bars go to phrases whose letter occurs once, from the end
-        if spare and letters[phrases[i].letter] == 1:
-            lengths[i] += 1
-            spare -= 1
+    groups: dict[str, list[int]] = {}
+    for i, phrase in enumerate(phrases):  # phrases of one letter (A, A') last equally
+        groups.setdefault(phrase.letter, []).append(i)
+    order = sorted(groups.values(), key=lambda g: (len(g), -g[-1]))  # small groups first, later ones first
+    while spare and any(len(g) <= spare for g in order):  # spare bars go round the letters
+        for group in order:
+            if len(group) <= spare:
+                for i in group:
+                    lengths[i] += 1
+                spare -= len(group)
     if spare:
         raise TunesmithError(f"cannot split {bars} bars among the phrases of {form_string([p.label for p in phrases])}"
                              f" so that equal letters last equally: give lengths, e.g. A4 A4 B4 A4")  # fmt: skip

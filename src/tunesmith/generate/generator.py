@@ -22,6 +22,7 @@ from tunesmith.generate.plan import Plan, plan_generation
 from tunesmith.meter import full_bar_starts
 from tunesmith.song import Song
 
+FORM_RETRIES = 3  # new tries for a melody whose phrases do not follow its form
 CHUNK_ROWS = 256  # rows decoded at once; more melodies run in chunks so memory stays flat
 
 __all__ = ["DEFAULT_BARS", "SCHEMES", "GenerationConfig", "Generator", "default_model_path", "generate_melodies"]
@@ -127,12 +128,36 @@ class Generator:
         for decoded in self.decode(plan, config, controls):
             rows += decoded.ids
         melodies = [self._melody(ids, index, config, plan) for index, ids in enumerate(rows)]
+        if plan.form is not None:
+            self._honour_form(melodies, plan, config, controls)
         if config.chords:
             from tunesmith.harmony import harmonize_with_shipped
 
             for melody in melodies:
                 melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
         return melodies
+
+    def _honour_form(self, melodies: list[Melody], plan: Plan, config: GenerationConfig, controls) -> None:
+        """Compose again (up to FORM_RETRIES times, seeds ``plan.seed + 1…``) the melodies whose phrases
+        the compliance check does not accept — mostly a new letter that came out as a variant of an
+        earlier phrase; a melody that never passes is kept as it is, its check in ``params``."""
+        from tunesmith.form import compliance
+
+        form = plan.form.form.phrases
+        checks = [compliance(m.song, form) for m in melodies]
+        for attempt in range(1, FORM_RETRIES + 1):
+            failed = [i for i, check in enumerate(checks) if not check.ok]
+            if not failed:
+                break
+            retry = replace(plan, num=len(failed), seed=plan.seed + attempt)
+            rows = [ids for decoded in self.decode(retry, config, controls) for ids in decoded.ids]
+            for i, ids in zip(failed, rows):
+                melody = self._melody(ids, i, config, plan)
+                check = compliance(melody.song, form)
+                if check.ok or check.score > checks[i].score:
+                    melodies[i], checks[i] = melody, check
+        for melody, check in zip(melodies, checks):
+            melody.params["form_honoured"] = check.ok
 
     def decode(self, plan: Plan, config: GenerationConfig, controls: list[Control] = ()):
         """Run ``plan`` with ``config``'s scheme in chunks of at most CHUNK_ROWS rows; yields each
