@@ -191,7 +191,8 @@ class FormControl:
                  cadence_bias: float = CADENCE_BIAS, tonic_bias: float = TONIC_BIAS):  # fmt: skip
         self.form, self.vocab = form, vocab
         self.hold = vocab.ids([HOLD])[0]
-        self.static = torch.tensor([[s.to_end, s.left, s.role] for s in form.steps], dtype=torch.long)
+        flat = [value for s in form.steps for value in (s.to_end, s.left, s.role)]
+        self.static = torch.tensor(flat, dtype=torch.long).view(-1, 3)
         self.source = [s.source for s in form.steps]
         self.phrase_starts = set(form.starts[1:])
         self.phrase_of = [0] * len(form.steps)
