@@ -123,3 +123,17 @@ def test_form_inputs_step_matches_the_whole_sequence_pass(layers):
     model.dropout.p, model.lstm.dropout = 0.0, 0.0
     slow, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None, form=form[:, 0])
     assert torch.allclose(slow, whole[:, 0], atol=1e-5)
+
+
+def test_positions_only_model_ignores_role_and_lookback():
+    torch.manual_seed(0)
+    config = ModelConfig(hidden=16, layers=1, lookback=[1], form_inputs=True, form_restatement=False)
+    model = MelodyLSTM(config, 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    form = random_form(3, tokens.shape[1], 20)
+    other = form.clone()
+    other[..., 2:] = random_form(3, tokens.shape[1], 20, seed=1)[..., 2:]
+    assert torch.allclose(model(tokens, positions, mode, meter, form=form)[0],
+                          model(tokens, positions, mode, meter, form=other)[0])  # fmt: skip
+    step, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None, form=other[:, 0])
+    assert torch.allclose(step, model(tokens, positions, mode, meter, form=form)[0][:, 0], atol=1e-5)

@@ -89,9 +89,12 @@ class MelodyLSTM(nn.Module):
         self._folded_cache = None  # generation's folded input tables (see _folded)
 
     def _form(self, form: torch.Tensor | None, shape: tuple) -> torch.Tensor:
-        """The form inputs [*shape, 5] (zeros = unknown form when ``form`` is None)."""
+        """The form inputs [*shape, 5] (zeros = unknown form when ``form`` is None); a model
+        without ``form_restatement`` sees only the phrase positions (role and lookback 0)."""
         if form is None:
             return torch.zeros(*shape, form_inputs.WIDTH, dtype=torch.long, device=self.head.weight.device)
+        if not getattr(self.config, "form_restatement", True):
+            form = torch.cat([form[..., :2], torch.zeros_like(form[..., 2:])], dim=-1)
         return form
 
     def _inputs(self, tokens, positions, mode, meter, sounding, since, lookback, form=None) -> torch.Tensor:
