@@ -91,3 +91,49 @@ def test_generation_sees_new_weights():
     after, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, primed)
     assert not torch.allclose(before, after)
     assert torch.allclose(after, whole[:, 5], atol=1e-5) and torch.allclose(fresh, whole[:, 0], atol=1e-5)
+
+
+def random_form(batch: int, steps: int, vocab: int, seed: int = 0) -> torch.Tensor:
+    from tunesmith.form import inputs as fi
+
+    g = torch.Generator().manual_seed(seed)
+    highs = (fi.N_TO_END, fi.N_LEFT, fi.N_ROLE, vocab, vocab)
+    form = torch.stack([torch.randint(0, high, (batch, steps), generator=g) for high in highs], -1)
+    form[2] = 0  # one song with its form unknown
+    return form
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_form_inputs_step_matches_the_whole_sequence_pass(layers):
+    torch.manual_seed(layers)
+    model = MelodyLSTM(ModelConfig(hidden=32, layers=layers, lookback=[1, 2], form_inputs=True), 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    form = random_form(3, tokens.shape[1], 20)
+    whole, _ = model(tokens, positions, mode, meter, form=form)
+    state, stepped = None, []
+    for t in range(tokens.shape[1]):
+        logits, state = model.step(tokens[:, t], positions[:, t], mode, meter, state, form=form[:, t])
+        stepped.append(logits)
+    assert torch.allclose(whole, torch.stack(stepped, 1), atol=1e-5)
+    # the form changes the prediction, and None reads as "unknown" (all zeros)
+    blind, _ = model(tokens, positions, mode, meter)
+    assert not torch.allclose(whole[:2], blind[:2], atol=1e-4)
+    assert torch.allclose(whole[2], blind[2], atol=1e-6)
+    model.train()  # the training-mode step (nn.LSTM) agrees with the folded tables without dropout
+    model.dropout.p, model.lstm.dropout = 0.0, 0.0
+    slow, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None, form=form[:, 0])
+    assert torch.allclose(slow, whole[:, 0], atol=1e-5)
+
+
+def test_positions_only_model_ignores_role_and_lookback():
+    torch.manual_seed(0)
+    config = ModelConfig(hidden=16, layers=1, lookback=[1], form_inputs=True, form_restatement=False)
+    model = MelodyLSTM(config, 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    form = random_form(3, tokens.shape[1], 20)
+    other = form.clone()
+    other[..., 2:] = random_form(3, tokens.shape[1], 20, seed=1)[..., 2:]
+    assert torch.allclose(model(tokens, positions, mode, meter, form=form)[0],
+                          model(tokens, positions, mode, meter, form=other)[0])  # fmt: skip
+    step, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None, form=other[:, 0])
+    assert torch.allclose(step, model(tokens, positions, mode, meter, form=form)[0][:, 0], atol=1e-5)

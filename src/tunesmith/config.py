@@ -78,6 +78,8 @@ class ModelConfig:
     lookback: list[int] = field(default_factory=lambda: [1, 2, 4])  # bars back whose token at this position is an input
     lookback_embedding: int = 24  # width of each lookback token's embedding
     lookback_sounding_embedding: int = 16  # width of each lookback's sounding-pitch embedding
+    form_inputs: bool = False  # read the song's form per step (tunesmith.form.inputs): phrase ends, restatements
+    form_restatement: bool = True  # with form_inputs: also the phrase's role and restated token (False = phrase positions only)
 
     def validate(self) -> None:
         check_fields(self, "model")

@@ -174,9 +174,11 @@ def evaluate_model(model: Any, examples: Sequence[Any], vocab: Vocabulary, modes
     """
     import torch
 
-    from tunesmith.training.data import pad_batch, tensorize
+    from tunesmith.training.data import pad_batch, pad_form, tensorize
 
-    songs = tensorize(examples, vocab, modes, meters, steps_per_quarter)
+    core = getattr(model, "module", model)  # a DDP wrapper holds the model as .module
+    uses_form = bool(getattr(core, "form_inputs", False))  # a form-aware model is scored with the songs' forms
+    songs = tensorize(examples, vocab, modes, meters, steps_per_quarter, form=uses_form)
     order = sorted(range(len(songs)), key=lambda i: len(songs[i].inputs))  # similar lengths share a batch
     total = dict.fromkeys(STAT_KEYS, 0)
     was_training = model.training
@@ -185,7 +187,7 @@ def evaluate_model(model: Any, examples: Sequence[Any], vocab: Vocabulary, modes
         for start in range(0, len(order), batch_size):
             batch = [songs[i] for i in order[start : start + batch_size]]
             inputs, positions, targets, mode, meter = pad_batch(batch, vocab.pad, device)
-            logits, _ = model(inputs, positions, mode, meter)
+            logits, _ = model(inputs, positions, mode, meter, form=pad_form(batch, device))
             log_probs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
             for row, song in enumerate(batch):
                 length = len(song.targets)

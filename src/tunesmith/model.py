@@ -10,6 +10,11 @@ began (a ``_`` token alone does not say which note it holds), and Magenta-style 
 tokens that stood at the same position in the bar 1, 2 and 4 bars back, which lets the model
 repeat a phrase the way folk tunes do. During generation these travel in the model's state, so
 a step costs O(1) however long the melody is.
+
+With ``config.form_inputs`` the model also reads the song's form, computed by the caller
+(:mod:`tunesmith.form.inputs`): steps to the phrase's end, phrases still to come, the phrase's
+role, and the token (and sounding pitch) at the same offset in the earlier phrase this one
+restates. ``form=None`` (or rows of zeros) means "form unknown".
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from torch import nn
 from tunesmith.config import ModelConfig
 from tunesmith.encoding import HOLD, PAD, SPECIALS
 from tunesmith.errors import TunesmithError
+from tunesmith.form import inputs as form_inputs
 
 MAX_SINCE = 32  # steps since the last onset are clipped to this many classes
+FORM_WIDTHS = (8, 4, 4)  # embedding widths of steps to the phrase's end, phrases left, phrase role
 
 
 class State(NamedTuple):
@@ -65,15 +72,38 @@ class MelodyLSTM(nn.Module):
         width = (config.embedding + config.position_embedding + 2 * config.condition_embedding
                  + config.sounding_embedding + config.since_embedding
                  + len(self.lags) * (config.lookback_embedding + config.lookback_sounding_embedding))
+        self.form_inputs = bool(getattr(config, "form_inputs", False))
+        if self.form_inputs:
+            self.form_embeddings = nn.ModuleList([
+                nn.Embedding(form_inputs.N_TO_END, FORM_WIDTHS[0]),
+                nn.Embedding(form_inputs.N_LEFT, FORM_WIDTHS[1]),
+                nn.Embedding(form_inputs.N_ROLE, FORM_WIDTHS[2]),
+                nn.Embedding(vocab_size, config.lookback_embedding),
+                nn.Embedding(vocab_size, config.lookback_sounding_embedding),
+            ])  # fmt: skip
+            width += sum(e.weight.shape[1] for e in self.form_embeddings)
         self.lstm = nn.LSTM(width, config.hidden, config.layers, batch_first=True,
                             dropout=config.dropout if config.layers > 1 else 0.0)  # fmt: skip
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
         self._folded_cache = None  # generation's folded input tables (see _folded)
 
-    def _inputs(self, tokens, positions, mode, meter, sounding, since, lookback) -> torch.Tensor:
+    def _form(self, form: torch.Tensor | None, shape: tuple) -> torch.Tensor:
+        """The form inputs [*shape, 5] (zeros = unknown form when ``form`` is None); a model
+        without ``form_restatement`` sees only the phrase positions (role and lookback 0)."""
+        if form is None:
+            return torch.zeros(*shape, form_inputs.WIDTH, dtype=torch.long, device=self.head.weight.device)
+        if not getattr(self.config, "form_restatement", True):
+            form = torch.cat([form[..., :2], torch.zeros_like(form[..., 2:])], dim=-1)
+        return form
+
+    def _inputs(self, tokens, positions, mode, meter, sounding, since, lookback, form=None) -> torch.Tensor:
         steps = tokens.shape[1]
         condition = torch.cat([self.mode_embedding(mode), self.meter_embedding(meter)], dim=-1)
+        extra = []
+        if self.form_inputs:
+            form = self._form(form, tuple(tokens.shape))
+            extra = [embedding(form[..., k]) for k, embedding in enumerate(self.form_embeddings)]
         return torch.cat([
             self.token_embedding(tokens),
             self.position_embedding(positions),
@@ -82,6 +112,7 @@ class MelodyLSTM(nn.Module):
             self.since_embedding(since),
             self.lookback_embedding(lookback[..., 0]).flatten(2),
             self.lookback_sounding_embedding(lookback[..., 1]).flatten(2),
+            *extra,
         ], dim=-1)  # fmt: skip
 
     def _context(self, tokens: torch.Tensor, positions: torch.Tensor):
@@ -123,22 +154,27 @@ class MelodyLSTM(nn.Module):
         return sounding, since, lookback, recent
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
-                state: State | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
-        """Logits [B, T, V] of the next token at every step, and the state after the last one."""
+                state: State | None = None, form: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
+        """Logits [B, T, V] of the next token at every step, and the state after the last one.
+
+        ``form``: [B, T, 5] form inputs of each predicted step (see :mod:`tunesmith.form.inputs`),
+        read only by a model with ``config.form_inputs``; None = form unknown.
+        """
         positions = positions.clamp(0, self.config.max_position - 1)
         if state is not None:  # continuing: the context lives in the state, so go step by step
             logits = []
             for t in range(tokens.shape[1]):
-                step_logits, state = self._step(tokens[:, t], positions[:, t], mode, meter, state)
+                step_form = None if form is None else form[:, t]
+                step_logits, state = self._step(tokens[:, t], positions[:, t], mode, meter, state, step_form)
                 logits.append(step_logits)
             return torch.stack(logits, dim=1), state
         self._folded_cache = None  # weights may have changed since the last generation
         sounding, since, lookback, recent = self._context(tokens, positions)
-        output, (h, c) = self.lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback))
+        output, (h, c) = self.lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form))
         state = State(h, c, sounding[:, -1], since[:, -1], recent, positions[:, -1])
         return self.head(self.dropout(output)), state
 
-    def _step(self, token, position, mode, meter, state: State | None) -> tuple[torch.Tensor, State]:
+    def _step(self, token, position, mode, meter, state: State | None, form=None) -> tuple[torch.Tensor, State]:
         batch = token.shape[0]
         rows = torch.arange(batch, device=token.device)
         if state is None:
@@ -157,13 +193,13 @@ class MelodyLSTM(nn.Module):
                 recent[rows, state.position] = torch.cat([newest, state.recent[rows, state.position, :-1]], 1)
         lookback = recent[rows, position][:, self._lag_index]
         if not self.training:
-            return self._fast_step(token, position, mode, meter, sounding, since, lookback, lstm_state, recent)
+            return self._fast_step(token, position, mode, meter, sounding, since, lookback, lstm_state, recent, form)
         inputs = self._inputs(token[:, None], position[:, None], mode, meter, sounding[:, None], since[:, None],
-                              lookback[:, None])  # fmt: skip
+                              lookback[:, None], None if form is None else form[:, None])  # fmt: skip
         output, (h, c) = self.lstm(inputs, lstm_state)
         return self.head(self.dropout(output[:, 0])), State(h, c, sounding, since, recent, position)
 
-    def _fast_step(self, token, position, mode, meter, sounding, since, lookback, lstm_state, recent):
+    def _fast_step(self, token, position, mode, meter, sounding, since, lookback, lstm_state, recent, form=None):
         """The same step as ``nn.LSTM`` in eval mode, with the input layer folded into lookup tables.
 
         Each embedding times its slice of the first layer's input weights is precomputed, so the
@@ -171,8 +207,10 @@ class MelodyLSTM(nn.Module):
         about 3× fewer kernel launches per step, which is what a one-melody step costs on a CPU.
         """
         table, offsets, bias, layers = self._folded()
-        index = torch.cat([torch.stack([token, position, mode, meter, sounding, since], 1),
-                           lookback[..., 0], lookback[..., 1]], 1)  # fmt: skip
+        parts = [torch.stack([token, position, mode, meter, sounding, since], 1), lookback[..., 0], lookback[..., 1]]
+        if self.form_inputs:
+            parts.append(self._form(form, (token.shape[0],)))
+        index = torch.cat(parts, 1)
         gates_in = nn.functional.embedding_bag(index + offsets, table, mode="sum") + bias
         hs, cs = [], []
         for layer, (w_hh_t, w_ih_t, b_next) in enumerate(layers):
@@ -208,6 +246,7 @@ class MelodyLSTM(nn.Module):
             pieces = [self.token_embedding, self.position_embedding, self.mode_embedding, self.meter_embedding,
                       self.sounding_embedding, self.since_embedding] + [self.lookback_embedding] * len(self.lags)
             pieces += [self.lookback_sounding_embedding] * len(self.lags)
+            pieces += list(self.form_embeddings) if self.form_inputs else []
             for embedding in pieces:
                 width = embedding.weight.shape[1]
                 tables.append(embedding.weight @ w_ih[:, column : column + width].t())
@@ -230,9 +269,10 @@ class MelodyLSTM(nn.Module):
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
-             state: State | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
-        """One generation step: ``token``, ``position`` are [B]; returns logits [B, V] and the new state."""
-        return self._step(token, position.clamp(0, self.config.max_position - 1), mode, meter, state)
+             state: State | None = None, form: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
+        """One generation step: ``token``, ``position`` are [B], ``form`` [B, 5] or None (unknown);
+        returns logits [B, V] and the new state."""
+        return self._step(token, position.clamp(0, self.config.max_position - 1), mode, meter, state, form)
 
     @staticmethod
     def reorder_state(state: State, index: torch.Tensor) -> State:
@@ -241,13 +281,13 @@ class MelodyLSTM(nn.Module):
 
     @torch.no_grad()
     def log_likelihood(self, tokens: torch.Tensor, positions: torch.Tensor, mode: torch.Tensor,
-                       meter: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                       meter: torch.Tensor, form: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Natural-log probability [B, T−1] of each token given those before it.
 
         ``tokens`` [B, T] start with ``<s>``; ``positions`` [B, T] are the step-within-bar of each
         token's step (``positions[:, t]`` for ``tokens[:, t]``; the value at t = 0 is unused).
         """
-        logits, _ = self.forward(tokens[:, :-1], positions[:, 1:], mode, meter)
+        logits, _ = self.forward(tokens[:, :-1], positions[:, 1:], mode, meter, form=form)
         return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]
 
 

@@ -28,7 +28,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--model", default=None, help="checkpoint (default: the shipped models/erk.pt)")
     add_fields(what, GenerationConfig, only=["num", "bars", "steps", "mode", "meter", "key", "primer", "primer_file",
                                              "scale", "range", "instrument", "chords", "chord_span", "full_length",
-                                             "max_copy"])  # fmt: skip
+                                             "max_copy", "form"])  # fmt: skip
     how = parser.add_argument_group("sampling")
     add_fields(how, GenerationConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "beam_size", "seed"])
     how.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
@@ -214,14 +214,17 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
     table = Table(title=f"tunesmith {command} → {out}/", caption=caption)
     from tunesmith.generate.copyguard import copy_cell
 
-    for column in ("melody", "key", "meter", "bars", "notes", "ended by", "longest copy", "files"):
+    with_form = any(m.params.get("form") for m in melodies)
+    columns = ("melody", "key", "meter", "bars", "notes") + (("form",) if with_form else ())
+    for column in columns + ("ended by", "longest copy", "files"):
         table.add_column(column, justify="right" if column in ("bars", "notes") else "left")
     for melody, files in zip(melodies, written, strict=True):
         song = melody.song
+        form = (melody.params.get("form") or "–",) if with_form else ()
         table.add_row(
             files[0].rsplit(".", 1)[0] if files else f"melody-{melody.params['index'] + 1:02d}",
             f"{song.key.replace('-', 'b')} {song.mode}", song.meter, f"{melody.bars:.3g}",
-            str(sum(1 for n in song.notes if n.pitch is not None)), melody.params["ended_by"],
+            str(sum(1 for n in song.notes if n.pitch is not None)), *form, melody.params["ended_by"],
             copy_cell(melody.params.get("copy")), " ".join(f.rsplit(".", 1)[1] for f in files),
         )  # fmt: skip
     console.print(table)

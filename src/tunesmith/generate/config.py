@@ -50,6 +50,7 @@ class GenerationConfig:
     chords: bool = False  # add chord symbols and a chord track, chosen by the shipped harmoniser (learned from the Nottingham tunes)
     chord_span: str = field(default="auto", metadata={"choices": ("auto", "bar", "half")})  # one chord per bar or half bar; auto = what the harmoniser learned for the meter
     max_copy: int | None = field(default=None, metadata=bounds(0, 100_000))  # most notes in a row a melody may share with one training tune, in any key (default: the model's corpus figure; 0 = no limit)
+    form: str | None = field(default=None, metadata={"metavar": "FORM"})  # phrase form: AABA, "A A' B A", "A4 A4 B4 A4", or none (default: a form drawn from the corpus's, for a form-aware model)
 
     def validate(self) -> GenerationConfig:
         """Check every setting; raises TunesmithError with a one-line message naming it."""
@@ -68,6 +69,14 @@ class GenerationConfig:
                 raise TunesmithError(f"cannot read meter {self.meter!r}: write it like 3/4 or 6/8") from None
         if self.scheme != "greedy" and self.temperature <= 0:
             raise TunesmithError(f"--temperature must be > 0 with --scheme {self.scheme}, got {self.temperature!r}")
+        if self.form is not None:
+            from tunesmith.generate.form import is_free
+            from tunesmith.form.labels import parse_form
+
+            if not is_free(self.form):
+                parse_form(self.form)
+                if self.steps is not None:
+                    raise TunesmithError("give --bars with --form, not --steps (a form is counted in bars)")
         if self.primer and self.primer_file:
             raise TunesmithError("give --primer or --primer-file, not both")
         if self.primer:

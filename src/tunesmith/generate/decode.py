@@ -139,7 +139,10 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
     meters = torch.full((rows,), plan.meter_id, dtype=torch.long, device=device)
     # Every row starts with the same prefix: run it once, then copy the state to every row.
     fed = torch.tensor([[vocab.start] + prefix], device=device)
-    logits, state = model(fed, position_ids[None, : len(prefix) + 1], modes[:1], meters[:1])
+    # a form-aware model reads the plan's form inputs (the lookback from each row's own history)
+    form = plan.form if getattr(plan, "form", None) is not None and getattr(model, "form_inputs", False) else None
+    prefix_form = form.prefix_inputs(prefix, device) if form is not None else None
+    logits, state = model(fed, position_ids[None, : len(prefix) + 1], modes[:1], meters[:1], form=prefix_form)
     one = torch.zeros(rows, dtype=torch.long, device=device)
     logits, state = logits[one, -1].float(), model.reorder_state(state, one)
     previous = fed[one, -1]
@@ -191,7 +194,8 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         finished = finished | (chosen == vocab.end)
         if step + 1 == total or bool(finished.all()):
             break
-        logits, state = model.step(chosen, position_ids[step + 1].expand(rows), modes, meters, state)
+        step_form = form.inputs(step + 1, device) if form is not None else None
+        logits, state = model.step(chosen, position_ids[step + 1].expand(rows), modes, meters, state, form=step_form)
         logits, previous = logits.float(), chosen
     return _trace(steps, chooser.best_rows(plan.num), prefix, vocab.end, scored)
 

@@ -26,6 +26,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.config import DEFAULT_BARS, GenerationConfig
 from tunesmith.generate.constraints import parse_range, range_mask, require_pitches, scale_mask
 from tunesmith.generate.controls import Control, Structure, TokenMask
+from tunesmith.generate.form import FormControl, resolve_form
 from tunesmith.generate.primer import parse_primer, primer_tokens_of_song, read_primer_file, to_model_key
 from tunesmith.meter import bar_of_steps, full_bar_starts
 from tunesmith.song import bar_steps, key_name, step_positions, tonic_pitch_class, transposition_to
@@ -53,6 +54,7 @@ class Plan:
     seed: int = 0
     positions: list[int] = field(default_factory=list)  # step-within-bar of steps 0..total_steps
     bar_of_step: list[int] = field(default_factory=list)  # index of each step's bar (-1 = pickup)
+    form: FormControl | None = None  # the melody's form: model inputs and restatement (also in controls)
 
     def __post_init__(self):
         starts = full_bar_starts(self.bar_starts, self.total_steps + 1, self.bar_length)
@@ -81,6 +83,7 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
     any work is done."""
     config.validate()
     vocab = generator.vocab
+    seed = make_seed(config.seed)
     primer_song = None
     if config.primer_file:
         primer_song = read_primer_file(config.primer_file, generator.steps_per_quarter, generator.accepted_durations)
@@ -98,9 +101,20 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
         primer = to_model_key(parse_primer(config.primer), shift, vocab)
         bar_starts = [0]
     total = config.steps or bar_starts[0] + (config.bars or DEFAULT_BARS) * bar
+    form = None
+    if config.steps is None:
+        forms = generator.forms if (config.form is not None or generator.form_aware) else None
+        form = resolve_form(config.form, config.bars, meter, mode, bar, bar_starts[0], forms, seed)
+        if form is not None:
+            total = form.total_steps
     if len(primer) >= total:
         raise TunesmithError(f"the primer is {len(primer)} steps, as long as the requested {total}: ask for more")
-    controls: list[Control] = [Structure(None if config.full_length else 0)]
+    # with a form the melody lasts exactly the form: it ends after its last phrase, not before
+    controls: list[Control] = [Structure(None if config.full_length or form is not None else 0)]
+    tonic_ids = [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic] if form is not None else []
+    form_control = FormControl(form, vocab, tonic_ids) if form is not None else None
+    if form_control is not None:
+        controls.append(form_control)
     mask = pitch_mask(vocab, tonic_pc, mode, shift, config.scale, config.range, config.instrument or "")
     if mask is not None:
         controls.append(mask)
@@ -111,7 +125,7 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
         index, default = originality
         controls.append(CopyGuard(index, config.max_copy or default, vocab))
     return Plan(vocab, config.num, mode, meter, tonic_pc, shift, mode_id, meter_id, bar, list(bar_starts), total,
-                vocab.ids(primer), controls=controls, seed=make_seed(config.seed))  # fmt: skip
+                vocab.ids(primer), controls=controls, seed=seed, form=form_control)  # fmt: skip
 
 
 def resolve_kind(generator, mode: str, meter: str) -> tuple[int, int, int]:

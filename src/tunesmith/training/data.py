@@ -2,7 +2,8 @@
 
 A song with body tokens ``b_0 … b_{N-1}`` becomes ``inputs = [<s>, b_0 … b_{N-1}]``,
 ``targets = [b_0 … b_{N-1}, </s>]`` and ``positions`` = step-within-bar of each target
-(docs/ARCHITECTURE.md, "Sequences the model sees").
+(docs/ARCHITECTURE.md, "Sequences the model sees"), and ``form`` the form inputs of each target
+(:mod:`tunesmith.form.inputs`, from the song's recovered phrases and their letters).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from tunesmith.encoding import END, START, Vocabulary
+from tunesmith.encoding import END, HOLD, START, Vocabulary
+from tunesmith.form import inputs as form_inputs
 from tunesmith.song import MODES, Song, bar_steps, step_positions
 
 UNKNOWN = "<unk>"
@@ -30,6 +32,7 @@ class SongTensors:
     targets: torch.Tensor  # [T] token ids to predict
     mode: int  # index into the modes vocabulary
     meter: int  # index into the meters vocabulary
+    form: torch.Tensor | None = None  # [T, 5] form inputs of each target (None: not computed)
 
 
 def condition_vocabularies(train_examples: Sequence[Any]) -> tuple[list[str], list[str]]:
@@ -53,18 +56,21 @@ def song_positions(song: Song, n_steps: int, steps_per_quarter: int) -> list[int
 
 
 def tensorize(examples: Sequence[Any], vocab: Vocabulary, modes: Sequence[str], meters: Sequence[str],
-              steps_per_quarter: int) -> list[SongTensors]:  # fmt: skip
-    """Every example as :class:`SongTensors` (whole songs, in the order given)."""
+              steps_per_quarter: int, form: bool = False) -> list[SongTensors]:  # fmt: skip
+    """Every example as :class:`SongTensors` (whole songs, in the order given); ``form`` adds the form inputs."""
     songs = []
+    hold = vocab.ids([HOLD])[0]
     for example in examples:
         ids = vocab.ids([START, *example.tokens, END])
         positions = song_positions(example.song, len(example.tokens), steps_per_quarter)
+        rows = form_inputs.song_form_rows(example.song, ids[1:-1], hold, vocab.pad) if form else None
         songs.append(SongTensors(
             inputs=torch.tensor(ids[:-1], dtype=torch.long),
             positions=torch.tensor(positions, dtype=torch.long),
             targets=torch.tensor(ids[1:], dtype=torch.long),
             mode=condition_id(example.song.mode, modes),
             meter=condition_id(example.song.meter, meters),
+            form=None if rows is None else torch.tensor(rows, dtype=torch.long),
         ))  # fmt: skip
     return songs
 
@@ -75,8 +81,8 @@ def chunk(songs: Sequence[SongTensors], chunk_steps: int) -> list[SongTensors]:
     for song in songs:
         for start in range(0, len(song.targets), chunk_steps):
             end = start + chunk_steps
-            chunks.append(SongTensors(song.inputs[start:end], song.positions[start:end],
-                                      song.targets[start:end], song.mode, song.meter))  # fmt: skip
+            chunks.append(SongTensors(song.inputs[start:end], song.positions[start:end], song.targets[start:end],
+                                      song.mode, song.meter, None if song.form is None else song.form[start:end]))  # fmt: skip
     return chunks
 
 
@@ -117,3 +123,20 @@ def hide_conditions(mode: torch.Tensor, meter: torch.Tensor, share: float) -> tu
     hide_mode = torch.rand(mode.shape, device=mode.device) < share
     hide_meter = torch.rand(meter.shape, device=meter.device) < share
     return mode.masked_fill(hide_mode, 0), meter.masked_fill(hide_meter, 0)
+
+
+def pad_form(batch: Sequence[SongTensors], device: Any = "cpu") -> torch.Tensor | None:
+    """Right-padded form inputs [B, T, 5] of a batch (zeros = unknown), or None when none has them."""
+    if all(s.form is None for s in batch):
+        return None
+    rows = [s.form if s.form is not None else torch.zeros(len(s.targets), form_inputs.WIDTH, dtype=torch.long)
+            for s in batch]  # fmt: skip
+    return pad_sequence(rows, batch_first=True, padding_value=0).to(device, non_blocking=True)
+
+
+def hide_form(form: torch.Tensor | None, share: float) -> torch.Tensor | None:
+    """Zero (= "form unknown") each song's form inputs with probability ``share``, so formless is learned."""
+    if form is None or share <= 0:
+        return form
+    hide = torch.rand(form.shape[0], device=form.device) < share
+    return form.masked_fill(hide[:, None, None], 0)

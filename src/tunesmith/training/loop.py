@@ -29,6 +29,7 @@ from torch import nn
 from tunesmith.checkpoint import Checkpoint
 from tunesmith.config import Config, to_toml
 from tunesmith.errors import TunesmithError
+from tunesmith.form import inputs as form_inputs
 from tunesmith.likelihood import evaluate_model
 from tunesmith.model import MelodyLSTM
 from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
@@ -149,16 +150,22 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     net = dist.wrap(model)
     if checkpoint is None:
         torch.manual_seed(tc.seed + dist.rank)  # same initial weights, different dropout masks per rank
-    chunks = batching.chunk(batching.tensorize(train_examples, vocab, modes, meters, spq), tc.chunk_steps)
+    uses_form = bool(config.model.form_inputs)
+    chunks = batching.chunk(batching.tensorize(train_examples, vocab, modes, meters, spq, form=uses_form),
+                            tc.chunk_steps)  # fmt: skip
     loss_fn = nn.CrossEntropyLoss(ignore_index=vocab.pad)
     fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
              "steps_per_quarter": spq}  # fmt: skip
+    # the training songs' forms, from which generation draws a default form (form-aware models)
+    forms = form_inputs.corpus_forms([e.song for e in train_examples]) if uses_form else None
 
     def payload() -> Checkpoint:
         latest = state.history[-1]["val"] if state.history else {}
         extra = {"training_model": model.state_dict()} if averaged is not None else {}
         extra.update(epoch=state.epoch, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                      rng=_rng_state(), history=state.history, run=_state_dict(state))  # fmt: skip
+        if forms is not None:
+            extra["forms"] = forms
         return Checkpoint.from_model(shipped, metrics={**latest, "best": state.best}, extra=extra, **fixed)
 
     if dist.is_main:
@@ -211,7 +218,8 @@ def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: Mel
             return seen_tokens, True
         inputs, positions, targets, mode, meter = batching.pad_batch(batches[index], pad, dist.device)
         mode, meter = batching.hide_conditions(mode, meter, tc.unknown_share)
-        logits, _ = net(inputs, positions, mode, meter)
+        form = batching.hide_form(batching.pad_form(batches[index], dist.device), tc.unknown_share)
+        logits, _ = net(inputs, positions, mode, meter, form=form)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         if dist.any(not bool(torch.isfinite(loss))):
             raise TunesmithError(f"the training loss became {loss.item()} in epoch {state.epoch + 1}, batch "
