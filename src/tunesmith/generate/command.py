@@ -207,16 +207,17 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # a log keeps whole rows
     first = melodies[0].params
     made = first.get("regenerated") or first  # a regeneration's own seed and scheme
-    caption = f"seed {made['seed']} · scheme {made['scheme']} · {first['model']}"
+    kinds = sorted({f.rsplit(".", 1)[1] for files in written for f in files}, key=lambda k: (k != "json", k))
+    caption = f"seed {made['seed']} · scheme {made['scheme']} · {first['model']} · files: {' '.join(kinds) or 'none'}"
     table = Table(title=f"tunesmith {command} → {out}/", caption=caption)
     from tunesmith.generate.copyguard import copy_cell
 
     with_form = any(m.params.get("form") for m in melodies)
     columns = ("melody", "key", "meter", "bars", "notes") + (("form",) if with_form else ())
-    for column in columns + ("ended by", "longest copy", "files"):
+    for column in columns + ("ended by", "longest copy"):
         table.add_column(column, justify="right" if column in ("bars", "notes") else "left")
     for melody, files in zip(melodies, written, strict=True):
         song = melody.song
@@ -225,7 +226,7 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
             files[0].rsplit(".", 1)[0] if files else f"melody-{melody.params['index'] + 1:02d}",
             f"{song.key.replace('-', 'b')} {song.mode}", song.meter, f"{melody.bars:.3g}",
             str(sum(1 for n in song.notes if n.pitch is not None)), *form, melody.params["ended_by"],
-            copy_cell(melody.params.get("copy")), " ".join(f.rsplit(".", 1)[1] for f in files),
+            copy_cell(melody.params.get("copy")),
         )  # fmt: skip
     console.print(table)
     for notice in notices:
