@@ -230,4 +230,4 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
         )  # fmt: skip
     console.print(table)
     for notice in notices:
-        console.print(f"[yellow]note:[/] {notice}", highlight=False)
+        console.print(f"[yellow]note:[/] {notice}", highlight=False, soft_wrap=True)  # one line each
