@@ -15,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,10 +31,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVER_LOG = Path(tempfile.gettempdir()) / "tunesmith-bench-studio.log"  # the server's stderr, shown on errors
+
+
 def start_server(port: int, workers: int, processes: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "tunesmith", "serve", "--model", str(ROOT / "models" / "erk.pt"), "--host",
                "127.0.0.1", "--port", str(port), "--workers", str(workers), "--processes", str(processes)]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=SERVER_LOG.open("w"), text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -42,7 +46,7 @@ def start_server(port: int, workers: int, processes: int) -> subprocess.Popen:
         except httpx.TransportError:
             time.sleep(0.2)
     server.kill()
-    raise SystemExit(f"the server did not start: {server.stderr.read()[-2000:]}")
+    raise SystemExit(f"the server did not start: {SERVER_LOG.read_text()[-2000:]}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -115,6 +119,8 @@ def main() -> int:
                   f"p95 {percentile(values, 95):.3f} s  max {max(values):.3f} s")  # fmt: skip
     for error in errors[:5]:
         print("  error:", error)
+    if errors:
+        print(f"server log ({SERVER_LOG}), last lines:\n{SERVER_LOG.read_text()[-3000:]}")
     return 1 if errors else 0
 
 
