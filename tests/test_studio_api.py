@@ -428,7 +428,7 @@ def test_concurrent_composes_are_batched_and_each_seed_gives_its_own_melody(tiny
 
     from tunesmith.studio.app import create_app
 
-    app = create_app({"tiny": tiny_checkpoint}, batch_window=0.3)  # a wide window: the requests surely meet
+    app = create_app({"tiny": tiny_checkpoint}, batch_window=0.15)  # a wide window: the requests surely meet
     bodies = [{"bars": 2, "meter": "3/4", "key": "F", "temperature": 1.5, "seed": seed} for seed in range(8)]
     with TestClient(app) as studio:
         alone = [studio.post("/api/compose", json=body).json()["melodies"][0] for body in bodies]
