@@ -4,7 +4,7 @@ Requests alternate between composing a 16-bar melody and regenerating 4 bars (4 
 a melody composed first. Reports p50/p95 latency per kind, throughput and errors. Loopback only,
 bounded in count (1,000 requests) and time (--limit seconds, then the rest are not sent).
 
-Run: .venv/bin/python benchmarks/bench_studio.py [--clients 20] [--requests 50] [--limit 300]
+Run: .venv/bin/python benchmarks/bench_studio.py [--clients 20] [--requests 50] [--limit 300] [--only compose]
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=300.0, help="seconds; requests not sent by then are skipped")
     parser.add_argument("--workers", type=int, default=2, help="the server's generation slots per process")
     parser.add_argument("--processes", type=int, default=2, help="the server's processes")
+    parser.add_argument("--only", choices=("compose", "regenerate"), default=None,
+                        help="send one kind of request only (default: alternate them)")  # fmt: skip
     args = parser.parse_args()
     port = free_port()
     server = start_server(port, args.workers, args.processes)
@@ -80,7 +82,7 @@ def main() -> int:
                         with lock:
                             skipped[0] += args.requests - n
                         return
-                    if (index + n) % 2 == 0:
+                    if args.only == "compose" or (args.only is None and (index + n) % 2 == 0):
                         kind, path = "compose 16 bars", "/api/compose"
                         body = {"bars": 16, "seed": index * 1000 + n, "key": "G", "meter": "6/8"}
                     else:

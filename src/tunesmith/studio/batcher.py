@@ -3,8 +3,9 @@
 Generation is Python-bound, so twenty clients composing at once would otherwise queue behind
 one another (the GIL lets one decode run at a time). Here a compose request joins the waiting
 requests with the same batch key (same model, every setting but the seed); a pass starts
-``window`` seconds after the first of them arrived, waits for a generation slot, and takes every
-request then waiting (at most ``max_rows``). Each request still gets the melody it would get alone
+``window`` seconds after the first of them arrived, waits until no other pass of that key runs
+and a generation slot is free, and takes every request then waiting (at most ``max_rows``): under
+load, requests gather while the previous pass decodes, so passes grow instead of competing. Each request still gets the melody it would get alone
 (:mod:`tunesmith.generate.batch` gives each row its own seeded random stream).
 """
 
@@ -38,6 +39,7 @@ class Batcher:
         self.pending: dict[Hashable, list[tuple[Any, asyncio.Future]]] = {}
         self.scheduled: set[Hashable] = set()  # keys with a pass that has not yet taken its requests
         self.tasks: set[asyncio.Task] = set()
+        self.running: dict[Hashable, asyncio.Lock] = {}  # one pass of a key at a time
         self.passes = 0  # batches run (the tests and the benchmark read them)
         self.rows = 0
 
@@ -62,6 +64,10 @@ class Batcher:
 
     async def _pass(self, key: Hashable) -> None:
         await asyncio.sleep(self.window)
+        async with self.running.setdefault(key, asyncio.Lock()):
+            await self._run(key)
+
+    async def _run(self, key: Hashable) -> None:
         await anyio.to_thread.run_sync(self.slots.acquire)  # waiting here, more requests join the batch
         try:
             waiting = self.pending.pop(key, [])
