@@ -4,7 +4,7 @@ Requests alternate between composing a 16-bar melody and regenerating 4 bars (4 
 a melody composed first. Reports p50/p95 latency per kind, throughput and errors. Loopback only,
 bounded in count (1,000 requests) and time (--limit seconds, then the rest are not sent).
 
-Run: .venv/bin/python benchmarks/bench_studio.py [--clients 20] [--requests 50] [--limit 300]
+Run: .venv/bin/python benchmarks/bench_studio.py [--clients 20] [--requests 50] [--limit 300] [--only compose]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,10 +31,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVER_LOG = Path(tempfile.gettempdir()) / "tunesmith-bench-studio.log"  # the server's stderr, shown on errors
+
+
 def start_server(port: int, workers: int, processes: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "tunesmith", "serve", "--model", str(ROOT / "models" / "erk.pt"), "--host",
                "127.0.0.1", "--port", str(port), "--workers", str(workers), "--processes", str(processes)]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=SERVER_LOG.open("w"), text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -42,7 +46,7 @@ def start_server(port: int, workers: int, processes: int) -> subprocess.Popen:
         except httpx.TransportError:
             time.sleep(0.2)
     server.kill()
-    raise SystemExit(f"the server did not start: {server.stderr.read()[-2000:]}")
+    raise SystemExit(f"the server did not start: {SERVER_LOG.read_text()[-2000:]}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -57,6 +61,8 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=300.0, help="seconds; requests not sent by then are skipped")
     parser.add_argument("--workers", type=int, default=2, help="the server's generation slots per process")
     parser.add_argument("--processes", type=int, default=2, help="the server's processes")
+    parser.add_argument("--only", choices=("compose", "regenerate"), default=None,
+                        help="send one kind of request only (default: alternate them)")  # fmt: skip
     args = parser.parse_args()
     port = free_port()
     server = start_server(port, args.workers, args.processes)
@@ -76,7 +82,7 @@ def main() -> int:
                         with lock:
                             skipped[0] += args.requests - n
                         return
-                    if (index + n) % 2 == 0:
+                    if args.only == "compose" or (args.only is None and (index + n) % 2 == 0):
                         kind, path = "compose 16 bars", "/api/compose"
                         body = {"bars": 16, "seed": index * 1000 + n, "key": "G", "meter": "6/8"}
                     else:
@@ -115,6 +121,8 @@ def main() -> int:
                   f"p95 {percentile(values, 95):.3f} s  max {max(values):.3f} s")  # fmt: skip
     for error in errors[:5]:
         print("  error:", error)
+    if errors:
+        print(f"server log ({SERVER_LOG}), last lines:\n{SERVER_LOG.read_text()[-3000:]}")
     return 1 if errors else 0
 
 

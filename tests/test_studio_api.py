@@ -356,25 +356,32 @@ def test_a_timeout_and_an_internal_error_give_clean_json(tiny_checkpoint, monkey
     from tunesmith.studio import engine
     from tunesmith.studio.app import create_app
 
-    real_compose = engine.compose
+    def slowed(real):
+        def slow(*args, **kwargs):  # slower than the timeout, and sleeping rather than computing
+            time.sleep(0.5)
+            return real(*args, **kwargs)
 
-    def slow_compose(*args, **kwargs):  # slower than the timeout, and sleeping rather than computing
-        time.sleep(0.5)
-        return real_compose(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "compose", slow_compose)
-    slow = TestClient(create_app({"tiny": tiny_checkpoint}, timeout=0.1))
-    assert "busy" in _refused(slow.post("/api/compose", json={"bars": 1}), 503)
-    time.sleep(0.6)  # the abandoned job ends (it keeps its slot until then) before the test does
+        return slow
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(engine, "compose", broken)
-    crashing = TestClient(create_app({"tiny": tiny_checkpoint}))
-    response = crashing.post("/api/compose", json={})
-    assert "internal error" in _refused(response, 500) and "secret" not in response.text
-    assert crashing.get("/api/info").status_code == 200
+    # a batched compose (one melody) and one that runs alone (beam search)
+    for body in ({"bars": 1}, {"bars": 1, "scheme": "beam"}):
+        monkeypatch.setattr(engine, "compose", slowed(engine.compose))
+        monkeypatch.setattr(engine, "compose_batch", slowed(engine.compose_batch))
+        slow = TestClient(create_app({"tiny": tiny_checkpoint}, timeout=0.1))
+        assert "busy" in _refused(slow.post("/api/compose", json=body), 503)
+        time.sleep(0.6)  # the abandoned job ends (it keeps its slot until then) before the test does
+        monkeypatch.undo()
+
+        monkeypatch.setattr(engine, "compose", broken)
+        monkeypatch.setattr(engine, "compose_batch", broken)
+        crashing = TestClient(create_app({"tiny": tiny_checkpoint}))
+        response = crashing.post("/api/compose", json=body)
+        assert "internal error" in _refused(response, 500) and "secret" not in response.text
+        assert crashing.get("/api/info").status_code == 200
+        monkeypatch.undo()
 
 
 def test_serve_command_checks_its_models_and_options(tmp_path, capsys, tiny_checkpoint):
@@ -412,3 +419,27 @@ def test_worker_processes_build_the_app_from_the_parents_settings(tiny_checkpoin
     worker = TestClient(app_from_environment())  # what `serve --processes 2` runs in each process
     assert [m["name"] for m in worker.get("/api/info").json()["models"]] == ["tiny"]
     assert worker.post("/api/compose", json={"bars": 1, "seed": 1}).status_code == 200
+
+
+def test_concurrent_composes_are_batched_and_each_seed_gives_its_own_melody(tiny_checkpoint):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from tunesmith.studio.app import create_app
+
+    app = create_app({"tiny": tiny_checkpoint}, batch_window=0.15)  # a wide window: the requests surely meet
+    bodies = [{"bars": 2, "meter": "3/4", "key": "F", "temperature": 1.5, "seed": seed} for seed in range(8)]
+    with TestClient(app) as studio:
+        alone = [studio.post("/api/compose", json=body).json()["melodies"][0] for body in bodies]
+        passes = app.state.batcher.passes
+        assert passes == len(bodies)  # one after another: a pass each
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            together = list(pool.map(lambda body: studio.post("/api/compose", json=body), bodies))
+        batches = app.state.batcher.passes - passes
+        other = studio.post("/api/compose", json={**bodies[0], "meter": "4/4"}).json()["melodies"][0]
+    assert all(r.status_code == 200 for r in together)
+    assert batches < len(bodies)  # decoded together
+    assert [r.json()["melodies"][0]["tokens"] for r in together] == [m["tokens"] for m in alone]
+    assert [r.json()["melodies"][0]["params"]["seed"] for r in together] == list(range(8))
+    assert len({tuple(m["tokens"]) for m in alone}) > 1 and other["song"]["meter"] == "4/4"

@@ -234,8 +234,9 @@ class MelodyLSTM(nn.Module):
         ``forward`` and every fresh generation (a step without a state) drop them, so weights
         changed by training or loading are always seen, and no step pays for checking them.
         """
-        if self._folded_cache is not None:
-            return self._folded_cache
+        folded = self._folded_cache  # read once: another thread's fresh generation may drop it meanwhile
+        if folded is not None:
+            return folded
         hidden = self.config.hidden
         # nn.LSTM stacks gates as i, f, g, o; i, f, o, g lets one sigmoid cover three of them
         order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
@@ -264,8 +265,9 @@ class MelodyLSTM(nn.Module):
                 else:
                     layers.append((w_hh_t, None, None))
             offsets = torch.tensor(offsets, device=w_ih.device)
-            self._folded_cache = (torch.cat(tables), offsets, bias, layers)
-        return self._folded_cache
+            folded = (torch.cat(tables), offsets, bias, layers)
+        self._folded_cache = folded
+        return folded
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,

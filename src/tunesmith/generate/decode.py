@@ -18,7 +18,7 @@ import torch
 
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import Control, StepContext
-from tunesmith.generate.sampling import SamplingError, apply_temperature, choose
+from tunesmith.generate.sampling import RowRandom, SamplingError, apply_temperature, choose, uniform
 
 # Up to this many rows a step's matrices are so small that a second CPU thread costs more in
 # synchronisation than it saves (measured: 20x slower with 2 threads on a busy 2-core machine);
@@ -90,8 +90,8 @@ class BeamChooser:
     def choose(self, logits, finished, generator):
         num, width = self.searches, self.width
         log_probs = self._log_probs(logits, finished)
-        uniform = torch.rand(log_probs.shape, generator=generator, device=log_probs.device).clamp_(1e-20, 1.0)
-        branches = torch.topk(log_probs - torch.log(-torch.log(uniform)), width, dim=-1).indices
+        uniform_ = uniform(tuple(log_probs.shape), generator, log_probs.device).clamp_(1e-20, 1.0)
+        branches = torch.topk(log_probs - torch.log(-torch.log(uniform_)), width, dim=-1).indices
         branch_score = self.score[:, None] + log_probs.gather(-1, branches)
         branch_length = self.length[:, None] + (~finished)[:, None].float()
         ranking = (branch_score / branch_length.clamp(min=1.0)).view(num, width * width)
@@ -122,8 +122,10 @@ class Decoded:
 
 
 @torch.inference_mode()
-def decode(model, plan, chooser, generator: torch.Generator, controls: list[Control] = ()) -> Decoded:
-    """Run ``plan`` for ``plan.num`` melodies with ``chooser`` and the plan's controls plus ``controls``."""
+def decode(model, plan, chooser, generator: torch.Generator | RowRandom, controls: list[Control] = ()) -> Decoded:
+    """Run ``plan`` for ``plan.num`` melodies with ``chooser`` and the plan's controls plus ``controls``.
+
+    ``generator`` is one seeded stream for the whole batch, or a RowRandom with one per row."""
     device = next(model.parameters()).device
     rows = plan.num * chooser.width
     threads = 1 if device.type == "cpu" and rows <= SMALL_BATCH else None

@@ -159,6 +159,13 @@ class Generator:
         for melody, check in zip(melodies, checks):
             melody.params["form_honoured"] = check.ok
 
+    def generate_batch(self, configs: list[GenerationConfig], return_errors: bool = False) -> list:
+        """The melodies of each request, in order, as ``generate`` gives them; one-melody requests
+        that differ only in their seed are decoded as one pass (see :mod:`tunesmith.generate.batch`)."""
+        from tunesmith.generate.batch import generate_batch
+
+        return generate_batch(self, configs, return_errors=return_errors)
+
     def decode(self, plan: Plan, config: GenerationConfig, controls: list[Control] = ()):
         """Run ``plan`` with ``config``'s scheme in chunks of at most CHUNK_ROWS rows; yields each
         chunk's :class:`~tunesmith.generate.decode.Decoded`. One seeded random stream runs

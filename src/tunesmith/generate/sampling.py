@@ -17,6 +17,35 @@ class SamplingError(TunesmithError):
     """A row's scores hold NaN or +inf, or forbid every token: nothing can be chosen safely."""
 
 
+class RowRandom:
+    """One seeded random stream per row, so each row's draws do not depend on the other rows.
+
+    Accepted wherever a ``torch.Generator`` is: a batch of independent requests decoded as one
+    pass gets one stream per request row, and a row seeded with ``s`` draws exactly the numbers a
+    one-row run with ``torch.Generator().manual_seed(s)`` draws (same order, same values).
+    """
+
+    def __init__(self, seeds: list[int], device: torch.device | str = "cpu"):
+        self.seeds = list(seeds)
+        self.streams = [torch.Generator(device=device).manual_seed(seed) for seed in self.seeds]
+
+    def __len__(self) -> int:
+        return len(self.streams)
+
+    def rand(self, shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
+        """Uniform [0, 1) numbers of ``shape``; row ``i`` (``shape[0]`` rows) drawn from stream ``i``."""
+        if shape[0] != len(self.streams):
+            raise TunesmithError(f"{shape[0]} rows drawn from {len(self.streams)} random streams")
+        return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in self.streams])
+
+
+def uniform(shape: tuple[int, ...], generator: torch.Generator | RowRandom | None, device) -> torch.Tensor:
+    """Uniform [0, 1) numbers of ``shape`` from one generator, or per row from a :class:`RowRandom`."""
+    if isinstance(generator, RowRandom):
+        return generator.rand(tuple(shape), device)
+    return torch.rand(shape, generator=generator, device=device)
+
+
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Divide logits by a temperature.
 
@@ -111,15 +140,15 @@ def greedy(logits: torch.Tensor) -> torch.Tensor:
     return chosen
 
 
-def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample(logits: torch.Tensor, generator: torch.Generator | RowRandom | None = None) -> torch.Tensor:
     """Draw one token per row from ``softmax(logits)``.
 
     Parameters
     ----------
     logits : torch.Tensor
         Scores ``[B, V]``; at least one finite entry per row.
-    generator : torch.Generator, optional
-        Source of randomness (seeded for reproducible runs).
+    generator : torch.Generator or RowRandom, optional
+        Source of randomness (seeded for reproducible runs; a RowRandom draws per row).
 
     Returns
     -------
@@ -135,12 +164,12 @@ def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> to
     cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
     if bool(torch.isnan(cdf[:, -1]).any()):  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
         raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    u = uniform((cdf.shape[0], 1), generator, cdf.device) * cdf[:, -1:]
     # the first token whose CDF exceeds u: a zero-probability token never does, its CDF equals the one before
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=cdf.shape[1] - 1)
 
 
-def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | RowRandom | None = None) -> torch.Tensor:
     """The original report's scheme: argmax with probability ``p``, a softmax draw otherwise.
 
     Parameters
@@ -149,7 +178,7 @@ def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | None = No
         Scores ``[B, V]``.
     p : float
         Probability in [0, 1] of taking the best token (1 = greedy, 0 = plain sampling).
-    generator : torch.Generator, optional
+    generator : torch.Generator or RowRandom, optional
         Source of randomness for both the coin and the draw.
 
     Returns
@@ -159,12 +188,12 @@ def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | None = No
     """
     if not 0.0 <= p <= 1.0:
         raise TunesmithError(f"mixed-p must be in [0, 1], got {p!r}")
-    coin = torch.rand(logits.shape[0], generator=generator, device=logits.device) < p
+    coin = uniform((logits.shape[0],), generator, logits.device) < p
     return torch.where(coin, logits.argmax(dim=-1), sample(logits, generator))  # sample() checks the scores
 
 
 def choose(logits: torch.Tensor, scheme: str, temperature: float = 1.0, top_k: int = 8, top_p: float = 0.9,
-           mixed_p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+           mixed_p: float = 0.5, generator: torch.Generator | RowRandom | None = None) -> torch.Tensor:  # fmt: skip
     """Pick the next token of each row with one of the per-step schemes (beam search lives elsewhere).
 
     Parameters
@@ -175,7 +204,7 @@ def choose(logits: torch.Tensor, scheme: str, temperature: float = 1.0, top_k: i
         ``sample``, ``greedy``, ``mixed``, ``top-k`` or ``top-p``.
     temperature, top_k, top_p, mixed_p : float, int, float, float
         The scheme's settings (temperature applies to every scheme except ``greedy``).
-    generator : torch.Generator, optional
+    generator : torch.Generator or RowRandom, optional
         Source of randomness.
 
     Returns

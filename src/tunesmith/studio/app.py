@@ -31,6 +31,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.melody import Melody
 from tunesmith.song import Song, bar_steps, tonic_pitch_class
 from tunesmith.studio import engine, render
+from tunesmith.studio.batcher import WINDOW, Batcher
 from tunesmith.studio.schemas import (CHORD_SPANS, MAX_BARS, MAX_NUM, MAX_STEPS, ComposeRequest, ExportRequest,
                                       HarmonizeRequest, MelodyIn, MelodyRequest, RegenerateRequest)  # fmt: skip
 
@@ -122,18 +123,28 @@ def _field_errors(exc: ValidationError | RequestValidationError) -> list[dict[st
     return errors
 
 
-def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False) -> FastAPI:
+def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False,
+               batch_window: float = WINDOW) -> FastAPI:  # fmt: skip
     """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
 
     ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
+    Compose requests that differ only in their seed and arrive within ``batch_window`` seconds
+    (or while the slots are busy) are decoded as one pass (:mod:`tunesmith.studio.batcher`).
     """
     registry = engine.Models(models)
     if preload:
         for name in registry.names:
             registry.get(name)
     run = Runner(slots, timeout)
+
+    def compose_batch(key, requests):
+        name = key[0]
+        return engine.compose_batch(registry.get(name), name, requests)
+
+    batcher = Batcher(compose_batch, run.slots, timeout, window=batch_window)
     app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None,
                   description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip
+    app.state.batcher = batcher
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -187,6 +198,12 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
 
     @app.post("/api/compose", summary="Compose new melodies")
     async def compose(request: ComposeRequest) -> dict[str, Any]:
+        settings = request.settings()
+        key = None if request.primer_abc else engine.batch_key(settings)
+        if key is not None:  # decoded in one pass with the compatible requests waiting beside it
+            melodies, notes = await batcher.submit((request.model or registry.names[0], key), settings)
+            return {"melodies": [m.to_dict() for m in melodies], "warnings": notes}
+
         def work():
             generator = registry.get(request.model)
             name = request.model or registry.names[0]

@@ -78,6 +78,34 @@ def compose(generator: Generator, name: str, settings: dict[str, Any],
     return melodies, list(dict.fromkeys(str(w.message) for w in caught))
 
 
+def batch_key(settings: dict[str, Any]) -> tuple | None:
+    """What compose requests must share to be decoded in one pass (None: the request runs alone)."""
+    from tunesmith.generate.batch import batch_key as key_of
+
+    try:
+        return key_of(GenerationConfig(**settings))
+    except TypeError:  # not GenerationConfig fields: compose() gives the error
+        return None
+
+
+def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]]) -> list[Any]:
+    """``compose`` of each request's ``settings`` as one decoding pass where they differ only in
+    their seed (each gets the melody it gets alone); a request's TunesmithError takes its place."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = generator.generate_batch([GenerationConfig(**settings) for settings in requests], return_errors=True)
+    notes = list(dict.fromkeys(str(w.message) for w in caught))  # batched requests share their settings and so their warnings
+    answers: list[Any] = []
+    for result in results:
+        if isinstance(result, TunesmithError):
+            answers.append(result)
+            continue
+        for melody in result:
+            melody.params.update(model=name, primer_file="")
+        answers.append((result, notes))
+    return answers
+
+
 def bar_spans(song: Song) -> list[tuple[int, int, int]]:
     """``(number, start, end)`` of every bar holding music, in order: bar 0 is a pickup, full bars count from 1."""
     return [(number, start, end) for number, (start, end) in sorted(meter_bar_spans(song).items())]

@@ -1,0 +1,55 @@
+"""Batched generation: requests decoded together give, each, the melody they give alone."""
+
+import pytest
+import torch
+from synthetic_songs import untrained_checkpoint
+
+from tunesmith.errors import TunesmithError
+from tunesmith.generate import GenerationConfig, Generator
+from tunesmith.generate.batch import batch_key, generate_batch
+from tunesmith.generate.sampling import RowRandom, mixed, sample
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    return Generator.from_checkpoint(untrained_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt"), device="cpu")
+
+
+def test_a_row_stream_draws_what_a_single_generator_draws():
+    logits = torch.randn(1, 12)
+    streams, single = RowRandom([7], "cpu"), torch.Generator().manual_seed(7)
+    assert [int(mixed(logits, 0.3, streams)) for _ in range(50)] == [int(mixed(logits, 0.3, single)) for _ in range(50)]
+    # three rows: each row's draws depend on its own seed only
+    batch = RowRandom([7, 8, 9], "cpu")
+    drawn = batch.rand((3, 5), "cpu")
+    assert torch.equal(drawn[1], RowRandom([8], "cpu").rand((1, 5), "cpu")[0])
+    logits = torch.randn(1, 40).repeat(3, 1)
+    assert sample(logits, RowRandom([4, 5, 4], "cpu")).tolist()[0] == sample(logits[:1], RowRandom([4], "cpu")).item()
+    with pytest.raises(TunesmithError, match="2 rows drawn from 3 random streams"):
+        batch.rand((2, 1), "cpu")
+
+
+@pytest.mark.parametrize("scheme", ["sample", "mixed", "top-k", "top-p", "greedy"])
+def test_batched_requests_give_the_melodies_they_give_alone(generator, scheme):
+    configs = [GenerationConfig(bars=4, meter="3/4", key="D", scheme=scheme, temperature=1.3, seed=s) for s in range(9)]
+    alone = [generator.generate(c)[0].tokens for c in configs]
+    # batched in another order and in passes of 4 rows: still each request's own melody
+    together = generate_batch(generator, configs[::-1], max_rows=4)
+    assert [m[0].tokens for m in together][::-1] == alone
+    assert [m[0].params["seed"] for m in together] == list(range(9))[::-1]
+    if scheme != "greedy":
+        assert len({tuple(t) for t in alone}) > 1  # the seeds really differ
+
+
+def test_incompatible_and_bad_requests_are_answered_apart(generator):
+    configs = [GenerationConfig(bars=4, seed=1), GenerationConfig(bars=4, seed=1, meter="3/4"),
+               GenerationConfig(bars=4, seed=1, num=2), GenerationConfig(bars=4, seed=1, scheme="beam", beam_size=2),
+               GenerationConfig(bars=4, seed=2, mode="dorian")]  # fmt: skip
+    assert batch_key(configs[0]) != batch_key(configs[1])
+    assert batch_key(configs[2]) is None and batch_key(configs[3]) is None
+    results = generator.generate_batch(configs, return_errors=True)
+    for config, result in zip(configs[:4], results[:4]):
+        assert [m.tokens for m in result] == [m.tokens for m in generator.generate(config)]
+    assert isinstance(results[4], TunesmithError) and "mode" in str(results[4])
+    with pytest.raises(TunesmithError, match="mode"):
+        generator.generate_batch(configs)
