@@ -53,3 +53,15 @@ def test_incompatible_and_bad_requests_are_answered_apart(generator):
     assert isinstance(results[4], TunesmithError) and "mode" in str(results[4])
     with pytest.raises(TunesmithError, match="mode"):
         generator.generate_batch(configs)
+
+
+def test_requests_with_a_form_share_a_pass_only_with_the_same_form(generator):
+    """A form fixes the melody's length and phrases: requests with one form decode together and
+    still give what they give alone (retries of a missed form included); other forms run apart."""
+    configs = [GenerationConfig(seed=s, meter="3/4", form="AABA") for s in range(5)]
+    configs += [GenerationConfig(seed=9, meter="3/4", form="ABAC")]
+    batched = generate_batch(generator, configs)
+    for config, melodies in zip(configs, batched, strict=True):
+        alone = generator.generate(config)[0]
+        assert melodies[0].tokens == alone.tokens and melodies[0].params["form"] == alone.params["form"]
+        assert melodies[0].params["form_honoured"] == alone.params["form_honoured"]
