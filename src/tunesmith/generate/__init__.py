@@ -4,7 +4,7 @@ controls, sampling schemes and beam search, primers, keys, constraints, regenera
 Names are imported on first use, so ``tunesmith --help`` does not pay for torch.
 """
 
-import importlib
+from tunesmith.lazy import lazy_exports
 
 _EXPORTS = {
     "GenerationConfig": "tunesmith.generate.config",
@@ -17,10 +17,4 @@ _EXPORTS = {
     "Melody": "tunesmith.generate.melody",
     "TunesmithWarning": "tunesmith.generate.primer",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tunesmith.generate' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports("tunesmith.generate", _EXPORTS)

@@ -3,7 +3,7 @@
 Names are imported on first use, so ``tunesmith --help`` does not pay for music21.
 """
 
-import importlib
+from tunesmith.lazy import lazy_exports
 
 _EXPORTS = {
     "HarmonyConfig": "tunesmith.harmony.model",
@@ -15,10 +15,4 @@ _EXPORTS = {
     "read_melody": "tunesmith.harmony.decode",
     "train": "tunesmith.harmony.training",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tunesmith.harmony' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports("tunesmith.harmony", _EXPORTS)
