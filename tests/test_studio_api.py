@@ -234,6 +234,15 @@ def test_compose_for_an_instrument_keeps_to_its_range(client):
     _refused(client.post("/api/compose", json={"instrument": "kazoo"}), 422, "instrument")
 
 
+def test_compose_with_a_form_records_its_phrases(client):
+    response = client.post("/api/compose", json={"bars": 8, "seed": 2, "meter": "3/4", "form": "A A' B A"})
+    melody = response.json()["melodies"][0]
+    assert melody["params"]["form"].replace(" ", "").startswith("A2A'2B2A2")
+    assert len(melody["song"]["phrase_starts"]) == 4
+    _refused(client.post("/api/compose", json={"bars": 8, "form": "A9Z"}), 422)
+    _refused(client.post("/api/compose", json={"form": "../etc/passwd"}), 422, "form")
+
+
 def test_compose_with_chords_uses_the_generators_harmoniser(client):
     request = {"bars": 4, "seed": 6, "meter": "3/4", "chords": True, "chord_span": "bar"}
     melody = client.post("/api/compose", json=request).json()["melodies"][0]

@@ -97,9 +97,12 @@ class ComposeRequest(Sampling):
     chords: bool = setting("chords")
     chord_span: Literal[CHORD_SPANS] = setting("chord_span")
     max_copy: int | None = setting("max_copy")
+    form: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9' ]*$",
+                             description="phrase form: AABA, \"A A' B A\", \"A4 A4 B4 A4\" or none; empty = one drawn from the corpus")  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"model", "primer_abc"})
+        data["form"] = (self.form or "").strip() or None
         if self.primer_abc:  # the file's meter and mode fill in only what the request leaves out
             data["primer"] = ""
         return data

@@ -126,6 +126,7 @@ function composeRequest() {
   if ($("seed").value !== "") request.seed = Number($("seed").value);
   if ($("instrument").value) request.instrument = $("instrument").value;
   if ($("max-copy").value !== "") request.max_copy = Number($("max-copy").value);
+  if ($("form").value.trim()) request.form = $("form").value.trim();
   const tab = document.querySelector(".tab.active").dataset.tab;
   if (tab === "tokens" || tab === "file") request.primer = $("primer").value.trim();
   if (tab === "abc") request.primer_abc = $("primer-abc").value;
