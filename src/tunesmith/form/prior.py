@@ -107,24 +107,36 @@ def reference(labels: Sequence[str], index: int) -> tuple[str, int | None]:
 def choices(history: Sequence[str]) -> list[tuple[str, tuple]]:
     """Every label phrase ``len(history)`` may take after ``history``, each with its class.
 
-    Classes are (previous phrase's kind, kind, recency of the letter): kinds "new" (the next
-    letter, as :func:`~tunesmith.form.labels.label_phrases` names it), "restate" (an earlier
-    label), "vary" (one more prime on an earlier letter); recency 0 = the letter of the latest
-    phrase that used it… up to ``RECENT``.
+    Classes are (previous phrase's kind, kind, recency of the letter, continues): kinds "new"
+    (the next letter, as :func:`~tunesmith.form.labels.label_phrases` names it), "restate" (an
+    earlier label), "vary" (one more prime on an earlier letter); recency 0 = the letter of the
+    latest phrase that used it… up to ``RECENT``; continues: the letter followed the previous
+    phrase's letter when that letter last came before (A B A → B continues a restated A B).
     """
     previous = _kind(history, len(history) - 1) if history else "start"
     letters: list[str] = []  # most recently used first
     for label in reversed(history):
         if _letter(label) not in letters:
             letters.append(_letter(label))
+    follower = _follower(history)
     used = len(letters)
-    options = [(chr(ord("A") + used) if used < 26 else "Z", (previous, "new", 0))]
+    options = [(chr(ord("A") + used) if used < 26 else "Z", (previous, "new", 0, False))]
     for label in dict.fromkeys(history):  # distinct labels in order of appearance
-        options.append((label, (previous, "restate", min(letters.index(_letter(label)), RECENT))))
+        letter = _letter(label)
+        options.append((label, (previous, "restate", min(letters.index(letter), RECENT), letter == follower)))
     for rank, letter in enumerate(letters):
         primes = max(len(x) - len(letter) for x in history if _letter(x) == letter)
-        options.append((letter + "'" * (primes + 1), (previous, "vary", min(rank, RECENT))))
+        options.append((letter + "'" * (primes + 1), (previous, "vary", min(rank, RECENT), letter == follower)))
     return options
+
+
+def _follower(history: Sequence[str]) -> str | None:
+    """The letter that followed the last phrase's letter where that letter came last before it."""
+    if not history:
+        return None
+    letter = _letter(history[-1])
+    earlier = [j for j in range(len(history) - 1) if _letter(history[j]) == letter]
+    return _letter(history[earlier[-1] + 1]) if earlier else None
 
 
 def _kind(labels: Sequence[str], index: int) -> str:
@@ -170,7 +182,7 @@ def fit_prior(codes: Sequence[FormCode]) -> FormPrior:
                 prior.same[(relation, slot)][equal] += 1
                 if equal:
                     continue
-            for context in _length_contexts(code, slot):
+            for context in _length_contexts(code, i):
                 prior.lengths[context][code.lengths[i]] += 1
     return prior
 
@@ -182,8 +194,11 @@ def _chosen_class(options: list[tuple[str, tuple]], labels: Sequence[str], index
     raise ValueError(f"the labels {' '.join(labels)!r} are not a form the labeller produces (phrase {index + 1})")
 
 
-def _length_contexts(code: FormCode, slot: str) -> list[tuple]:
-    return [(code.bar,), (code.bar, slot), (code.bar, slot, code.pickup)]
+def _length_contexts(code: FormCode, index: int) -> list[tuple]:
+    """Length contexts of phrase ``index``, the most general first."""
+    slot = _slot(index, len(code.labels))
+    previous = code.lengths[index - 1] if index else 0
+    return [(code.bar,), (code.bar, slot), (code.bar, slot, code.pickup), (code.bar, slot, code.pickup, previous)]
 
 
 def count_probability(prior: FormPrior, n: int, bar: int) -> float:
@@ -217,7 +232,7 @@ def length_probability(prior: FormPrior, code: FormCode, index: int) -> float:
 
     def chain(steps: int) -> float:
         p = universal(steps)
-        for context in _length_contexts(code, slot):
+        for context in _length_contexts(code, index):
             p = witten_bell(prior.lengths.get(context), p, steps)
         return p
 
