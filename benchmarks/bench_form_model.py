@@ -40,6 +40,8 @@ from tunesmith.encoding import Vocabulary
 from tunesmith.evaluate.classifier import discriminate
 from tunesmith.evaluate.metrics import feature_table
 from tunesmith.form import compliance, repetition, song_phrases
+from tunesmith.form.prior import fit_prior, song_form_code
+from tunesmith.form.prior import form_bits as form_bits_of
 from tunesmith.generate import GenerationConfig, Generator
 from tunesmith.training.validation import prior_bits, validation_metrics
 
@@ -82,7 +84,12 @@ def likelihood(checkpoint: Checkpoint, model, dataset) -> dict:
     form_bits = prior_bits(dataset.split("train"), val) if getattr(model, "form_inputs", False) else None
     metrics = validation_metrics(model, val, Vocabulary(checkpoint.vocab), checkpoint.modes, checkpoint.meters,
                                  dataset.steps_per_quarter, "cpu", form_bits)  # fmt: skip
-    return {key: metrics[key] for key in LIKELIHOOD_KEYS if key in metrics}
+    result = {key: metrics[key] for key in LIKELIHOOD_KEYS if key in metrics}
+    if form_bits is not None:  # the prior's code length per song, by part
+        prior = fit_prior([song_form_code(e.song) for e in dataset.split("train")])
+        parts = [form_bits_of(prior, song_form_code(e.song)) for e in val]
+        result["prior_bits_parts"] = {k: float(np.mean([p[k] for p in parts])) for k in ("count", "labels", "lengths")}
+    return result
 
 
 def bench(path: str, dataset, num: int, likelihood_only: bool = False) -> dict:

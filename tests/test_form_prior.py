@@ -95,3 +95,31 @@ def test_two_stage_figures_add_the_prior_bits():
     result = fp.two_stage(metrics, 20.0)
     assert result == {"prior_bits_per_song": 10.0, "two_stage_bits_per_step": 1.2,
                       "two_stage_pitch_bits_per_note": 2.5}  # fmt: skip
+
+
+def test_validation_reports_form_given_two_stage_and_form_hidden(tmp_path):
+    import torch
+
+    from synthetic_songs import synthetic_dataset, tiny_config
+    from tunesmith.model import MelodyLSTM
+    from tunesmith.training.data import condition_vocabularies
+    from tunesmith.training.validation import prior_bits, validation_metrics
+
+    dataset = synthetic_dataset(tmp_path / "data")
+    train, val = dataset.split("train"), dataset.split("val")
+    config = tiny_config()
+    config.model.form_inputs = True
+    modes, meters = condition_vocabularies(train)
+    torch.manual_seed(0)
+    model = MelodyLSTM(config.model, len(dataset.vocab), len(modes), len(meters))
+    bits = prior_bits(train, val)
+    assert bits == pytest.approx(sum(fp.songs_prior_bits([e.song for e in train], [e.song for e in val])))
+    m = validation_metrics(model, val, dataset.vocab, modes, meters, dataset.steps_per_quarter, "cpu", bits)
+    assert m["prior_bits_per_song"] == pytest.approx(bits / len(val)) and bits > 0
+    # the two-stage total is the conditional total plus the prior's bits
+    assert m["two_stage_bits_per_step"] * m["steps"] == pytest.approx(m["bits_per_step"] * m["steps"] + bits)
+    assert m["two_stage_pitch_bits_per_note"] * m["notes"] == pytest.approx(m["pitch_bits_per_note"] * m["notes"] + bits)
+    assert m["hidden_bits_per_step"] != m["bits_per_step"]  # another input: another figure
+    config.model.form_inputs = False  # a model without form inputs gets the plain figures only
+    plain = MelodyLSTM(config.model, len(dataset.vocab), len(modes), len(meters))
+    assert "hidden_bits_per_step" not in validation_metrics(plain, val, dataset.vocab, modes, meters, 4, "cpu", bits)
