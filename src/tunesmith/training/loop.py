@@ -394,7 +394,6 @@ def resume_config(run_dir: str | Path) -> Config:
     return Checkpoint.load(Path(run_dir) / LAST).training_config()
 
 
-
 def export_checkpoint(source: str | Path, dest: str | Path) -> None:
     """Copy a checkpoint without its optimizer, scheduler and RNG state (a third of the size):
     enough to sample and evaluate, not to resume."""
