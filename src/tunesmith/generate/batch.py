@@ -2,10 +2,11 @@
 
 A server answering many clients at once would otherwise decode each request alone, one after
 the other (Python holds the GIL, so threads do not overlap). Requests that differ only in their
-seed become one plan whose rows advance together; each row draws from its own random stream
-(:class:`~tunesmith.generate.sampling.RowRandom`) seeded with its request's seed, and a one-row
-stream seeded with ``s`` draws exactly what :meth:`Generator.generate`'s single stream seeded with
-``s`` draws. So a request gives the melody it gives alone, whatever it is batched with.
+seed are decoded as one pass (:func:`~tunesmith.generate.decode.decode_plans`), each with its own
+plan — so with its own drawn form, phrases and length — and its own random stream seeded with
+its seed, drawing exactly what :meth:`Generator.generate` draws for it. So a request gives the
+melody it gives alone, whatever it is batched with (form retries included: a melody that
+misses its form is composed again from the next seed, the retries of a pass again as one pass).
 
 Only one-melody requests with a per-step scheme are batched; a request for several melodies
 (whose rows share one stream) or for beam search runs alone, through :meth:`Generator.generate`.
@@ -13,7 +14,7 @@ Only one-melody requests with a per-step scheme are batched; a request for sever
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from tunesmith.errors import TunesmithError
@@ -21,7 +22,7 @@ from tunesmith.generate.config import GenerationConfig
 from tunesmith.generate.melody import Melody
 from tunesmith.generate.plan import Plan
 
-MAX_BATCH_ROWS = 32  # rows of one pass: decode.SMALL_BATCH, the most that still run on one CPU thread (faster)
+MAX_BATCH_ROWS = 64  # rows of one pass
 
 
 def batch_key(config: GenerationConfig) -> tuple | None:
@@ -49,7 +50,7 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
                 results[index] = generator.generate(config)
             else:
                 plan = generator.plan(config)
-                groups.setdefault((key, form_signature(plan)), []).append((index, config, plan))
+                groups.setdefault(key, []).append((index, config, plan))
         except TunesmithError as exc:
             if not return_errors:
                 raise
@@ -68,36 +69,20 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
     return results
 
 
-def form_signature(plan: Plan) -> tuple | None:
-    """What a plan's form fixes (its phrases, their starts, the length): requests share a pass
-    only with requests whose (drawn or asked-for) form is the same."""
-    if plan.form is None:
-        return None
-    form = plan.form.form
-    return (tuple(repr(p) for p in form.phrases), tuple(form.starts), form.total_steps, form.source)
-
-
 def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]]) -> list[Melody]:
-    """One decoding pass over requests whose plans differ only in their seed: one row each."""
-    from tunesmith.generate.decode import StepChooser, decode
-    from tunesmith.generate.sampling import RowRandom
-
-    config, plan = requests[0]
-    chooser = StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
-    streams = RowRandom([p.seed for _, p in requests], generator.device)
-    decoded = decode(generator.model, replace(plan, num=len(requests)), chooser, streams)
-    melodies = [generator._melody(ids, 0, c, p) for ids, (c, p) in zip(decoded.ids, requests)]
-    if plan.form is not None:  # as generate does: a melody that misses its form is composed again
-        from tunesmith.form import compliance
-
-        for i, (melody, (c, p)) in enumerate(zip(melodies, requests)):
-            if compliance(melody.song, p.form.form.phrases).ok:
-                melody.params["form_honoured"] = True
-            else:  # alone, with generate's retries, so the answer is what the request gives alone
-                melodies[i] = generator.generate(c)[0]
+    """One decoding pass over requests whose settings differ only in their seed: one row each."""
+    config = requests[0][0]
+    plans = [plan for _, plan in requests]
+    decoded = generator.decode_plans(plans, config, max_rows=len(plans))
+    melodies = [generator._melody(rows[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
+    with_form = [([m], p, c) for m, (c, p) in zip(melodies, requests) if p.form is not None]
+    if with_form:  # as generate does: a melody that misses its form is composed again
+        generator.honour_forms(with_form)  # replaces a retried melody inside its list
+        replaced = iter(item[0][0] for item in with_form)
+        melodies = [next(replaced) if p.form is not None else m for m, (_, p) in zip(melodies, requests)]
     if config.chords:
         from tunesmith.harmony import harmonize_with_shipped
 
-        for melody in (m for m in melodies if not m.song.chords):  # generate() harmonised its own
+        for melody in melodies:
             melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
     return melodies
