@@ -74,7 +74,7 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]]) -
     config = requests[0][0]
     plans = [plan for _, plan in requests]
     decoded = generator.decode_plans(plans, config, max_rows=len(plans))
-    melodies = [generator._melody(rows[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
+    melodies = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
     with_form = [([m], p, c) for m, (c, p) in zip(melodies, requests) if p.form is not None]
     if with_form:  # as generate does: a melody that misses its form is composed again
         generator.honour_forms(with_form)  # replaces a retried melody inside its list

@@ -145,7 +145,8 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
         raise TunesmithError("beam search and extra controls decode one plan at a time")
     device = next(model.parameters()).device
     rows = sum(plan.num for plan in plans) * chooser.width
-    threads = 1 if device.type == "cpu" and rows <= SMALL_BATCH else None
+    # several plans (a server's batch): one thread, since the 2 cores are shared with other requests
+    threads = 1 if device.type == "cpu" and (rows <= SMALL_BATCH or len(plans) > 1) else None
     with cpu_threads(threads):
         if len(plans) == 1:
             plan = plans[0]

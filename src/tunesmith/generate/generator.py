@@ -156,7 +156,7 @@ class Generator:
             if not retries:
                 break
             decoded = self.decode_plans([retry for _, _, retry in retries], requests[retries[0][0]][2], controls)
-            for (n, failed, _), rows in zip(retries, decoded):
+            for (n, failed, _), rows in zip(retries, (d.ids for d in decoded)):
                 melodies, plan, config = requests[n]
                 for i, ids in zip(failed, rows):
                     melody = self._melody(ids, i, config, plan)
@@ -168,13 +168,17 @@ class Generator:
                 melody.params["form_honoured"] = c.ok
 
     def decode_plans(self, plans: list[Plan], config: GenerationConfig, controls: list[Control] = (),
-                     max_rows: int = CHUNK_ROWS) -> list[list[list[int]]]:  # fmt: skip
-        """The decoded rows of each plan, every plan drawing from its own stream seeded with its
-        seed (as :meth:`decode` does for one plan): one plan alone runs in chunks of CHUNK_ROWS
-        rows; several plans (one scheme, no beam search) share passes of at most ``max_rows`` rows."""
+                     max_rows: int = CHUNK_ROWS) -> list:  # fmt: skip
+        """One :class:`~tunesmith.generate.decode.Decoded` per plan, every plan drawing from its own
+        stream seeded with its seed (as :meth:`decode` does for one plan): one plan alone runs in
+        chunks of CHUNK_ROWS rows; several plans (one scheme, no beam search) share passes of at
+        most ``max_rows`` rows."""
         if len(plans) == 1:
-            return [[ids for decoded in self.decode(plans[0], config, controls) for ids in decoded.ids]]
-        return [decoded.ids for decoded in self.decode_together(plans, config, max_rows)]
+            from tunesmith.generate.decode import Decoded
+
+            chunks = list(self.decode(plans[0], config, controls))
+            return [Decoded([i for d in chunks for i in d.ids], [x for d in chunks for x in d.scored])]
+        return self.decode_together(plans, config, max_rows)
 
     def decode_together(self, plans: list[Plan], config: GenerationConfig, max_rows: int = CHUNK_ROWS) -> list:
         """One :class:`~tunesmith.generate.decode.Decoded` per plan, the plans decoded as passes of
