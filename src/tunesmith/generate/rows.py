@@ -58,6 +58,17 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
     for p, plan in enumerate(plans):
         local[p, : lengths[p] + 1] = torch.tensor(plan.positions[starts[p] : plan.total_steps + 1])
     positions = local[plan_of_row].to(device)
+    # each row's fixed token (-1 = free) and whether it is scored, per loop step
+    given_table = torch.full((count, longest), -1, dtype=torch.long)
+    scored_table = torch.zeros(count, longest, dtype=torch.bool)
+    for p, plan in enumerate(plans):
+        steps = [step for step in plan.fixed if starts[p] <= step < plan.total_steps]
+        if steps:
+            at = torch.tensor(steps) - starts[p]
+            given_table[p, at] = torch.tensor([plan.fixed[step] for step in steps])
+            if plan.scored_from is not None:
+                scored_table[p, at] = torch.tensor(steps) >= plan.scored_from
+    given_table, scored_table = given_table[plan_of_row].to(device), scored_table[plan_of_row].to(device)
     modes = torch.tensor([plan.mode_id for plan in plans], device=device)[plan_of_row.to(device)]
     meters = torch.tensor([plan.meter_id for plan in plans], device=device)[plan_of_row.to(device)]
     form_aware = bool(getattr(model, "form_inputs", False))
@@ -81,19 +92,17 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
     for k in range(longest):
         segments = [(p, *span[p], starts[p] + k, plans[p].total_steps) for p in active]
         fixed = {p: plans[p].fixed.get(step) for p, _, _, step, _ in segments}
-        chosen = torch.empty(finished.shape[0], dtype=torch.long, device=device)
         given = [segment for segment in segments if fixed[segment[0]] is not None]
         if given:
             if not bool(torch.isfinite(logits).all()):
                 raise TunesmithError(f"the model gave NaN or infinite scores at step {given[0][3]}: the checkpoint is broken")
-            log_probs = None
-            for p, a, b, step, _ in given:
-                token = fixed[p]
-                chosen[a:b] = token
-                scored_from = plans[p].scored_from
-                if scored_from is not None and step >= scored_from:
-                    log_probs = torch.log_softmax(logits, dim=-1) if log_probs is None else log_probs
-                    scored[a:b] += log_probs[a:b, token].masked_fill(finished[a:b], 0.0)
+            column = given_table[:, k]
+            chosen = column.clone()  # the free rows' -1 are overwritten below
+            if any(plans[p].scored_from is not None and step >= plans[p].scored_from for p, _, _, step, _ in given):
+                log_probs = torch.log_softmax(logits, dim=-1).gather(1, column.clamp(min=0)[:, None])[:, 0]
+                scored += torch.where(scored_table[:, k] & ~finished, log_probs, 0.0)
+        else:
+            chosen = torch.empty(finished.shape[0], dtype=torch.long, device=device)
         free = [segment for segment in segments if fixed[segment[0]] is None]
         if free:
             p0, _, _, step0, total0 = segments[0]
@@ -148,6 +157,7 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
             state = model.reorder_state(state, keep)
             chosen, finished, scored, row_ids = chosen[keep], finished[keep], scored[keep], row_ids[keep]
             positions, modes, meters = positions[keep], modes[keep], meters[keep]
+            given_table, scored_table = given_table[keep], scored_table[keep]
             for control in controls:
                 control.reorder(keep)
         form = form_rows.inputs(device) if form_rows is not None and form_aware else None
