@@ -241,6 +241,15 @@ def test_compose_with_a_form_records_its_phrases(client):
     assert len(melody["song"]["phrase_starts"]) == 4
     _refused(client.post("/api/compose", json={"bars": 8, "form": "A9Z"}), 422)
     _refused(client.post("/api/compose", json={"form": "../etc/passwd"}), 422, "form")
+    # regenerating bars follows the melody's form, and keeps its phrases; a changed form is refused
+    answer = client.post("/api/regenerate", json={"melody": melody, "bars": [7, 8], "num": 2, "seed": 1}).json()
+    for alternative in answer["alternatives"]:
+        assert alternative["params"]["regenerated"]["form"] == melody["params"]["form"]
+        assert alternative["song"]["phrase_starts"] == melody["song"]["phrase_starts"]
+    broken = {**melody, "params": {**melody["params"], "form": "A2 B2"}}
+    assert "form 'A2 B2' lasts" in _refused(client.post("/api/regenerate", json={"melody": broken, "bars": [7, 8], "seed": 1}), 422)
+    shuffled = {**melody, "song": {**melody["song"], "phrase_starts": [0, 48, 24]}}
+    _refused(client.post("/api/regenerate", json={"melody": shuffled, "bars": [7, 8]}), 422, "melody.song.phrase_starts")
 
 
 def test_compose_with_chords_uses_the_generators_harmoniser(client):

@@ -106,7 +106,8 @@ def to_melody(data: MelodyIn) -> Melody:
     except (ValueError, ZeroDivisionError):
         raise TunesmithError(f"melody.song: key {song.key!r} or meter {song.meter!r} is not usable") from None
     like = Song(notes=[], steps_per_quarter=song.steps_per_quarter, meter=song.meter, bar_starts=song.bar_starts,
-                mode=song.mode, key=song.key, transposition=song.transposition, title=song.title, source=song.source)  # fmt: skip
+                mode=song.mode, key=song.key, transposition=song.transposition, title=song.title, source=song.source,
+                phrase_starts=list(song.phrase_starts), phrase_source=song.phrase_source)  # fmt: skip
     params = {k: v for k, v in data.params.items() if k != "export"}
     melody = engine.melody_of_tokens(list(data.tokens), like, params)
     return engine.with_chords(melody, [c.model_dump() for c in song.chords])

@@ -300,7 +300,8 @@ def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> M
     bar = bar_steps(like.meter, like.steps_per_quarter)
     song = Song(notes=notes, steps_per_quarter=like.steps_per_quarter, meter=like.meter,
                 bar_starts=full_bar_starts(like.bar_starts[:1] or [0], total, bar), mode=like.mode, key=like.key,
-                transposition=like.transposition, title=like.title, source=like.source, chords=list(like.chords))  # fmt: skip
+                transposition=like.transposition, title=like.title, source=like.source, chords=list(like.chords),
+                phrase_starts=[s for s in like.phrase_starts if s < total], phrase_source=like.phrase_source)  # fmt: skip
     return Melody(list(tokens), song, params)
 
 
