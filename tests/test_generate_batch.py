@@ -6,7 +6,7 @@ from synthetic_songs import untrained_checkpoint
 
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, default_model_path
-from tunesmith.generate.batch import batch_key, generate_batch
+from tunesmith.generate.batch import Retry, batch_key, generate_batch
 from tunesmith.generate.sampling import RowRandom, mixed, sample
 
 
@@ -60,11 +60,20 @@ def test_requests_with_a_form_give_what_they_give_alone(generator):
     still give what they give alone (retries of a missed form included)."""
     configs = [GenerationConfig(seed=s, meter="3/4", form="AABA") for s in range(5)]
     configs += [GenerationConfig(seed=9, meter="3/4", form="ABAC")]
+    configs += [GenerationConfig(seed=s, meter="4/4", form="A A' B A", temperature=2.0) for s in range(3)]  # these miss
     batched = generate_batch(generator, configs)
     for config, melodies in zip(configs, batched, strict=True):
         alone = generator.generate(config)[0]
         assert melodies[0].tokens == alone.tokens and melodies[0].params["form"] == alone.params["form"]
         assert melodies[0].params["form_honoured"] == alone.params["form_honoured"]
+    # a server answers the pass at once and composes a melody that missed its form again apart
+    deferred = generate_batch(generator, configs, defer_retries=True)
+    retries = [i for i, result in enumerate(deferred) if isinstance(result, Retry)]
+    assert retries  # this untrained model misses forms
+    for i, result in enumerate(deferred):
+        melodies = result.run() if i in retries else result
+        assert [m.tokens for m in melodies] == [m.tokens for m in batched[i]]
+        assert melodies[0].params["form_honoured"] == batched[i][0].params["form_honoured"]
 
 
 @pytest.mark.skipif(not default_model_path().is_file(), reason="the shipped model models/erk.pt is not present")

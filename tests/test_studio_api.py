@@ -493,3 +493,24 @@ def test_concurrent_regenerations_of_different_melodies_and_bars_are_batched(tin
             assert [m["tokens"] for m in batched.json()["alternatives"]] == [m["tokens"] for m in one.json()["alternatives"]]
         else:
             assert batched.json()["error"] == one.json()["error"]
+
+
+def test_an_answer_finished_later_does_not_hold_up_its_pass():
+    """A pass answers its requests at once; an answer it defers (a compose composed again because
+    it missed its form) is finished in its own job, and its errors stay its own."""
+    import asyncio
+    import threading
+
+    from tunesmith.studio.batcher import Batcher, Later
+
+    def work(key, items):
+        return [Later(lambda: "again") if item == "late" else Later(lambda: 1 / 0) if item == "broken" else item.upper()
+                for item in items]  # fmt: skip
+
+    async def main():
+        batcher = Batcher(work, threading.BoundedSemaphore(2), timeout=10)
+        return await asyncio.gather(*(batcher.submit("key", item) for item in ("now", "late", "broken")),
+                                    return_exceptions=True)  # fmt: skip
+
+    now, late, broken = asyncio.run(main())
+    assert now == "NOW" and late == "again" and broken.status_code == 500

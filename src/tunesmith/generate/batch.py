@@ -33,13 +33,29 @@ def batch_key(config: GenerationConfig) -> tuple | None:
     return tuple(sorted((k, repr(v)) for k, v in asdict(config).items() if k != "seed"))
 
 
+class Retry:
+    """A batched request whose melody missed its form: ``run()`` composes it again as
+    :meth:`Generator.generate` does (the next seeds, up to FORM_RETRIES times) and returns its
+    melodies. A server runs it apart, so the other requests of the pass need not wait for it."""
+
+    def __init__(self, generator, melody: Melody, config: GenerationConfig, plan: Plan):
+        self.generator, self.melody, self.config, self.plan = generator, melody, config, plan
+
+    def run(self) -> list[Melody]:
+        melodies = [self.melody]
+        self.generator.honour_forms([(melodies, self.plan, self.config)])
+        _harmonize(melodies, self.config)
+        return melodies
+
+
 def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = MAX_BATCH_ROWS,
-                   return_errors: bool = False) -> list[Any]:  # fmt: skip
+                   return_errors: bool = False, defer_retries: bool = False) -> list[Any]:  # fmt: skip
     """The melodies of each of ``configs``, in order: ``result[i]`` equals ``generator.generate(configs[i])``.
 
     Requests with equal :func:`batch_key` are decoded together, at most ``max_rows`` at a time.
     A bad request raises its TunesmithError, or with ``return_errors`` takes that error's place in
-    the result (so one bad request does not fail the others).
+    the result (so one bad request does not fail the others). With ``defer_retries`` a request
+    whose melody missed its form gets a :class:`Retry` in its place (``run()`` gives its melodies).
     """
     results: list[Any] = [None] * len(configs)
     groups: dict[tuple, list[tuple[int, GenerationConfig, Plan]]] = {}
@@ -59,30 +75,45 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
         for first in range(0, len(members), max_rows):
             chunk = members[first : first + max_rows]
             try:
-                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk])
+                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], defer_retries)
             except TunesmithError as exc:
                 if not return_errors:
                     raise
                 melodies = [exc] * len(chunk)
             for (index, _, _), melody in zip(chunk, melodies):
-                results[index] = melody if isinstance(melody, TunesmithError) else [melody]
+                results[index] = melody if isinstance(melody, TunesmithError | Retry) else [melody]
     return results
 
 
-def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]]) -> list[Melody]:
+def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], defer: bool = False) -> list[Any]:
     """One decoding pass over requests whose settings differ only in their seed: one row each."""
+    from tunesmith.form import compliance
+
     config = requests[0][0]
     plans = [plan for _, plan in requests]
     decoded = generator.decode_plans(plans, config, max_rows=len(plans))
-    melodies = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
-    with_form = [([m], p, c) for m, (c, p) in zip(melodies, requests) if p.form is not None]
-    if with_form:  # as generate does: a melody that misses its form is composed again
-        generator.honour_forms(with_form)  # replaces a retried melody inside its list
-        replaced = iter(item[0][0] for item in with_form)
-        melodies = [next(replaced) if p.form is not None else m for m, (_, p) in zip(melodies, requests)]
+    melodies: list[Any] = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
+    missed = []
+    for i, (melody, (c, p)) in enumerate(zip(melodies, requests)):
+        if p.form is not None:  # as generate does: a melody that misses its form is composed again
+            melody.params["form_honoured"] = compliance(melody.song, p.form.form.phrases).ok
+            if not melody.params["form_honoured"]:
+                missed.append(i)
+    if defer:
+        for i in missed:
+            melodies[i] = Retry(generator, melodies[i], *requests[i])
+    elif missed:  # the retries of the pass as one pass
+        retried = [([melodies[i]], requests[i][1], requests[i][0]) for i in missed]
+        generator.honour_forms(retried)
+        for i, (again, _, _) in zip(missed, retried):
+            melodies[i] = again[0]
+    _harmonize([m for m in melodies if isinstance(m, Melody)], config)
+    return melodies
+
+
+def _harmonize(melodies: list[Melody], config: GenerationConfig) -> None:
     if config.chords:
         from tunesmith.harmony import harmonize_with_shipped
 
         for melody in melodies:
             melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
-    return melodies

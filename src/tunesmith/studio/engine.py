@@ -98,18 +98,28 @@ def batch_key(settings: dict[str, Any]) -> tuple | None:
 def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]]) -> list[Any]:
     """``compose`` of each request's ``settings`` as one decoding pass where they differ only in
     their seed (each gets the melody it gets alone); a request's TunesmithError takes its place."""
+    from tunesmith.generate.batch import Retry, generate_batch
+    from tunesmith.studio.batcher import Later
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = generator.generate_batch([GenerationConfig(**settings) for settings in requests], return_errors=True)
+        configs = [GenerationConfig(**settings) for settings in requests]
+        results = generate_batch(generator, configs, return_errors=True, defer_retries=True)
     notes = list(dict.fromkeys(str(w.message) for w in caught))  # batched requests share their settings and so their warnings
+
+    def answer(melodies: list[Melody]) -> tuple[list[Melody], list[str]]:
+        for melody in melodies:
+            melody.params.update(model=name, primer_file="")
+        return melodies, notes
+
     answers: list[Any] = []
     for result in results:
         if isinstance(result, TunesmithError):
             answers.append(result)
-            continue
-        for melody in result:
-            melody.params.update(model=name, primer_file="")
-        answers.append((result, notes))
+        elif isinstance(result, Retry):  # composed again apart: the rest of the pass is answered now
+            answers.append(Later(lambda retry=result: answer(retry.run())))
+        else:
+            answers.append(answer(result))
     return answers
 
 
