@@ -254,3 +254,26 @@ def test_regenerated_bars_follow_the_melodys_form_with_the_shipped_model():
         plain.params["form"] = None
         formless.append(compliance(shipped.regenerate(plain, bars, **options)[0].song, "AABA").ok)
     assert sum(formless) < sum(kept) / 2
+
+
+def test_a_request_that_fails_while_decoding_fails_alone(generator, melody, monkeypatch):
+    """When one request of a pass cannot be decoded (here its masks allow nothing), it gets its
+    one-line error and the others of the pass still get what they get alone."""
+    from tunesmith.generate import regenerate as regenerate_module
+    from tunesmith.generate.controls import TokenMask
+
+    real = regenerate_module.plan_region
+
+    def contradictory(generator_, melody_, config):
+        plan, region = real(generator_, melody_, config)
+        if config.seed == 99:
+            plan.controls.append(TokenMask(torch.zeros(len(generator_.vocab), dtype=torch.bool)))
+        return plan, region
+
+    monkeypatch.setattr(regenerate_module, "plan_region", contradictory)
+    requests = [(melody, (2, 3), dict(candidates=3, seed=1)), (melody, (4, 5), dict(candidates=3, seed=99)),
+                (melody, (6, 7), dict(candidates=3, seed=2))]  # fmt: skip
+    results = regenerate_module.regenerate_many(generator, requests, return_errors=True)
+    assert isinstance(results[1], TunesmithError) and "allow no token" in str(results[1])
+    for i in (0, 2):
+        assert [m.tokens for m in results[i]] == [m.tokens for m in generator.regenerate(*requests[i][:2], **requests[i][2])]

@@ -80,9 +80,19 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
                 if not return_errors:
                     raise
                 melodies = [exc] * len(chunk)
+                if len(chunk) > 1:  # which request failed: each alone, so the others still get their melody
+                    melodies = [_one(generator, config, plan, defer_retries) for _, config, plan in chunk]
             for (index, _, _), melody in zip(chunk, melodies):
                 results[index] = melody if isinstance(melody, TunesmithError | Retry) else [melody]
     return results
+
+
+def _one(generator, config: GenerationConfig, plan: Plan, defer: bool) -> Any:
+    """One request decoded alone, or its TunesmithError."""
+    try:
+        return _decode_together(generator, [(config, plan)], defer)[0]
+    except TunesmithError as exc:
+        return exc
 
 
 def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], defer: bool = False) -> list[Any]:

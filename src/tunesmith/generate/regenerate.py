@@ -142,10 +142,21 @@ def regenerate_many(generator, requests: list[tuple[Melody, tuple[int, int] | st
         except TunesmithError as exc:
             if not return_errors:
                 raise
-            decoded = [exc] * len(members)
+            decoded = [exc]
+            if len(members) > 1:  # which request failed: each alone (the others' answers are what they give alone)
+                decoded = [_alone(generator, m[3], m[2]) for m in members]
+            decoded *= len(members) // len(decoded)
         for (index, melody, config, plan, region), rows in zip(members, decoded):
             results[index] = rows if isinstance(rows, TunesmithError) else _best(generator, melody, config, plan, region, rows)
     return results
+
+
+def _alone(generator, plan: Plan, config: RegenerateConfig):
+    """One plan decoded alone, or its TunesmithError."""
+    try:
+        return generator.decode_plans([plan], config.generation())[0]
+    except TunesmithError as exc:
+        return exc
 
 
 def _best(generator, melody: Melody, config: RegenerateConfig, plan: Plan, region: tuple[int, int],
