@@ -5,8 +5,8 @@ import torch
 from synthetic_songs import untrained_checkpoint
 
 from tunesmith.errors import TunesmithError
-from tunesmith.generate import GenerationConfig, Generator
-from tunesmith.generate.batch import batch_key, generate_batch
+from tunesmith.generate import GenerationConfig, Generator, default_model_path
+from tunesmith.generate.batch import Retry, batch_key, generate_batch
 from tunesmith.generate.sampling import RowRandom, mixed, sample
 
 
@@ -55,13 +55,42 @@ def test_incompatible_and_bad_requests_are_answered_apart(generator):
         generator.generate_batch(configs)
 
 
-def test_requests_with_a_form_share_a_pass_only_with_the_same_form(generator):
-    """A form fixes the melody's length and phrases: requests with one form decode together and
-    still give what they give alone (retries of a missed form included); other forms run apart."""
+def test_requests_with_a_form_give_what_they_give_alone(generator):
+    """A form fixes the melody's length and phrases: requests with a form decode together and
+    still give what they give alone (retries of a missed form included)."""
     configs = [GenerationConfig(seed=s, meter="3/4", form="AABA") for s in range(5)]
     configs += [GenerationConfig(seed=9, meter="3/4", form="ABAC")]
+    configs += [GenerationConfig(seed=s, meter="4/4", form="A A' B A", temperature=2.0) for s in range(3)]  # these miss
     batched = generate_batch(generator, configs)
     for config, melodies in zip(configs, batched, strict=True):
         alone = generator.generate(config)[0]
         assert melodies[0].tokens == alone.tokens and melodies[0].params["form"] == alone.params["form"]
         assert melodies[0].params["form_honoured"] == alone.params["form_honoured"]
+    # a server answers the pass at once and composes a melody that missed its form again apart
+    deferred = generate_batch(generator, configs, defer_retries=True)
+    retries = [i for i, result in enumerate(deferred) if isinstance(result, Retry)]
+    assert retries  # this untrained model misses forms
+    for i, result in enumerate(deferred):
+        melodies = result.run() if i in retries else result
+        assert [m.tokens for m in melodies] == [m.tokens for m in batched[i]]
+        assert melodies[0].params["form_honoured"] == batched[i][0].params["form_honoured"]
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="the shipped model models/erk.pt is not present")
+def test_different_drawn_forms_share_one_pass_and_each_seed_gives_its_own_melody(monkeypatch):
+    """A default compose draws its form from its seed: composes with different forms (phrases,
+    lengths) are rows of ONE pass, each the melody it is alone (and the CLI's for that seed)."""
+    from tunesmith.generate import decode as decode_module
+
+    shipped = Generator.from_checkpoint(None, "cpu")
+    configs = [GenerationConfig(meter="6/8", key="G", seed=s) for s in range(8)]
+    alone = [shipped.generate(c)[0] for c in configs]
+    assert len({m.params["form"] for m in alone}) >= 3 and len({m.song.total_steps for m in alone}) >= 2
+    passes = []
+    real = decode_module.decode_plans
+    monkeypatch.setattr(decode_module, "decode_plans", lambda model, plans, *a, **k: passes.append(len(plans)) or real(model, plans, *a, **k))
+    together = generate_batch(shipped, configs)
+    assert passes[0] == 8  # every request in the first pass (later ones: form retries)
+    for one, batched in zip(alone, together, strict=True):
+        assert batched[0].tokens == one.tokens and batched[0].params["form"] == one.params["form"]
+        assert batched[0].song.phrase_starts == one.song.phrase_starts

@@ -11,7 +11,7 @@ from tunesmith.cli import main
 from tunesmith.config import Config, ModelConfig
 from tunesmith.encoding import SPECIALS
 from tunesmith.errors import TunesmithError
-from tunesmith.generate import Generator, Melody
+from tunesmith.generate import Generator, Melody, default_model_path
 from tunesmith.generate.regenerate import parse_bars, parse_fixes
 from tunesmith.model import MelodyLSTM
 from tunesmith.song import step_positions
@@ -190,3 +190,90 @@ def test_new_bars_are_guarded_and_their_copy_measured_again_with_the_shipped_mod
     for new in again:
         copy = new.params["copy"]
         assert copy["tune"] != "stale" and copy["notes"] <= copy["max_copy"] == 12
+
+
+def test_regenerations_of_different_melodies_and_regions_share_a_pass(generator, melody, monkeypatch):
+    """Requests for other melodies, meters, regions, fixed notes and masks are rows of one pass,
+    each giving exactly what it gives alone (its candidates, their scores, its choice)."""
+    from tunesmith.generate import decode as decode_module
+    from tunesmith.generate.regenerate import regenerate_many
+
+    other = generator.generate(bars=6, meter="6/8", key="A", mode="minor", seed=5, full_length=True)[0]
+    requests = [(melody, (3, 5), dict(num=2, candidates=6, seed=1)),
+                (other, (1, 2), dict(num=3, candidates=5, seed=2, scale=True)),
+                (melody, (7, 8), dict(num=1, candidates=4, seed=3, horizon=0)),
+                (other, "4", dict(num=2, candidates=4, seed=4, fix="bar 4 beat 1 = A4")),
+                (melody, (2, 2), dict(num=1, candidates=3, seed=5, range="D4-D5"))]  # fmt: skip
+    alone = [generator.regenerate(m, bars, **options) for m, bars, options in requests]
+    passes = []
+    real = decode_module.decode_plans
+    monkeypatch.setattr(decode_module, "decode_plans", lambda model, plans, *a, **k: passes.append(len(plans)) or real(model, plans, *a, **k))
+    together = regenerate_many(generator, requests)
+    assert passes == [len(requests)]
+    for one, batched in zip(alone, together, strict=True):
+        assert [m.tokens for m in batched] == [m.tokens for m in one]
+        assert [m.params["regenerated"] for m in batched] == [m.params["regenerated"] for m in one]
+    bad = regenerate_many(generator, requests[:1] + [(melody, (3, 99), {})], return_errors=True)
+    assert [m.tokens for m in bad[0]] == [m.tokens for m in alone[0]] and "no bar 99" in str(bad[1])
+
+
+@pytest.mark.parametrize("form, phrase_starts, message", [
+    ("A9Z", [], "form"), ("A2 B2", [], "lasts 48 steps but the melody has 96"),
+    ("A2 A2 B2 A2", [0, 24, 48], "do not match its form"), (["A"], [], "must be text"),
+])  # fmt: skip
+def test_a_bad_recorded_form_is_a_one_line_error(generator, melody, form, phrase_starts, message):
+    broken = Melody.from_dict(melody.to_dict())
+    broken.params["form"], broken.song.phrase_starts = form, phrase_starts
+    with pytest.raises(TunesmithError, match=message) as caught:
+        generator.regenerate(broken, (3, 4), candidates=2, seed=1)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="the shipped model models/erk.pt is not present")
+def test_regenerated_bars_follow_the_melodys_form_with_the_shipped_model():
+    """Bars regenerated inside a restating phrase of an AABA melody still restate: the new bars
+    read their place in the form and the form control applies (the compliance check passes);
+    without the recorded form the same requests break the form. Batched requests: as alone."""
+    from tunesmith.form import compliance
+    from tunesmith.generate.regenerate import regenerate_many
+
+    shipped = Generator.from_checkpoint(None, device="cpu")
+    melodies = [m for m in shipped.generate(form="AABA", bars=8, num=4, seed=5) if compliance(m.song, "AABA").ok]
+    assert len(melodies) >= 3
+    requests = [(m, bars, dict(num=1, candidates=4, seed=seed)) for m in melodies for bars in ((3, 4), (8, 8))
+                for seed in range(2)]  # fmt: skip
+    results = regenerate_many(shipped, requests)
+    kept = [compliance(r[0].song, "AABA").ok for r in results]
+    assert sum(kept) >= 0.9 * len(kept)
+    assert all(r[0].params["regenerated"]["form"] == "A2 A2 B2 A2" for r in results)
+    for (m, bars, options), batched in list(zip(requests, results))[:4]:
+        assert shipped.regenerate(m, bars, **options)[0].tokens == batched[0].tokens
+    formless = []
+    for m, bars, options in requests:
+        plain = Melody.from_dict(m.to_dict())
+        plain.params["form"] = None
+        formless.append(compliance(shipped.regenerate(plain, bars, **options)[0].song, "AABA").ok)
+    assert sum(formless) < sum(kept) / 2
+
+
+def test_a_request_that_fails_while_decoding_fails_alone(generator, melody, monkeypatch):
+    """When one request of a pass cannot be decoded (here its masks allow nothing), it gets its
+    one-line error and the others of the pass still get what they get alone."""
+    from tunesmith.generate import regenerate as regenerate_module
+    from tunesmith.generate.controls import TokenMask
+
+    real = regenerate_module.plan_region
+
+    def contradictory(generator_, melody_, config):
+        plan, region = real(generator_, melody_, config)
+        if config.seed == 99:
+            plan.controls.append(TokenMask(torch.zeros(len(generator_.vocab), dtype=torch.bool)))
+        return plan, region
+
+    monkeypatch.setattr(regenerate_module, "plan_region", contradictory)
+    requests = [(melody, (2, 3), dict(candidates=3, seed=1)), (melody, (4, 5), dict(candidates=3, seed=99)),
+                (melody, (6, 7), dict(candidates=3, seed=2))]  # fmt: skip
+    results = regenerate_module.regenerate_many(generator, requests, return_errors=True)
+    assert isinstance(results[1], TunesmithError) and "allow no token" in str(results[1])
+    for i in (0, 2):
+        assert [m.tokens for m in results[i]] == [m.tokens for m in generator.regenerate(*requests[i][:2], **requests[i][2])]

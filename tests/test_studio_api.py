@@ -241,6 +241,15 @@ def test_compose_with_a_form_records_its_phrases(client):
     assert len(melody["song"]["phrase_starts"]) == 4
     _refused(client.post("/api/compose", json={"bars": 8, "form": "A9Z"}), 422)
     _refused(client.post("/api/compose", json={"form": "../etc/passwd"}), 422, "form")
+    # regenerating bars follows the melody's form, and keeps its phrases; a changed form is refused
+    answer = client.post("/api/regenerate", json={"melody": melody, "bars": [7, 8], "num": 2, "seed": 1}).json()
+    for alternative in answer["alternatives"]:
+        assert alternative["params"]["regenerated"]["form"] == melody["params"]["form"]
+        assert alternative["song"]["phrase_starts"] == melody["song"]["phrase_starts"]
+    broken = {**melody, "params": {**melody["params"], "form": "A2 B2"}}
+    assert "form 'A2 B2' lasts" in _refused(client.post("/api/regenerate", json={"melody": broken, "bars": [7, 8], "seed": 1}), 422)
+    shuffled = {**melody, "song": {**melody["song"], "phrase_starts": [0, 48, 24]}}
+    _refused(client.post("/api/regenerate", json={"melody": shuffled, "bars": [7, 8]}), 422, "melody.song.phrase_starts")
 
 
 def test_compose_with_chords_uses_the_generators_harmoniser(client):
@@ -452,3 +461,56 @@ def test_concurrent_composes_are_batched_and_each_seed_gives_its_own_melody(tiny
     assert [r.json()["melodies"][0]["tokens"] for r in together] == [m["tokens"] for m in alone]
     assert [r.json()["melodies"][0]["params"]["seed"] for r in together] == list(range(8))
     assert len({tuple(m["tokens"]) for m in alone}) > 1 and other["song"]["meter"] == "4/4"
+
+
+def test_concurrent_regenerations_of_different_melodies_and_bars_are_batched(tiny_checkpoint):
+    """Regenerate requests arriving together (other melodies, other bars, locks, another scheme,
+    a bad one) are decoded together, and each gets exactly the answer it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from tunesmith.studio.app import create_app
+
+    app = create_app({"tiny": tiny_checkpoint}, batch_window=0.15)
+    with TestClient(app) as studio:
+        melodies = [studio.post("/api/compose", json={"bars": 8, "meter": meter, "seed": seed}).json()["melodies"][0]
+                    for seed, meter in ((1, "4/4"), (2, "3/4"))]  # fmt: skip
+        bodies = [{"melody": melodies[i % 2], "bars": [1 + i, 3 + i], "num": 1 + i % 3, "seed": 10 + i} for i in range(6)]
+        bodies[4]["locked"] = [6]
+        bodies[5]["scheme"], bodies[5]["temperature"] = "top-k", 1.4
+        bodies.append({**bodies[0], "bars": [3, 12]})  # no bar 12: its own error, the others unharmed
+        alone = [studio.post("/api/regenerate", json=body) for body in bodies]
+        passes = app.state.regenerations.passes
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            together = list(pool.map(lambda body: studio.post("/api/regenerate", json=body), bodies))
+        batches = app.state.regenerations.passes - passes
+    assert batches < len(bodies)
+    assert sum(a.status_code == 200 for a in alone) >= 5 and alone[-1].status_code == 422
+    for one, batched in zip(alone, together, strict=True):
+        assert batched.status_code == one.status_code
+        if one.status_code == 200:
+            assert [m["tokens"] for m in batched.json()["alternatives"]] == [m["tokens"] for m in one.json()["alternatives"]]
+        else:
+            assert batched.json()["error"] == one.json()["error"]
+
+
+def test_an_answer_finished_later_does_not_hold_up_its_pass():
+    """A pass answers its requests at once; an answer it defers (a compose composed again because
+    it missed its form) is finished in its own job, and its errors stay its own."""
+    import asyncio
+    import threading
+
+    from tunesmith.studio.batcher import Batcher, Later
+
+    def work(key, items):
+        return [Later(lambda: "again") if item == "late" else Later(lambda: 1 / 0) if item == "broken" else item.upper()
+                for item in items]  # fmt: skip
+
+    async def main():
+        batcher = Batcher(work, threading.BoundedSemaphore(2), timeout=10)
+        return await asyncio.gather(*(batcher.submit("key", item) for item in ("now", "late", "broken")),
+                                    return_exceptions=True)  # fmt: skip
+
+    now, late, broken = asyncio.run(main())
+    assert now == "NOW" and late == "again" and broken.status_code == 500

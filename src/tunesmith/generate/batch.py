@@ -2,10 +2,11 @@
 
 A server answering many clients at once would otherwise decode each request alone, one after
 the other (Python holds the GIL, so threads do not overlap). Requests that differ only in their
-seed become one plan whose rows advance together; each row draws from its own random stream
-(:class:`~tunesmith.generate.sampling.RowRandom`) seeded with its request's seed, and a one-row
-stream seeded with ``s`` draws exactly what :meth:`Generator.generate`'s single stream seeded with
-``s`` draws. So a request gives the melody it gives alone, whatever it is batched with.
+seed are decoded as one pass (:func:`~tunesmith.generate.decode.decode_plans`), each with its own
+plan — so with its own drawn form, phrases and length — and its own random stream seeded with
+its seed, drawing exactly what :meth:`Generator.generate` draws for it. So a request gives the
+melody it gives alone, whatever it is batched with (form retries included: a melody that
+misses its form is composed again from the next seed, the retries of a pass again as one pass).
 
 Only one-melody requests with a per-step scheme are batched; a request for several melodies
 (whose rows share one stream) or for beam search runs alone, through :meth:`Generator.generate`.
@@ -13,7 +14,7 @@ Only one-melody requests with a per-step scheme are batched; a request for sever
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from tunesmith.errors import TunesmithError
@@ -21,7 +22,7 @@ from tunesmith.generate.config import GenerationConfig
 from tunesmith.generate.melody import Melody
 from tunesmith.generate.plan import Plan
 
-MAX_BATCH_ROWS = 32  # rows of one pass: decode.SMALL_BATCH, the most that still run on one CPU thread (faster)
+MAX_BATCH_ROWS = 64  # rows of one pass
 
 
 def batch_key(config: GenerationConfig) -> tuple | None:
@@ -32,13 +33,29 @@ def batch_key(config: GenerationConfig) -> tuple | None:
     return tuple(sorted((k, repr(v)) for k, v in asdict(config).items() if k != "seed"))
 
 
+class Retry:
+    """A batched request whose melody missed its form: ``run()`` composes it again as
+    :meth:`Generator.generate` does (the next seeds, up to FORM_RETRIES times) and returns its
+    melodies. A server runs it apart, so the other requests of the pass need not wait for it."""
+
+    def __init__(self, generator, melody: Melody, config: GenerationConfig, plan: Plan):
+        self.generator, self.melody, self.config, self.plan = generator, melody, config, plan
+
+    def run(self) -> list[Melody]:
+        melodies = [self.melody]
+        self.generator.honour_forms([(melodies, self.plan, self.config)])
+        _harmonize(melodies, self.config)
+        return melodies
+
+
 def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = MAX_BATCH_ROWS,
-                   return_errors: bool = False) -> list[Any]:  # fmt: skip
+                   return_errors: bool = False, defer_retries: bool = False) -> list[Any]:  # fmt: skip
     """The melodies of each of ``configs``, in order: ``result[i]`` equals ``generator.generate(configs[i])``.
 
     Requests with equal :func:`batch_key` are decoded together, at most ``max_rows`` at a time.
     A bad request raises its TunesmithError, or with ``return_errors`` takes that error's place in
-    the result (so one bad request does not fail the others).
+    the result (so one bad request does not fail the others). With ``defer_retries`` a request
+    whose melody missed its form gets a :class:`Retry` in its place (``run()`` gives its melodies).
     """
     results: list[Any] = [None] * len(configs)
     groups: dict[tuple, list[tuple[int, GenerationConfig, Plan]]] = {}
@@ -49,7 +66,7 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
                 results[index] = generator.generate(config)
             else:
                 plan = generator.plan(config)
-                groups.setdefault((key, form_signature(plan)), []).append((index, config, plan))
+                groups.setdefault(key, []).append((index, config, plan))
         except TunesmithError as exc:
             if not return_errors:
                 raise
@@ -58,46 +75,55 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
         for first in range(0, len(members), max_rows):
             chunk = members[first : first + max_rows]
             try:
-                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk])
+                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], defer_retries)
             except TunesmithError as exc:
                 if not return_errors:
                     raise
                 melodies = [exc] * len(chunk)
+                if len(chunk) > 1:  # which request failed: each alone, so the others still get their melody
+                    melodies = [_one(generator, config, plan, defer_retries) for _, config, plan in chunk]
             for (index, _, _), melody in zip(chunk, melodies):
-                results[index] = melody if isinstance(melody, TunesmithError) else [melody]
+                results[index] = melody if isinstance(melody, TunesmithError | Retry) else [melody]
     return results
 
 
-def form_signature(plan: Plan) -> tuple | None:
-    """What a plan's form fixes (its phrases, their starts, the length): requests share a pass
-    only with requests whose (drawn or asked-for) form is the same."""
-    if plan.form is None:
-        return None
-    form = plan.form.form
-    return (tuple(repr(p) for p in form.phrases), tuple(form.starts), form.total_steps, form.source)
+def _one(generator, config: GenerationConfig, plan: Plan, defer: bool) -> Any:
+    """One request decoded alone, or its TunesmithError."""
+    try:
+        return _decode_together(generator, [(config, plan)], defer)[0]
+    except TunesmithError as exc:
+        return exc
 
 
-def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]]) -> list[Melody]:
-    """One decoding pass over requests whose plans differ only in their seed: one row each."""
-    from tunesmith.generate.decode import StepChooser, decode
-    from tunesmith.generate.sampling import RowRandom
+def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], defer: bool = False) -> list[Any]:
+    """One decoding pass over requests whose settings differ only in their seed: one row each."""
+    from tunesmith.form import compliance
 
-    config, plan = requests[0]
-    chooser = StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
-    streams = RowRandom([p.seed for _, p in requests], generator.device)
-    decoded = decode(generator.model, replace(plan, num=len(requests)), chooser, streams)
-    melodies = [generator._melody(ids, 0, c, p) for ids, (c, p) in zip(decoded.ids, requests)]
-    if plan.form is not None:  # as generate does: a melody that misses its form is composed again
-        from tunesmith.form import compliance
+    config = requests[0][0]
+    plans = [plan for _, plan in requests]
+    decoded = generator.decode_plans(plans, config, max_rows=len(plans))
+    melodies: list[Any] = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
+    missed = []
+    for i, (melody, (c, p)) in enumerate(zip(melodies, requests)):
+        if p.form is not None:  # as generate does: a melody that misses its form is composed again
+            melody.params["form_honoured"] = compliance(melody.song, p.form.form.phrases).ok
+            if not melody.params["form_honoured"]:
+                missed.append(i)
+    if defer:
+        for i in missed:
+            melodies[i] = Retry(generator, melodies[i], *requests[i])
+    elif missed:  # the retries of the pass as one pass
+        retried = [([melodies[i]], requests[i][1], requests[i][0]) for i in missed]
+        generator.honour_forms(retried)
+        for i, (again, _, _) in zip(missed, retried):
+            melodies[i] = again[0]
+    _harmonize([m for m in melodies if isinstance(m, Melody)], config)
+    return melodies
 
-        for i, (melody, (c, p)) in enumerate(zip(melodies, requests)):
-            if compliance(melody.song, p.form.form.phrases).ok:
-                melody.params["form_honoured"] = True
-            else:  # alone, with generate's retries, so the answer is what the request gives alone
-                melodies[i] = generator.generate(c)[0]
+
+def _harmonize(melodies: list[Melody], config: GenerationConfig) -> None:
     if config.chords:
         from tunesmith.harmony import harmonize_with_shipped
 
-        for melody in (m for m in melodies if not m.song.chords):  # generate() harmonised its own
+        for melody in melodies:
             melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
-    return melodies

@@ -51,30 +51,54 @@ class CopyGuard:
         self.pitch_of = {token_id: pitch for pitch, token_id in zip(vocab.pitches, vocab.pitch_ids, strict=True)}
         self.onset_ids = torch.tensor([vocab.end, vocab.rest, *vocab.pitch_ids])
         self.fallbacks = 0  # (row, step) pairs where the guard had to allow everything
+        self.limits = self.row_plan = None  # per row, when merged over several plans (see merge)
 
     def start(self, rows: int, prefix: list[int]) -> None:
         """Reset for ``rows`` melodies that all begin with the model-key tokens ``prefix``."""
         self.rows, self.fallbacks = rows, 0
-        # per row: automaton state and copy length after the fixed notes, pending note (interval
-        # key, 0 = none; steps), last sounding pitch, longest copy so far, finished
-        self.state, self.matched, self.key, self.steps = [0] * rows, [0] * rows, [0] * rows, [0] * rows
-        self.last: list[int | None] = [None] * rows
-        self.longest, self.done = [0] * rows, [False] * rows
-        one = _Row()
-        for token in prefix:
-            self._take(one, token)
-        if one.longest > self.max_copy:
-            song = Song(notes=decode_tokens(self.vocab.tokens_of(prefix)))
-            tune = self.index.describe(song)["tune"]
-            raise TunesmithError(f"the primer already shares {one.longest} notes with the training tune {tune!r}, "
-                                 f"more than --max-copy {self.max_copy}: shorten the primer or raise --max-copy")  # fmt: skip
+        self.limits = self.row_plan = None  # one limit and one plan for every row
+        one = self._prefix_row(prefix, self.max_copy)
         for name in ("state", "matched", "key", "steps", "last", "longest", "done"):
             setattr(self, name, [getattr(one, name)] * rows)
 
-    def _viable(self, state: int, matched: int, key: int, steps: int, spare: int) -> bool:
-        """Can a pending note (``key``, ``steps`` so far) still be fixed without overrunning, with
-        ``spare`` more steps to lengthen it?"""
-        if matched < self.max_copy:
+    def _prefix_row(self, prefix: list[int], limit: int) -> _Row:
+        """The guard state after ``prefix``; a prefix that already copies more than ``limit`` is an error."""
+        one = _Row()
+        for token in prefix:
+            self._take(one, token)
+        if one.longest > limit:
+            song = Song(notes=decode_tokens(self.vocab.tokens_of(prefix)))
+            tune = self.index.describe(song)["tune"]
+            raise TunesmithError(f"the primer already shares {one.longest} notes with the training tune {tune!r}, "
+                                 f"more than --max-copy {limit}: shorten the primer or raise --max-copy")  # fmt: skip
+        return one
+
+    @classmethod
+    def merge(cls, guards: list[CopyGuard | None], sizes: list[int], prefixes: list[list[int]]) -> CopyGuard:
+        """One guard over the rows of several plans decoded as one pass (``sizes[i]`` rows of plan
+        ``i``, which begin with ``prefixes[i]``), each plan with its own ``max_copy``; the rows of
+        a plan without a guard (None) are left free. Its ``allowed`` reads each plan's step and
+        length from ``ctx.segments``. The guards must share one index (one model)."""
+        base = next(g for g in guards if g is not None)
+        if any(g is not None and g.index is not base.index for g in guards):
+            raise TunesmithError("plans decoded together must share one originality index")
+        merged = cls(base.index, base.max_copy, base.vocab)
+        merged.rows, merged.fallbacks, merged.limits, merged.row_plan = sum(sizes), 0, [], []
+        for name in ("state", "matched", "key", "steps", "last", "longest", "done"):
+            setattr(merged, name, [])
+        for plan, (guard, size, prefix) in enumerate(zip(guards, sizes, prefixes)):
+            one = merged._prefix_row(prefix, guard.max_copy) if guard is not None else _Row()
+            one.done = one.done or guard is None
+            for name in ("state", "matched", "key", "steps", "last", "longest", "done"):
+                getattr(merged, name).extend([getattr(one, name)] * size)
+            merged.limits += [guard.max_copy if guard is not None else 0] * size
+            merged.row_plan += [plan] * size
+        return merged
+
+    def _viable(self, state: int, matched: int, key: int, steps: int, spare: int, limit: int) -> bool:
+        """Can a pending note (``key``, ``steps`` so far) still be fixed without overrunning ``limit``,
+        with ``spare`` more steps to lengthen it?"""
+        if matched < limit:
             return True
         has = self.automaton.has
         return any(not has(state, symbol_code(key, length)) for length in range(steps, steps + spare + 1))
@@ -83,22 +107,28 @@ class CopyGuard:
         """Bool ``[rows, V]`` (True = allowed), or None when no row is near ``max_copy``."""
         left = ctx.total_steps - ctx.step  # tokens still to come, this one included
         limit = self.max_copy
-        # A row whose copy is two or more notes short of the limit cannot overrun with this token
-        # and the next note: only rows at limit - 1 or more need looking at.
-        rows = [r for r, matched in enumerate(self.matched) if matched >= limit - 1]
+        if self.limits is None:  # one plan: one limit
+            # A row whose copy is two or more notes short of the limit cannot overrun with this token
+            # and the next note: only rows at limit - 1 or more need looking at.
+            rows = [r for r, matched in enumerate(self.matched) if matched >= limit - 1]
+        else:  # several plans: each row its own plan's limit and steps left
+            lefts = {segment[0]: segment[4] - segment[3] for segment in ctx.segments}
+            rows = [r for r, matched in enumerate(self.matched) if matched >= self.limits[r] - 1]
         no_hold, no_onset, no_ids, free = [], [], [], []
         for r in rows:
             if self.done[r]:
                 continue
+            if self.limits is not None:
+                limit, left = self.limits[r], lefts[self.row_plan[r]]
             state, matched, key, steps, last = self.state[r], self.matched[r], self.key[r], self.steps[r], self.last[r]
-            hold_ok = self._viable(state, matched, key or REST_KEY, steps + 1 if key else 1, left - 1)
+            hold_ok = self._viable(state, matched, key or REST_KEY, steps + 1 if key else 1, left - 1, limit)
             fixed = symbol_code(key, steps) if key else None
             onset_ok = not key or matched < limit or not self.automaton.has(state, fixed)
             banned: list[int] = []
             if onset_ok:
                 new_state, new_matched = self.automaton.walk(state, matched, fixed) if key else (state, matched)
                 if new_matched >= limit:
-                    banned = self._banned_onsets(new_state, new_matched, last, left - 1)
+                    banned = self._banned_onsets(new_state, new_matched, last, left - 1, limit)
             pitches_left = len(self.pitch_of) - sum(1 for i in banned if i in self.pitch_of)
             if not (hold_ok or (onset_ok and (self.vocab.rest not in banned or pitches_left))):
                 self.fallbacks += 1  # no way out: step aside rather than leave the row nothing
@@ -120,14 +150,14 @@ class CopyGuard:
             mask[where[:, 0], where[:, 1]] = False
         return mask.to(ctx.device)
 
-    def _banned_onsets(self, state: int, matched: int, last: int | None, spare: int) -> list[int]:
+    def _banned_onsets(self, state: int, matched: int, last: int | None, spare: int, limit: int) -> list[int]:
         """Token ids whose new note could not be fixed without overrunning (the copy is at the limit)."""
         banned = []
         for code in self.automaton.out(state):
             if code < 0 or code % STEPS_RANGE != 1:
                 continue  # a song separator, or a note longer than one step: one step is always safe then
             key = code // STEPS_RANGE
-            if self._viable(state, matched, key, 1, spare):
+            if self._viable(state, matched, key, 1, spare, limit):
                 continue
             if key == REST_KEY:
                 banned.append(self.vocab.rest)
@@ -184,7 +214,8 @@ class CopyGuard:
     def reorder(self, index: torch.Tensor) -> None:
         """Keep rows ``index`` (beam search)."""
         keep = index.tolist()
-        for name in ("state", "matched", "key", "steps", "last", "longest", "done"):
+        names = ("state", "matched", "key", "steps", "last", "longest", "done")
+        for name in names + (("limits", "row_plan") if self.limits is not None else ()):
             values = getattr(self, name)
             setattr(self, name, [values[i] for i in keep])
         self.rows = len(keep)

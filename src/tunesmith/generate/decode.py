@@ -126,11 +126,34 @@ def decode(model, plan, chooser, generator: torch.Generator | RowRandom, control
     """Run ``plan`` for ``plan.num`` melodies with ``chooser`` and the plan's controls plus ``controls``.
 
     ``generator`` is one seeded stream for the whole batch, or a RowRandom with one per row."""
+    return decode_plans(model, [plan], chooser, [generator], controls)[0]
+
+
+@torch.inference_mode()
+def decode_plans(model, plans: list, chooser, generators: list, controls: list[Control] = ()) -> list[Decoded]:
+    """Run several plans as ONE pass: ``plans[i]`` gets ``plans[i].num`` rows and draws from
+    ``generators[i]`` only, so each plan gives exactly what it gives decoded alone.
+
+    The plans may differ in everything a plan holds (prefix, length, fixed and scored tokens, form,
+    key, mode, meter, masks, seed); they must share the vocabulary and the chooser (one scheme and
+    temperature). Rows are aligned at their first free step (after their own prefix), each plan
+    advances through its own steps and leaves the batch when it is done. Beam search and extra
+    ``controls`` (the Control protocol's whole-batch steps) need a single plan."""
+    if not plans:
+        return []
+    if len(plans) > 1 and (chooser.width > 1 or controls):
+        raise TunesmithError("beam search and extra controls decode one plan at a time")
     device = next(model.parameters()).device
-    rows = plan.num * chooser.width
-    threads = 1 if device.type == "cpu" and rows <= SMALL_BATCH else None
+    rows = sum(plan.num for plan in plans) * chooser.width
+    # several plans (a server's batch): one thread, since the 2 cores are shared with other requests
+    threads = 1 if device.type == "cpu" and (rows <= SMALL_BATCH or len(plans) > 1) else None
     with cpu_threads(threads):
-        return _decode(model, plan, chooser, generator, list(plan.controls) + list(controls), rows, device)
+        if len(plans) == 1:
+            plan = plans[0]
+            return [_decode(model, plan, chooser, generators[0], list(plan.controls) + list(controls), rows, device)]
+        from tunesmith.generate.rows import decode_rows
+
+        return decode_rows(model, plans, chooser, generators, device)
 
 
 def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:

@@ -90,11 +90,33 @@ def resolve_form(text: str | None, bars: int | None, meter: str, mode: str, bar_
         phrases, source = draw_fitting(forms, meter, mode, bars, random.Random(seed)), "corpus"
     else:
         return None
+    return lay_out(phrases, bar_length, pickup, source)
+
+
+def lay_out(phrases: list[FormPhrase], bar_length: int, pickup: int, source: str) -> PlannedForm:
+    """Phrases with lengths in bars laid out in steps (the first phrase holds the pickup)."""
     starts, step = [], 0
     for phrase in phrases:
         starts.append(step)
         step += phrase.bars * bar_length + (pickup if not starts[1:] else 0)
-    return PlannedForm(phrases, starts, step, bar_length, source)
+    return PlannedForm(list(phrases), starts, step, bar_length, source)
+
+
+def melody_form(text: str, source: str, phrase_starts: list[int], total_steps: int, bar_length: int,
+                pickup: int) -> PlannedForm:  # fmt: skip
+    """The planned form a melody records (``params["form"]`` such as ``A2 A2 B2 A2``, its
+    ``phrase_starts``), checked against the melody: regenerating bars of it follows the same form.
+    A form that does not fit the melody is a one-line error."""
+    phrases = parse_form(text)
+    if phrases[0].bars is None:
+        raise TunesmithError(f"the melody's form {text!r} gives no phrase lengths (write it like A2 A2 B2 A2)")
+    form = lay_out(phrases, bar_length, pickup, source if source in ("requested", "corpus") else "requested")
+    if form.total_steps != total_steps:
+        raise TunesmithError(f"the melody's form {text!r} lasts {form.total_steps} steps but the melody has "
+                             f"{total_steps}: its JSON was changed")  # fmt: skip
+    if phrase_starts and list(phrase_starts) != form.starts:
+        raise TunesmithError(f"the melody's phrase starts {list(phrase_starts)} do not match its form {text!r}")
+    return form
 
 
 @lru_cache(maxsize=4096)

@@ -129,7 +129,7 @@ class Generator:
             rows += decoded.ids
         melodies = [self._melody(ids, index, config, plan) for index, ids in enumerate(rows)]
         if plan.form is not None:
-            self._honour_form(melodies, plan, config, controls)
+            self.honour_forms([(melodies, plan, config)], controls)
         if config.chords:
             from tunesmith.harmony import harmonize_with_shipped
 
@@ -137,27 +137,69 @@ class Generator:
                 melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
         return melodies
 
-    def _honour_form(self, melodies: list[Melody], plan: Plan, config: GenerationConfig, controls) -> None:
+    def honour_forms(self, requests: list[tuple[list[Melody], Plan, GenerationConfig]], controls=()) -> None:
         """Compose again (up to FORM_RETRIES times, seeds ``plan.seed + 1…``) the melodies whose phrases
         the compliance check does not accept — mostly a new letter that came out as a variant of an
-        earlier phrase; a melody that never passes is kept as it is, its check in ``params``."""
+        earlier phrase; a melody that never passes is kept as it is, its check in ``params``.
+
+        ``requests`` are ``(melodies, plan, config)`` of requests with a form (they share one
+        scheme); their retries of one attempt are decoded as one pass, each retry as it would be alone."""
         from tunesmith.form import compliance
 
-        form = plan.form.form.phrases
-        checks = [compliance(m.song, form) for m in melodies]
+        checks = [[compliance(m.song, plan.form.form.phrases) for m in melodies] for melodies, plan, _ in requests]
         for attempt in range(1, FORM_RETRIES + 1):
-            failed = [i for i, check in enumerate(checks) if not check.ok]
-            if not failed:
+            retries = []
+            for n, ((melodies, plan, config), check) in enumerate(zip(requests, checks)):
+                failed = [i for i, c in enumerate(check) if not c.ok]
+                if failed:
+                    retries.append((n, failed, replace(plan, num=len(failed), seed=plan.seed + attempt)))
+            if not retries:
                 break
-            retry = replace(plan, num=len(failed), seed=plan.seed + attempt)
-            rows = [ids for decoded in self.decode(retry, config, controls) for ids in decoded.ids]
-            for i, ids in zip(failed, rows):
-                melody = self._melody(ids, i, config, plan)
-                check = compliance(melody.song, form)
-                if check.ok or check.score > checks[i].score:
-                    melodies[i], checks[i] = melody, check
-        for melody, check in zip(melodies, checks):
-            melody.params["form_honoured"] = check.ok
+            decoded = self.decode_plans([retry for _, _, retry in retries], requests[retries[0][0]][2], controls)
+            for (n, failed, _), rows in zip(retries, (d.ids for d in decoded)):
+                melodies, plan, config = requests[n]
+                for i, ids in zip(failed, rows):
+                    melody = self._melody(ids, i, config, plan)
+                    check = compliance(melody.song, plan.form.form.phrases)
+                    if check.ok or check.score > checks[n][i].score:
+                        melodies[i], checks[n][i] = melody, check
+        for (melodies, _, _), check in zip(requests, checks):
+            for melody, c in zip(melodies, check):
+                melody.params["form_honoured"] = c.ok
+
+    def decode_plans(self, plans: list[Plan], config: GenerationConfig, controls: list[Control] = (),
+                     max_rows: int = CHUNK_ROWS) -> list:  # fmt: skip
+        """One :class:`~tunesmith.generate.decode.Decoded` per plan, every plan drawing from its own
+        stream seeded with its seed (as :meth:`decode` does for one plan): one plan alone runs in
+        chunks of CHUNK_ROWS rows; several plans (one scheme, no beam search) share passes of at
+        most ``max_rows`` rows."""
+        if len(plans) == 1:
+            from tunesmith.generate.decode import Decoded
+
+            chunks = list(self.decode(plans[0], config, controls))
+            return [Decoded([i for d in chunks for i in d.ids], [x for d in chunks for x in d.scored])]
+        return self.decode_together(plans, config, max_rows)
+
+    def decode_together(self, plans: list[Plan], config: GenerationConfig, max_rows: int = CHUNK_ROWS) -> list:
+        """One :class:`~tunesmith.generate.decode.Decoded` per plan, the plans decoded as passes of
+        at most ``max_rows`` rows (a plan is never split), each from its own seeded stream."""
+        import torch
+
+        from tunesmith.generate.decode import StepChooser, decode_plans
+
+        if config.scheme == "beam":
+            raise TunesmithError("beam search decodes one request at a time")
+        chooser = StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
+        results, chunk, rows = [], [], 0
+        for plan in plans + [None]:
+            if plan is None or (chunk and rows + plan.num > max_rows):
+                streams = [torch.Generator(device=self.device).manual_seed(p.seed) for p in chunk]
+                results += decode_plans(self.model, chunk, chooser, streams)
+                chunk, rows = [], 0
+            if plan is not None:
+                chunk.append(plan)
+                rows += plan.num
+        return results
 
     def generate_batch(self, configs: list[GenerationConfig], return_errors: bool = False) -> list:
         """The melodies of each request, in order, as ``generate`` gives them; one-melody requests

@@ -109,17 +109,67 @@ def parse_fixes(text: str) -> list[tuple[int, float, int | None]]:
 def regenerate(generator, melody: Melody, bars: tuple[int, int] | str, **options: Any) -> list[Melody]:
     """``options.num`` new versions of ``bars`` of ``melody`` (see the module docstring); the
     fields of :class:`RegenerateConfig` are the options. Raises TunesmithError on bad input."""
-    config = RegenerateConfig(bars=bars if isinstance(bars, str) else f"{bars[0]}-{bars[1]}", **options).validate()
-    plan, region = plan_region(generator, melody, config)
-    gen_config = config.generation()
-    decoded = [d for d in generator.decode(plan, gen_config)]
+    return regenerate_many(generator, [(melody, bars, options)])[0]
+
+
+def regenerate_many(generator, requests: list[tuple[Melody, tuple[int, int] | str, dict[str, Any]]],
+                    return_errors: bool = False, max_rows: int = 256) -> list[Any]:  # fmt: skip
+    """:func:`regenerate` of each ``(melody, bars, options)``, in order; requests that share their
+    sampling settings (scheme, temperature, top-k, top-p, mixed-p) are decoded as one pass of
+    passes of at most ``max_rows`` rows, whatever their melodies, regions, forms and fixed notes:
+    each request draws from its own seed and gets exactly what it gets alone. A bad request raises
+    its TunesmithError, or with ``return_errors`` takes that error's place."""
+    results: list[Any] = [None] * len(requests)
+    groups: dict[tuple, list[tuple[int, Melody, RegenerateConfig, Plan, tuple[int, int]]]] = {}
+    for index, (melody, bars, options) in enumerate(requests):
+        try:
+            text = bars if isinstance(bars, str) else f"{bars[0]}-{bars[1]}"
+            unknown = sorted(set(options) - set(RegenerateConfig.__dataclass_fields__) - {"bars"})
+            if unknown:
+                raise TunesmithError(f"unknown regeneration option {unknown[0]!r}")
+            config = RegenerateConfig(bars=text, **options).validate()
+            plan, region = plan_region(generator, melody, config)
+        except TunesmithError as exc:
+            if not return_errors:
+                raise
+            results[index] = exc
+            continue
+        key = (config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
+        groups.setdefault(key, []).append((index, melody, config, plan, region))
+    for members in groups.values():
+        try:
+            decoded = generator.decode_plans([m[3] for m in members], members[0][2].generation(), max_rows=max_rows)
+        except TunesmithError as exc:
+            if not return_errors:
+                raise
+            decoded = [exc]
+            if len(members) > 1:  # which request failed: each alone (the others' answers are what they give alone)
+                decoded = [_alone(generator, m[3], m[2]) for m in members]
+            decoded *= len(members) // len(decoded)
+        for (index, melody, config, plan, region), rows in zip(members, decoded):
+            results[index] = rows if isinstance(rows, TunesmithError) else _best(generator, melody, config, plan, region, rows)
+    return results
+
+
+def _alone(generator, plan: Plan, config: RegenerateConfig):
+    """One plan decoded alone, or its TunesmithError."""
+    try:
+        return generator.decode_plans([plan], config.generation())[0]
+    except TunesmithError as exc:
+        return exc
+
+
+def _best(generator, melody: Melody, config: RegenerateConfig, plan: Plan, region: tuple[int, int],
+          decoded) -> list[Melody]:  # fmt: skip
+    """The ``config.num`` candidates under which the kept bars are most likely, distinct ones first."""
     tail = kept_tail(generator, melody, plan)
-    ids = [row + tail for d in decoded for row in d.ids]
-    scores = [score for d in decoded for score in d.scored]
+    ids = [row + tail for row in decoded.ids]
+    scores = list(decoded.scored)
     order = sorted(range(len(ids)), key=lambda i: -scores[i])
-    picked, seen = [], set()
-    for i in order:  # distinct regions first, best first; repeats only if too few are distinct
-        key = tuple(ids[i])
+    original = tuple(generator.vocab.ids(melody.model_tokens))
+    picked, seen = [], {original}
+    for i in order:  # new distinct regions first, best first; repeats (or the old bars) only if too few are new
+        key = tuple(ids[i][: len(original)])
         if key not in seen:
             seen.add(key)
             picked.append(i)
@@ -178,10 +228,31 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
     guard = copy_guard(generator, tokens[:start])
     if guard is not None:
         controls.append(guard)
+    form = region_form(generator, melody, bar)
+    if form is not None:
+        controls.append(form)
     plan = Plan(vocab, config.candidates, song.mode, song.meter, tonic_pc, shift, mode_id, meter_id, bar,
                 list(song.bar_starts), stop, vocab.ids(tokens[:start]), fixed=fixed, scored_from=end,
-                controls=controls, seed=make_seed(config.seed))  # fmt: skip
+                controls=controls, seed=make_seed(config.seed), form=form)  # fmt: skip
     return plan, (start, end)
+
+
+def region_form(generator, melody: Melody, bar_length: int):
+    """The form control of a melody composed with a form (``params["form"]``), so the new bars
+    read the form inputs of their place and a restating phrase still restates (None: no form)."""
+    text = melody.params.get("form")
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise TunesmithError(f"the melody's form must be text such as 'A2 A2 B2 A2', got {text!r}")
+    from tunesmith.generate.form import FormControl, melody_form
+
+    song = melody.song
+    form = melody_form(text, str(melody.params.get("form_source") or ""), song.phrase_starts, len(melody.tokens),
+                       bar_length, song.bar_starts[0] if song.bar_starts else 0)  # fmt: skip
+    vocab = generator.vocab
+    model_tonic = 0 if song.mode == "major" else 9
+    return FormControl(form, vocab, [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic])
 
 
 def copy_guard(generator, prefix: list[str]):
@@ -258,7 +329,7 @@ def _melody(generator, original: Melody, plan: Plan, ids: list[int], score: floa
         guard = next((c for c in plan.controls if isinstance(c, CopyGuard)), None)
         params["copy"] = describe_copy(originality[0], song, guard.max_copy if guard else None)
     params["regenerated"] = asdict(config) | {
-        "seed": plan.seed, "region_steps": list(region),
+        "seed": plan.seed, "region_steps": list(region), "form": plan.form.form.text if plan.form is not None else None,
         "suffix_log_likelihood": round(score, 4) if region[1] < plan.total_steps else None,
         "scored_steps": [region[1], plan.total_steps],
         "from": original.params.get("title") or original.song.title,

@@ -39,9 +39,29 @@ class RowRandom:
         return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in self.streams])
 
 
-def uniform(shape: tuple[int, ...], generator: torch.Generator | RowRandom | None, device) -> torch.Tensor:
-    """Uniform [0, 1) numbers of ``shape`` from one generator, or per row from a :class:`RowRandom`."""
-    if isinstance(generator, RowRandom):
+class JoinedRandom:
+    """The streams of several requests decoded as one pass: ``parts`` are ``(stream, rows)``, each
+    stream a ``torch.Generator`` (its rows draw together, as in a run of that request alone) or a
+    :class:`RowRandom`. A draw of ``shape`` takes, in order, ``rows`` rows from each part."""
+
+    def __init__(self, parts: list[tuple[torch.Generator | RowRandom, int]]):
+        self.parts = list(parts)
+
+    def __len__(self) -> int:
+        return sum(rows for _, rows in self.parts)
+
+    def rand(self, shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
+        """Uniform [0, 1) numbers of ``shape``; each part's rows from its own stream."""
+        if shape[0] != len(self):
+            raise TunesmithError(f"{shape[0]} rows drawn from streams of {len(self)} rows")
+        rest = tuple(shape[1:])
+        return torch.cat([uniform((rows, *rest), stream, device) for stream, rows in self.parts])
+
+
+def uniform(shape: tuple[int, ...], generator, device) -> torch.Tensor:
+    """Uniform [0, 1) numbers of ``shape`` from one generator, or per row (per request) from a
+    :class:`RowRandom` (:class:`JoinedRandom`)."""
+    if isinstance(generator, RowRandom | JoinedRandom):
         return generator.rand(tuple(shape), device)
     return torch.rand(shape, generator=generator, device=device)
 

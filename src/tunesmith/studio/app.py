@@ -106,7 +106,8 @@ def to_melody(data: MelodyIn) -> Melody:
     except (ValueError, ZeroDivisionError):
         raise TunesmithError(f"melody.song: key {song.key!r} or meter {song.meter!r} is not usable") from None
     like = Song(notes=[], steps_per_quarter=song.steps_per_quarter, meter=song.meter, bar_starts=song.bar_starts,
-                mode=song.mode, key=song.key, transposition=song.transposition, title=song.title, source=song.source)  # fmt: skip
+                mode=song.mode, key=song.key, transposition=song.transposition, title=song.title, source=song.source,
+                phrase_starts=list(song.phrase_starts), phrase_source=song.phrase_source)  # fmt: skip
     params = {k: v for k, v in data.params.items() if k != "export"}
     melody = engine.melody_of_tokens(list(data.tokens), like, params)
     return engine.with_chords(melody, [c.model_dump() for c in song.chords])
@@ -128,8 +129,9 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
     """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
 
     ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
-    Compose requests that differ only in their seed and arrive within ``batch_window`` seconds
-    (or while the slots are busy) are decoded as one pass (:mod:`tunesmith.studio.batcher`).
+    Compose requests that differ only in their seed, and regenerate requests, that arrive within
+    ``batch_window`` seconds (or while the slots are busy) are decoded as one pass per kind
+    (:mod:`tunesmith.studio.batcher`).
     """
     registry = engine.Models(models)
     if preload:
@@ -141,10 +143,15 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
         name = key[0]
         return engine.compose_batch(registry.get(name), name, requests)
 
+    def regenerate_batch(key, requests):
+        name = key[0]
+        return engine.regenerate_batch(registry.get(name), name, requests)
+
     batcher = Batcher(compose_batch, run.slots, timeout, window=batch_window)
+    regenerations = Batcher(regenerate_batch, run.slots, timeout, window=batch_window)
     app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None,
                   description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip
-    app.state.batcher = batcher
+    app.state.batcher, app.state.regenerations = batcher, regenerations
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -224,13 +231,11 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
         melody = to_melody(request.melody)
         seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**31)
         fixes = [engine.Fix(f.step, f.pitch) for f in request.fixes]
-
-        def work():
-            generator = registry.get(request.model)
-            return engine.regenerate(generator, request.model or registry.names[0], melody, request.bars,
-                                     request.num, seed, request.settings(), set(request.locked), fixes)  # fmt: skip
-
-        return {"alternatives": [m.to_dict() for m in await run(work)], "seed": seed}
+        name = registry.check(request.model)  # an unknown model: the one-line error now, not inside a batch
+        job = engine.Regeneration(melody, request.bars, request.num, seed, request.settings(), set(request.locked), fixes)
+        # decoded in one pass with the regenerate requests waiting beside it (each gets what it gets alone)
+        alternatives = await regenerations.submit((name, "regenerate"), job)
+        return {"alternatives": [m.to_dict() for m in alternatives], "seed": seed}
 
     @app.post("/api/score", summary="The engraved score (SVG) with its bar and note map")
     async def score(request: MelodyRequest) -> dict[str, Any]:

@@ -26,6 +26,15 @@ log = logging.getLogger("tunesmith.studio")
 WINDOW = 0.01  # seconds a pass waits for more requests after its first one (10 ms)
 
 
+class Later:
+    """An answer ``work`` could not finish in its pass (a compose that missed its form and is
+    composed again): ``function()`` gives it, run in its own thread job after the pass, so the
+    other requests of the pass are answered (and the next pass starts) without waiting for it."""
+
+    def __init__(self, function: Callable[[], Any]):
+        self.function = function
+
+
 class Batcher:
     """Collects compatible requests and runs ``work(key, items)`` on each batch in a thread.
 
@@ -92,7 +101,32 @@ class Batcher:
         for (_, future), answer in zip(taken, answers):
             if future.done():
                 continue
-            if isinstance(answer, Exception):
+            if isinstance(answer, Later):
+                task = asyncio.get_running_loop().create_task(self._later(answer, future))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            elif isinstance(answer, Exception):
                 future.set_exception(answer)
             else:
                 future.set_result(answer)
+
+    async def _later(self, later: Later, future: asyncio.Future) -> None:
+        """Finish a :class:`Later` answer in a thread job holding a generation slot."""
+
+        def job():
+            with self.slots:
+                return later.function()
+
+        try:
+            answer = await anyio.to_thread.run_sync(job)
+        except TunesmithError as exc:
+            answer = exc
+        except Exception:
+            log.exception("studio request failed")
+            answer = HTTPException(500, "internal error (the server log has the details)")
+        if future.done():
+            return
+        if isinstance(answer, Exception):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

@@ -16,8 +16,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              "the page picks among them by file name")  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1),
-                        help="server processes, each with its own copy of the models (default: 2, or 1 on one core)")
+    # One process by default: every request meets the others in one batcher, so concurrent
+    # requests become one decoding pass (measured under load in BENCHMARKS.md, "Studio": one
+    # process batched better than two, which split the clients and the passes).
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes, each with its own copy of the models and its own batches (default 1: "
+                             "concurrent requests are batched into one decoding pass)")
     parser.add_argument("--workers", type=int, default=2, help="generation jobs run at once in each process (default 2)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a request may take (default 30)")
 
@@ -49,6 +53,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 16 or not 1 <= args.processes <= 16 or not 1 <= args.timeout <= 600:
         raise TunesmithError("--workers and --processes must be in 1..16 and --timeout in 1..600 seconds")
     models = model_list(args.model)
+    one_thread()
     app = create_app(models, slots=args.workers, timeout=args.timeout, preload=True)  # bad models stop us here
     print(f"tunesmith studio on http://{args.host}:{args.port}/  (API docs: /docs; Ctrl+C stops)")
     if args.processes == 1:
@@ -63,6 +68,15 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_thread() -> None:
+    """One torch CPU thread per server process: its passes run in several threads at once and
+    share the cores with the event loop, where a second intra-op thread only spins (the decoding
+    loop also sets one thread per batched pass, but that setting is process-wide and would race)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 ENVIRONMENT = "TUNESMITH_STUDIO_SETTINGS"  # how `serve` hands its settings to its worker processes
 
 
@@ -70,6 +84,7 @@ def app_from_environment():
     """The app of one worker process of ``tunesmith serve --processes N`` (settings from the parent)."""
     from tunesmith.studio.app import create_app
 
+    one_thread()
     settings = json.loads(os.environ[ENVIRONMENT])
     models = {name: Path(path) for name, path in settings["models"].items()}
     return create_app(models, slots=int(settings["slots"]), timeout=float(settings["timeout"]), preload=True)

@@ -3,8 +3,9 @@
 at a new engine means editing this file only.
 
 Composing is ``Generator.generate`` with the request's GenerationConfig (instrument, chords and
-the copy guard included). Regenerating bars is ``Generator.regenerate`` (best-of-K candidates
-rescored by the kept bars after the region, fixed notes held), once per unlocked run of bars.
+the copy guard included). Regenerating bars is ``regenerate_many`` (best-of-K candidates
+rescored by the kept bars after the region, fixed notes held, the melody's form followed), once
+per unlocked run of bars; regenerate requests that arrive together are decoded as one pass.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from tunesmith.encoding import HOLD, REST, decode_tokens, encode_notes, is_pitch
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, Melody
+from tunesmith.generate.regenerate import regenerate_many
 from tunesmith.meter import bar_spans as meter_bar_spans
 from tunesmith.meter import full_bar_starts
 from tunesmith.song import Chord, Song, bar_steps, tonic_pitch_class
@@ -48,10 +50,15 @@ class Models:
     def names(self) -> list[str]:
         return list(self.paths)
 
-    def get(self, name: str | None) -> Generator:
+    def check(self, name: str | None) -> str:
+        """The model's name (the first model's for None); an unknown name is a one-line error."""
         name = name or self.names[0]
         if name not in self.paths:
             raise TunesmithError(f"unknown model {name!r}; known: {', '.join(self.names)}")
+        return name
+
+    def get(self, name: str | None) -> Generator:
+        name = self.check(name)
         with self._lock:
             if name not in self._loaded:
                 self._loaded[name] = Generator.from_checkpoint(self.paths[name], device="cpu")
@@ -91,18 +98,28 @@ def batch_key(settings: dict[str, Any]) -> tuple | None:
 def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]]) -> list[Any]:
     """``compose`` of each request's ``settings`` as one decoding pass where they differ only in
     their seed (each gets the melody it gets alone); a request's TunesmithError takes its place."""
+    from tunesmith.generate.batch import Retry, generate_batch
+    from tunesmith.studio.batcher import Later
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = generator.generate_batch([GenerationConfig(**settings) for settings in requests], return_errors=True)
+        configs = [GenerationConfig(**settings) for settings in requests]
+        results = generate_batch(generator, configs, return_errors=True, defer_retries=True)
     notes = list(dict.fromkeys(str(w.message) for w in caught))  # batched requests share their settings and so their warnings
+
+    def answer(melodies: list[Melody]) -> tuple[list[Melody], list[str]]:
+        for melody in melodies:
+            melody.params.update(model=name, primer_file="")
+        return melodies, notes
+
     answers: list[Any] = []
     for result in results:
         if isinstance(result, TunesmithError):
             answers.append(result)
-            continue
-        for melody in result:
-            melody.params.update(model=name, primer_file="")
-        answers.append((result, notes))
+        elif isinstance(result, Retry):  # composed again apart: the rest of the pass is answered now
+            answers.append(Later(lambda retry=result: answer(retry.run())))
+        else:
+            answers.append(answer(result))
     return answers
 
 
@@ -145,11 +162,71 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
 
     Bars outside the region keep their notes. ``fixes`` inside a region stay as the musician
     set them. ``config`` holds sampling fields of GenerationConfig (scheme, temperature, top_k,
-    top_p, scale, range…).
+    top_p, scale, range…). A melody composed with a form keeps it: the new bars follow it.
     """
-    _check_fixes(melody.tokens, list(fixes))
-    results = _regenerate_runs(generator, melody, bars, num, seed, config, set(locked), list(fixes))
-    ends = [end for _, end in regions(melody.song, bars[0], bars[1], set(locked))]
+    result = regenerate_batch(generator, name, [Regeneration(melody, bars, num, seed, config, set(locked), list(fixes))])[0]
+    if isinstance(result, TunesmithError):
+        raise result
+    return result
+
+
+@dataclass
+class Regeneration:
+    """One regenerate request of the studio (see :func:`regenerate`)."""
+
+    melody: Melody
+    bars: tuple[int, int]
+    num: int
+    seed: int
+    config: dict[str, Any]
+    locked: set[int]
+    fixes: list[Fix]
+
+
+def regenerate_batch(generator: Generator, name: str, requests: list[Regeneration]) -> list[Any]:
+    """:func:`regenerate` of each request, in order, decoded together (each request gets exactly
+    what it gets alone: its own seed); a request's TunesmithError takes its place."""
+    answers: list[Any] = [None] * len(requests)
+    live = []
+    for index, request in enumerate(requests):
+        try:
+            _check_fixes(request.melody.tokens, request.fixes)
+            live.append((index, request, _runs(generator, request)))
+        except TunesmithError as exc:
+            answers[index] = exc
+    rows = {index: [request.melody] for index, request, _ in live}
+    for stage in range(max((len(runs) for _, _, runs in live), default=0)):
+        tasks, owners = [], []
+        for index, request, runs in live:
+            if stage >= len(runs) or isinstance(answers[index], TunesmithError):
+                continue
+            run = runs[stage]
+            fix = _fix_text(request.melody.song, run, request.fixes)
+            sampling = {k: request.config[k] for k in SAMPLING if k in request.config}
+            for row_index, row in enumerate(rows[index]):
+                count = request.num if stage == 0 else 1
+                tasks.append((row, (run[0], run[-1]), dict(num=count, candidates=CANDIDATES_PER_ALTERNATIVE * count, fix=fix,
+                              horizon=HORIZON, seed=request.seed + 1000 * stage + row_index, **sampling)))  # fmt: skip
+                owners.append(index)
+        made: dict[int, list[Melody]] = {}
+        for index, result in zip(owners, regenerate_many(generator, tasks, return_errors=True)):
+            if isinstance(result, TunesmithError):  # the engine speaks in CLI options; the API in fields
+                answers[index] = TunesmithError(str(result).replace("--fix ", "fixes: ").replace("--", ""))
+            else:
+                made.setdefault(index, []).extend(result)
+        for index in made:
+            rows[index] = made[index]
+    for index, request, _ in live:
+        if not isinstance(answers[index], TunesmithError):
+            answers[index] = _finish(generator, name, request, rows[index])
+    return answers
+
+
+def _finish(generator: Generator, name: str, request: Regeneration, results: list[Melody]) -> list[Melody]:
+    """The alternatives as the page shows them: kept notes restruck after the region, the copy
+    measured again, the request recorded."""
+    melody, bars, locked = request.melody, request.bars, request.locked
+    ends = [end for _, end in regions(melody.song, bars[0], bars[1], locked)]
     results = [_restrike_after(melody, result, ends) for result in results]
     copy = melody.params.get("copy")  # a client's JSON: checked before use
     limit = copy.get("max_copy") if isinstance(copy, dict) else None
@@ -157,8 +234,8 @@ def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int,
         result.song.title = melody.song.title
         if isinstance(copy, dict):  # the new bars may share more with a training tune than the old ones
             describe_copy(generator, result, limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
-        result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": seed, "locked": sorted(locked),
-                             "fixes": [[f.step, f.pitch] for f in fixes]})  # fmt: skip
+        result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": request.seed,
+                             "locked": sorted(locked), "fixes": [[f.step, f.pitch] for f in request.fixes]})  # fmt: skip
     return results
 
 
@@ -178,20 +255,25 @@ def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody
     return melody_of_tokens(encode_notes(decode_tokens(tokens)), result.song, result.params)
 
 
-# Candidates Generator.regenerate samples per alternative asked for; the alternatives are the best
-# of them by the likelihood of the kept bars after the region. benchmarks/bench_studio_candidates.py
-# (4 alternatives of bars 5-8 of a 16-bar 6/8 melody, shipped model, 2 threads, shared 2-core
-# machine, 2026-11-25), median seconds: 16 candidates 0.12 (load 3) / 0.21 (load 8); 32 candidates
-# 0.16 / 0.27-0.35; 8 candidates 0.11 / 0.23. 4 per alternative keeps a request near one compose's
-# cost under load while each alternative is still chosen from a pool four times its number.
+# Candidates sampled per alternative asked for, and the kept bars after the region that rank them
+# (the alternatives are the best candidates by the likelihood of those bars). Chosen by quality
+# with benchmarks/bench_regenerate.py --alternatives 4 (60 held-out 4-bar regions, the 4 kept
+# versions scored on every kept bar after the region; original −43.13 nats, join 2.29 semitones):
+#   16 candidates, horizon 4: −45.91 nats, join 2.43 | horizon 2: −46.08, 2.46 | horizon 1: −46.47, 2.35
+#   8 candidates, horizon 4: −47.06, 2.68 | 4 candidates (= naive): −49.23, 3.16 | 12, horizon 4: −46.35, 2.39
+# 2 per alternative loses ~40% of the rescoring's gain; scoring 2 bars instead of 4 loses almost
+# nothing and is a quarter fewer rows-steps per request (the studio's load is mostly regenerations).
 CANDIDATES_PER_ALTERNATIVE = 4
+HORIZON = 2
 
 
-def _regenerate_runs(generator: Generator, melody: Melody, bars: tuple[int, int], num: int, seed: int,
-                     config: dict[str, Any], locked: set[int], fixes: list[Fix]) -> list[Melody]:  # fmt: skip
-    """Each unlocked run of bars through ``Generator.regenerate``: ``num`` versions of the first,
-    then one version of each later run for every alternative."""
-    song = melody.song
+SAMPLING = ("scheme", "temperature", "top_k", "top_p", "mixed_p", "scale", "range")  # what a regenerate request may set
+
+
+def _runs(generator: Generator, request: Regeneration) -> list[list[int]]:
+    """The unlocked runs of bars of a request: ``num`` versions of the first are made, then one
+    version of each later run for every alternative."""
+    melody, bars, locked = request.melody, request.bars, request.locked
     runs: list[list[int]] = []
     for number in range(bars[0], bars[1] + 1):
         if number not in locked:
@@ -199,23 +281,10 @@ def _regenerate_runs(generator: Generator, melody: Melody, bars: tuple[int, int]
                 runs[-1].append(number)
             else:
                 runs.append([number])
-    regions(song, bars[0], bars[1], locked)  # a bad range or all bars locked: the API's own words
+    regions(melody.song, bars[0], bars[1], locked)  # a bad range or all bars locked: the API's own words
     if melody.params.get("opened") and not melody.params.get("model_fingerprint"):
         melody.params["model_fingerprint"] = generator.fingerprint  # an opened tune: any model may go on with it
-    sampling = {k: config[k] for k in ("scheme", "temperature", "top_k", "top_p", "mixed_p", "scale", "range") if k in config}
-    rows = [melody]
-    for index, run in enumerate(runs):
-        fix = _fix_text(song, run, fixes)
-        made = []
-        for row_index, row in enumerate(rows):
-            count = num if index == 0 else 1
-            try:
-                made += generator.regenerate(row, (run[0], run[-1]), num=count, candidates=CANDIDATES_PER_ALTERNATIVE * count,
-                                             fix=fix, seed=seed + 1000 * index + row_index, **sampling)  # fmt: skip
-            except TunesmithError as exc:  # the engine speaks in CLI options; the API in fields
-                raise TunesmithError(str(exc).replace("--fix ", "fixes: ").replace("--", "")) from None
-        rows = made
-    return rows
+    return runs
 
 
 def _fix_text(song: Song, run: list[int], fixes: list[Fix]) -> str:
@@ -244,7 +313,8 @@ def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> M
     bar = bar_steps(like.meter, like.steps_per_quarter)
     song = Song(notes=notes, steps_per_quarter=like.steps_per_quarter, meter=like.meter,
                 bar_starts=full_bar_starts(like.bar_starts[:1] or [0], total, bar), mode=like.mode, key=like.key,
-                transposition=like.transposition, title=like.title, source=like.source, chords=list(like.chords))  # fmt: skip
+                transposition=like.transposition, title=like.title, source=like.source, chords=list(like.chords),
+                phrase_starts=[s for s in like.phrase_starts if s < total], phrase_source=like.phrase_source)  # fmt: skip
     return Melody(list(tokens), song, params)
 
 

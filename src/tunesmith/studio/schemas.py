@@ -132,6 +132,15 @@ class SongIn(Strict):
     title: str = Field("", max_length=MAX_TEXT)
     source: str = Field("", max_length=MAX_TEXT)
     chords: list[ChordIn] = Field(default_factory=list, max_length=MAX_STEPS)
+    phrase_starts: list[Annotated[int, Field(ge=0, le=MAX_STEPS)]] = Field(default_factory=list, max_length=MAX_STEPS)
+    phrase_source: str = Field("", max_length=20, pattern=r"^[a-z ]*$")
+
+    @field_validator("phrase_starts")
+    @classmethod
+    def _phrases_in_order(cls, starts: list[int]) -> list[int]:
+        if starts and (starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:]))):
+            raise ValueError("phrase starts begin with 0 and increase")
+        return starts
 
 
 class MelodyIn(Strict):
