@@ -146,10 +146,10 @@ function applyNote() {
 }
 
 function normalize(melody) {
-  // Merge a rest into a rest before it, as the encoding does; rebuild the note list.
+  // Merge a rest into a rest before it, as the encoding does; rebuild the note list. A rest at the
+  // end stays: the melody keeps its length (and its form's, which regeneration checks).
   const tokens = [];
   for (const t of melody.tokens) tokens.push(t === "r" && tokens.length && isRestAt(tokens) ? "_" : t);
-  while (tokens.length && isRestAt(tokens)) tokens.pop();
   melody.tokens = tokens;
   const notes = [];
   for (const t of tokens) {
