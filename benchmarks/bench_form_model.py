@@ -3,9 +3,13 @@
 For each ``--model``:
 
 - held-out (validation split) bits/step and pitch bits/note, and for a form-aware model the
-  same with every song's form hidden (the model's "form unknown" input) — the form of a real
-  song is read from the song itself (its phrases and their letters), so "form given" scores
-  p(melody | its form), "form hidden" p(melody);
+  same with every song's form hidden (the model's "form unknown" input) and the two-stage
+  figures — the form of a real song is read from the song itself (its phrases and their
+  letters), so "form given" scores p(melody | its form), "form hidden" p(melody) from the model
+  alone, and "two-stage" adds the form's code length under a prior fitted on the training songs
+  (``tunesmith.form.prior``): −log2 [p_prior(form) · p(melody | form)], an upper bound on the
+  melody's code length under tunesmith's own process (a form, then the notes); bits/step adds
+  the prior bits to the total, pitch bits/note charges all of them to pitch (conservative);
 - one melody per validation song, in its meter and mode, with the default ``tunesmith
   generate`` settings (a form-aware model draws its form from the corpus; others compose 16
   bars), seed = index: repetition share of 4-note patterns (``form.repetition``), share ending
@@ -17,6 +21,7 @@ For each ``--model``:
 - one-melody speed: steps per second of a 64-bar melody (best of 3).
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_form_model.py --model models/erk.pt [--model old.pt]
+[--likelihood-only]
 """
 
 from __future__ import annotations
@@ -35,21 +40,12 @@ from tunesmith.encoding import Vocabulary
 from tunesmith.evaluate.classifier import discriminate
 from tunesmith.evaluate.metrics import feature_table
 from tunesmith.form import compliance, repetition, song_phrases
+from tunesmith.form.prior import fit_prior, song_form_code
+from tunesmith.form.prior import form_bits as form_bits_of
 from tunesmith.generate import GenerationConfig, Generator
-from tunesmith.likelihood import evaluate_model
+from tunesmith.training.validation import prior_bits, validation_metrics
 
 FORMS = ["AABA", "AABB", "ABAC", "A A' B A"]
-
-
-class FormHidden(torch.nn.Module):
-    """A form-aware model scored with every song's form unknown."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.inner = model
-
-    def forward(self, *args, form=None, **kwargs):
-        return self.inner(*args, form=None, **kwargs)
 
 
 def ending(song) -> tuple[bool, float]:
@@ -78,24 +74,32 @@ def features(songs) -> dict[str, np.ndarray]:
     return table
 
 
-def likelihood(checkpoint: Checkpoint, model, val, spq: int) -> dict:
-    vocab = Vocabulary(checkpoint.vocab)
-    result = {}
-    given = evaluate_model(model, val, vocab, checkpoint.modes, checkpoint.meters, spq)
-    result["bits_per_step"], result["pitch_bits_per_note"] = given["bits_per_step"], given["pitch_bits_per_note"]
-    if getattr(model, "form_inputs", False):
-        hidden = evaluate_model(FormHidden(model), val, vocab, checkpoint.modes, checkpoint.meters, spq)
-        result["hidden_bits_per_step"] = hidden["bits_per_step"]
-        result["hidden_pitch_bits_per_note"] = hidden["pitch_bits_per_note"]
+LIKELIHOOD_KEYS = ("bits_per_step", "pitch_bits_per_note", "hidden_bits_per_step", "hidden_pitch_bits_per_note",
+                   "prior_bits_per_song", "two_stage_bits_per_step", "two_stage_pitch_bits_per_note")  # fmt: skip
+
+
+def likelihood(checkpoint: Checkpoint, model, dataset) -> dict:
+    """Validation figures: form given, form hidden and two-stage (see the module docstring)."""
+    val = dataset.split("val")
+    form_bits = prior_bits(dataset.split("train"), val) if getattr(model, "form_inputs", False) else None
+    metrics = validation_metrics(model, val, Vocabulary(checkpoint.vocab), checkpoint.modes, checkpoint.meters,
+                                 dataset.steps_per_quarter, "cpu", form_bits)  # fmt: skip
+    result = {key: metrics[key] for key in LIKELIHOOD_KEYS if key in metrics}
+    if form_bits is not None:  # the prior's code length per song, by part
+        prior = fit_prior([song_form_code(e.song) for e in dataset.split("train")])
+        parts = [form_bits_of(prior, song_form_code(e.song)) for e in val]
+        result["prior_bits_parts"] = {k: float(np.mean([p[k] for p in parts])) for k in ("count", "labels", "lengths")}
     return result
 
 
-def bench(path: str, dataset, num: int) -> dict:
+def bench(path: str, dataset, num: int, likelihood_only: bool = False) -> dict:
     checkpoint = Checkpoint.load(path)
     generator = Generator(checkpoint.build_model("cpu"), checkpoint, torch.device("cpu"), path)
     torch.set_num_threads(1)
     val = dataset.split("val")
-    result = {"model": path, **likelihood(checkpoint, generator.model, val, dataset.steps_per_quarter)}
+    result = {"model": path, **likelihood(checkpoint, generator.model, dataset)}
+    if likelihood_only:
+        return result
     real = [e.song for e in val if e.song.meter in generator.meters]
     generated, started, steps = [], time.perf_counter(), 0
     for index, song in enumerate(real):
@@ -128,22 +132,32 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--num", type=int, default=100, help="melodies per requested form")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--likelihood-only", action="store_true", help="only the held-out likelihood figures")
     args = parser.parse_args()
     results = []
     for path in args.model:
         config = Checkpoint.load(path).training_config()
         dataset = prepare(config.corpus, config.encoding, progress=False)
-        results.append(bench(path, dataset, args.num))
+        results.append(bench(path, dataset, args.num, args.likelihood_only))
         print(json.dumps(results[-1], indent=1, default=str), flush=True)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1, default=str)
-    print("model | bits/step | pitch bits/note | hidden form: bits/step, pitch | repetition | tonic end | final q |"
-          " classifier | compliance | steps/s")  # fmt: skip
+    print("model | form given: bits/step, pitch bits/note | two-stage (prior bits/song) | form hidden | repetition |"
+          " tonic end | final q | classifier | compliance | steps/s")  # fmt: skip
+    nan = float("nan")
     for r in results:
+        if "generated" not in r:
+            print(f"{r['model']} | {r['bits_per_step']:.3f}, {r['pitch_bits_per_note']:.3f} | "
+                  f"{r.get('two_stage_bits_per_step', nan):.3f}, {r.get('two_stage_pitch_bits_per_note', nan):.3f} "
+                  f"({r.get('prior_bits_per_song', nan):.1f}) | "
+                  f"{r.get('hidden_bits_per_step', nan):.3f}, {r.get('hidden_pitch_bits_per_note', nan):.3f}")
+            continue
         g = r["generated"]
-        print(f"{r['model']} | {r['bits_per_step']:.3f} | {r['pitch_bits_per_note']:.3f} | "
-              f"{r.get('hidden_bits_per_step', float('nan')):.3f}, {r.get('hidden_pitch_bits_per_note', float('nan')):.3f}"
+        print(f"{r['model']} | {r['bits_per_step']:.3f}, {r['pitch_bits_per_note']:.3f} | "
+              f"{r.get('two_stage_bits_per_step', nan):.3f}, {r.get('two_stage_pitch_bits_per_note', nan):.3f} "
+              f"({r.get('prior_bits_per_song', nan):.1f}) | "
+              f"{r.get('hidden_bits_per_step', nan):.3f}, {r.get('hidden_pitch_bits_per_note', nan):.3f}"
               f" | {g['repetition']:.3f} (real {r['real']['repetition']:.3f}) | {g['tonic_endings']:.2f} "
               f"(real {r['real']['tonic_endings']:.2f}) | {g['final_quarters']:.2f} (real {r['real']['final_quarters']:.2f})"
               f" | {r['classifier']['accuracy']:.3f} | {statistics.mean(r['compliance'].values()):.3f} | "

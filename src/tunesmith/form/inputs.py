@@ -19,7 +19,7 @@ see exactly the same thing:
     the same letter — and ``<pad>`` where the phrase restates nothing or is longer than it.
 
 All five are 0 where the form is unknown (0 is ``<pad>`` for the two token inputs), which is
-how a model trained with hidden forms (``train.unknown_share``) generates without one.
+how a model trained with hidden forms (``train.form_unknown_share``) generates without one.
 """
 
 from __future__ import annotations

@@ -30,12 +30,12 @@ from tunesmith.checkpoint import Checkpoint
 from tunesmith.config import Config, to_toml
 from tunesmith.errors import TunesmithError
 from tunesmith.form import inputs as form_inputs
-from tunesmith.likelihood import evaluate_model
 from tunesmith.model import MelodyLSTM
 from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
 from tunesmith.training import data as batching
 from tunesmith.training.distributed import Distributed
 from tunesmith.training.plot import plot_history
+from tunesmith.training.validation import prior_bits, validation_metrics
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -158,6 +158,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
              "steps_per_quarter": spq}  # fmt: skip
     # the training songs' forms, from which generation draws a default form (form-aware models)
     forms = form_inputs.corpus_forms([e.song for e in train_examples]) if uses_form else None
+    # the validation forms' code length under the training forms' prior, for the two-stage figures
+    val_prior = prior_bits(train_examples, val_examples) if uses_form and dist.is_main else None
 
     def payload() -> Checkpoint:
         latest = state.history[-1]["val"] if state.history else {}
@@ -190,7 +192,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
                 reason = "interrupted"
                 break
             reason = _end_epoch(state, shipped, optimizer, scheduler, val_examples, fixed, dist, tc,
-                                seen_tokens, time.perf_counter() - epoch_start)  # fmt: skip
+                                seen_tokens, time.perf_counter() - epoch_start, val_prior)  # fmt: skip
             if dist.is_main:
                 _write_epoch(run_dir, state, payload)
                 if progress:
@@ -218,7 +220,7 @@ def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: Mel
             return seen_tokens, True
         inputs, positions, targets, mode, meter = batching.pad_batch(batches[index], pad, dist.device)
         mode, meter = batching.hide_conditions(mode, meter, tc.unknown_share)
-        form = batching.hide_form(batching.pad_form(batches[index], dist.device), tc.unknown_share)
+        form = batching.hide_form(batching.pad_form(batches[index], dist.device), tc.form_unknown_share)
         logits, _ = net(inputs, positions, mode, meter, form=form)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         if dist.any(not bool(torch.isfinite(loss))):
@@ -253,13 +255,15 @@ def _update_average(averaged: nn.Module, model: nn.Module, decay: float, updates
 
 
 def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: Any, val_examples: list, fixed: dict,
-               dist: Distributed, tc: Any, seen_tokens: int, seconds: float) -> str:  # fmt: skip
-    """Validate, anneal, record history; returns continue | early_stop | time_budget."""
+               dist: Distributed, tc: Any, seen_tokens: int, seconds: float,
+               val_prior: float | None = None) -> str:  # fmt: skip
+    """Validate (:mod:`tunesmith.training.validation`), anneal, record history; returns continue |
+    early_stop | time_budget."""
     train_loss = state.partial[0] / max(state.partial[1], 1)
     metrics = None
     if dist.is_main:
-        metrics = evaluate_model(model, val_examples, _vocab(fixed), fixed["modes"], fixed["meters"],
-                                 fixed["steps_per_quarter"], dist.device)  # fmt: skip
+        metrics = validation_metrics(model, val_examples, _vocab(fixed), fixed["modes"], fixed["meters"],
+                                     fixed["steps_per_quarter"], dist.device, val_prior)  # fmt: skip
     metrics = dist.broadcast(metrics)
     train_loss = dist.mean(train_loss)
     if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)) or not math.isfinite(train_loss):
@@ -313,7 +317,17 @@ def _summary(entry: dict[str, Any]) -> str:
     return (f"epoch {entry['epoch']}: train loss {entry['train_loss']:.4f}  val loss {val['loss']:.4f}  "
             f"bits/step {val['bits_per_step']:.3f}  pitch bits/note {val['pitch_bits_per_note']:.3f}  "
             f"onset acc {val['onset_accuracy']:.3f}  {entry['tokens_per_s']:,} tok/s  {entry['seconds']:.0f} s"
-            + ("  *" if entry["improved"] else ""))  # fmt: skip
+            + ("  *" if entry["improved"] else "") + _form_summary(val))  # fmt: skip
+
+
+def _form_summary(val: dict[str, Any]) -> str:
+    """A form-aware model's two-stage and form-hidden figures (bits/step, pitch bits/note), on a second line."""
+    parts = []
+    if "two_stage_bits_per_step" in val:
+        parts.append(f"two-stage {val['two_stage_bits_per_step']:.3f}, {val['two_stage_pitch_bits_per_note']:.3f}")
+    if "hidden_bits_per_step" in val:
+        parts.append(f"form hidden {val['hidden_bits_per_step']:.3f}, {val['hidden_pitch_bits_per_note']:.3f}")
+    return ("\n  " + "  ".join(parts)) if parts else ""
 
 
 def _progress_bar(total: int, state: RunState, epochs: int, enabled: bool) -> Any:
@@ -378,7 +392,6 @@ def _restore(checkpoint: Checkpoint, model: MelodyLSTM, optimizer: Any, schedule
 def resume_config(run_dir: str | Path) -> Config:
     """The Config a run folder's ``last.pt`` was trained with."""
     return Checkpoint.load(Path(run_dir) / LAST).training_config()
-
 
 
 def export_checkpoint(source: str | Path, dest: str | Path) -> None:
