@@ -16,6 +16,14 @@ Writes the table to ``benchmarks/results/structure-<name>.md`` (name: the model'
 plus the form). Run::
 
     .venv/bin/python benchmarks/bench_structure.py --model models/erk.pt [--form AABA] [--num 0]
+
+``--seed 0 1 2`` measures each seed and adds their means (± sd over seeds) and, for the
+classifier with structure features, a giveaway table: every feature column's forest importance,
+its mean in the real and the generated songs, and how well it separates them alone (AUC, 0.5 =
+not at all; above 0.5 = higher in generated songs). ``--half dev`` / ``--half test`` evaluate on
+one fixed half of the validation songs (by title group, ``tunesmith.evaluate.pipeline
+.evaluation_half``): generation settings are chosen on dev and confirmed on test, so the test
+figure was never tuned on; ``--half all`` (the default) is the whole validation split.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ def real_reference(results: dict, train, seed: int, config) -> dict:
     return discriminate(real, feature_table(sample), config)
 
 
-def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: bool = False) -> dict:
+def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: bool = False, half: str = "all") -> dict:
     """The figure set (a dict of plain numbers) for ``model``; see the module docstring."""
     from tunesmith.checkpoint import Checkpoint
     from tunesmith.config import Config
@@ -60,13 +68,13 @@ def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: b
     dataset = prepare(run_config.corpus, run_config.encoding, progress=progress)
     classifier = ClassifierConfig(seed=seed)
     config = EvaluateConfig(num=num, seed=seed, form=form, progress=progress, dryout=DryoutConfig(num=0),
-                            classifier=classifier)  # fmt: skip
+                            classifier=classifier, half=half)  # fmt: skip
     results = evaluate(model, config, dataset=dataset)
     reference = real_reference(results, dataset.split("train"), seed, classifier)
     real, gen = results["structure"]["real"], results["structure"]["generated"]
     prediction = results["prediction"]["model"]
     return {
-        "model": model, "form": form, "seed": seed, "evaluation_set": results["evaluation_set"],
+        "model": model, "form": form, "seed": seed, "half": half, "evaluation_set": results["evaluation_set"],
         "real_songs": real["songs"], "generated": gen["songs"],
         "repetition": (real["repetition"], gen["repetition"]),
         "phrase_similarity": (real["phrase_similarity"], gen["phrase_similarity"]),
@@ -81,6 +89,8 @@ def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: b
         "classifier_basic": (results["classifier_basic"]["accuracy"], results["classifier_basic"]["sd"]),
         "classifier_real": (reference["accuracy"], reference["sd"]),
         "top_features": results["classifier"]["top_features"],
+        "giveaways": giveaways(results["features"]["real"], results["features"]["generated"],
+                               results["classifier"]["importances"]),
         "overlap": results["statistics"]["summary"]["overlap"],
         "structure_overlap": {name: results["statistics"]["features"][name]["overlap"]
                               for name in ("repetition", "phrase_similarity", "bar_similarity", "tonic_ending",
@@ -89,6 +99,59 @@ def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: b
         "bits_per_step": prediction["bits_per_step"],
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def giveaways(real: dict, generated: dict, importances: list) -> dict:
+    """Per feature column: (importance, real mean, generated mean, AUC of the column alone).
+
+    The AUC is the chance that a random generated song has a higher value than a random real
+    one (ties count half): 0.5 = the column alone tells nothing, above 0.5 = higher in
+    generated songs, below = lower.
+    """
+    from tunesmith.evaluate.classifier import feature_names
+    from tunesmith.evaluate.metrics import feature_matrix
+
+    x_real, x_gen = feature_matrix(real), feature_matrix(generated)
+    out = {}
+    for column, (name, weight) in enumerate(importances):
+        r, g = x_real[:, column], x_gen[:, column]
+        greater = (g[:, None] > r[None, :]).mean() + 0.5 * (g[:, None] == r[None, :]).mean()
+        out[name] = (float(weight), float(r.mean()), float(g.mean()), float(greater))
+    assert list(out) == feature_names(real)
+    return out
+
+
+def summary_rows(runs: list[dict]) -> list[tuple[str, ...]]:
+    """The headline figures, one column per seed and their mean ± sd over seeds."""
+
+    def line(label: str, values: list[float], percent: bool, real: float | None = None) -> tuple[str, ...]:
+        f = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:.2f}")
+        ref = f(real) if real is not None else ""
+        return (label, ref, *[f(v) for v in values], f"{f(float(np.mean(values)))} ± {f(float(np.std(values)))}")
+
+    out = [
+        line("repeated 4-note patterns", [m["repetition"][1] for m in runs], True, runs[0]["repetition"][0]),
+        line("ends on the tonic", [m["tonic_endings"][1] for m in runs], True, runs[0]["tonic_endings"][0]),
+        line("final note length (quarters)", [m["final_note_length"][1] for m in runs], False,
+             runs[0]["final_note_length"][0]),
+    ]  # fmt: skip
+    if all(m["compliance"] for m in runs):
+        out.append(line("requested/drawn form honoured", [m["compliance"]["honoured"] for m in runs], True))
+    out += [
+        line("classifier with structure features (5-fold mean)", [m["classifier"][0] for m in runs], True),
+        line("  its sd over folds", [m["classifier"][1] for m in runs], True),
+        line("classifier without structure features", [m["classifier_basic"][0] for m in runs], True),
+        line("classifier, held-out real vs training (reference)", [m["classifier_real"][0] for m in runs], True),
+    ]
+    return out
+
+
+def giveaway_rows(runs: list[dict], top: int = 15) -> list[tuple[str, ...]]:
+    """The ``top`` feature columns by mean importance over the runs, with their means and AUC."""
+    names = list(runs[0]["giveaways"])
+    mean = {n: np.mean([m["giveaways"][n] for m in runs], axis=0) for n in names}
+    order = sorted(names, key=lambda n: -mean[n][0])[:top]
+    return [(n, f"{mean[n][0]:.3f}", f"{mean[n][1]:.3f}", f"{mean[n][2]:.3f}", f"{mean[n][3]:.2f}") for n in order]
 
 
 def rows(m: dict) -> list[tuple[str, str, str, str, str]]:
@@ -127,8 +190,30 @@ def rows(m: dict) -> list[tuple[str, str, str, str, str]]:
     return table
 
 
-def markdown(m: dict, command: str) -> str:
-    lines = [f"# Structure figures of `{m['model']}`" + (f", form {m['form']}" if m["form"] else ""), "",
+def multi_markdown(runs: list[dict], command: str) -> str:
+    """The results file for several seeds: the summary, the giveaway table, then each seed's table."""
+    m = runs[0]
+    seeds = [str(r["seed"]) for r in runs]
+    lines = [f"# Structure figures of `{m['model']}`" + (f", form {m['form']}" if m["form"] else "")
+             + f", {m['evaluation_set']}, seeds {', '.join(seeds)}", "", f"Command: `{command}`", "",
+             f"Date {date.today().isoformat()}; machine {platform.machine()} ({platform.system()}, {os.cpu_count()} "
+             f"cores, shared), Python {platform.python_version()}; {sum(r['seconds'] for r in runs):.0f} s.", "",
+             "| figure | held-out real | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd over seeds |",
+             "|---|---:|" + "---:|" * len(seeds) + "---:|"]  # fmt: skip
+    lines += [f"| {' | '.join(row)} |" for row in summary_rows(runs)]
+    lines += ["", "Giveaways (classifier with structure features; mean over seeds): forest importance, mean "
+              "value in real and generated songs, and AUC of the column alone (0.5 = no difference, > 0.5 = "
+              "higher in generated songs). interval_histogram[i] is the share of intervals of i − 12 semitones.", "",
+              "| feature column | importance | real | generated | AUC |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {' | '.join(row)} |" for row in giveaway_rows(runs)]
+    for run in runs:
+        lines += ["", "---", "", markdown(run, command, level="##")]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(m: dict, command: str, level: str = "#") -> str:
+    lines = [f"{level} Structure figures of `{m['model']}`" + (f", form {m['form']}" if m["form"] else "")
+             + f" (seed {m['seed']})", "",
              f"Command: `{command}`", "",
              f"Date {date.today().isoformat()}; machine {platform.machine()} {platform.processor() or ''} "
              f"({platform.system()}, {os.cpu_count()} cores, shared), Python {platform.python_version()}; "
@@ -152,20 +237,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="models/erk.pt", help="checkpoint (models/erk.pt)")
     parser.add_argument("--form", default="", help="ask every melody for this form and check it (\"AABA\")")
     parser.add_argument("--num", type=int, default=0, help="generated melodies; 0 = one per held-out song (0)")
-    parser.add_argument("--seed", type=int, default=0, help="generation and cross-validation seed (0)")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="generation and cross-validation seeds; several add their means (0)")
+    parser.add_argument("--half", choices=("all", "dev", "test"), default="all",
+                        help="validation songs: all, or the fixed dev or test half (all)")
     parser.add_argument("--name", default="", help="results file name: structure-NAME.md (default: model name)")
     args = parser.parse_args(argv)
-    measured = measure(args.model, args.form, args.num, args.seed)
+    runs = [measure(args.model, args.form, args.num, seed, half=args.half) for seed in args.seed]
     command = "python benchmarks/bench_structure.py " + " ".join(sys.argv[1:] if argv is None else argv)
     name = args.name or Path(args.model).stem + (f"-{re.sub(r'[^A-Za-z0-9]+', '', args.form)}" if args.form else "")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"structure-{name}.md"
-    out.write_text(markdown(measured, command.strip()), encoding="utf-8")
-    width = max(len(row[0]) for row in rows(measured))
-    print(f"{'figure':<{width}}  {'real':>14}  {'generated':>14}  target")
-    for figure, real, generated, target, met in rows(measured):
-        print(f"{figure:<{width}}  {real:>14}  {generated:>14}  {target}{f' ({met})' if met else ''}")
-    print(f"\n{measured['seconds']:.0f} s; written to {out}")
+    text = markdown(runs[0], command.strip()) if len(runs) == 1 else multi_markdown(runs, command.strip())
+    out.write_text(text, encoding="utf-8")
+    for measured in runs:
+        width = max(len(row[0]) for row in rows(measured))
+        print(f"seed {measured['seed']}, {measured['evaluation_set']}")
+        print(f"{'figure':<{width}}  {'real':>14}  {'generated':>14}  target")
+        for figure, real, generated, target, met in rows(measured):
+            print(f"{figure:<{width}}  {real:>14}  {generated:>14}  {target}{f' ({met})' if met else ''}")
+    if len(runs) > 1:
+        for row in summary_rows(runs):
+            print("  ".join(row))
+        print("giveaways: feature, importance, real, generated, AUC")
+        for row in giveaway_rows(runs):
+            print("  ".join(row))
+    print(f"\n{sum(r['seconds'] for r in runs):.0f} s; written to {out}")
 
 
 if __name__ == "__main__":

@@ -117,3 +117,35 @@ def test_generated_set_matches_the_real_lengths(tiny_checkpoint):
     assert all(song.total_steps <= 5 * 16 for song in songs)
     fixed = generate_set(generator, real, num=4, bars=1, seed=0, progress=False)
     assert all(song.total_steps <= 16 for song in fixed)
+
+
+def test_evaluation_halves_are_fixed_and_keep_title_groups_together():
+    from types import SimpleNamespace
+
+    from tunesmith.errors import TunesmithError
+    from tunesmith.evaluate.pipeline import evaluation_half, select_half
+
+    examples = [SimpleNamespace(group=f"song {i // 2}") for i in range(200)]  # two versions of each title
+    dev, test = select_half(examples, "dev"), select_half(examples, "test")
+    assert len(dev) + len(test) == 200 and 60 < len(dev) < 140  # a split, roughly in halves
+    assert not {e.group for e in dev} & {e.group for e in test}  # versions of one song never straddle it
+    assert select_half(examples, "all") == examples
+    assert evaluation_half("song 7") == evaluation_half("song 7") in ("dev", "test")  # stable, no randomness
+    with pytest.raises(TunesmithError, match="half must be one of"):
+        select_half(examples, "train")
+
+
+def test_each_generated_melody_is_its_own_request(tiny_checkpoint):
+    """One melody per request, each with its own seed: what `tunesmith generate` gives that seed alone."""
+    from tunesmith.evaluate.pipeline import SEED_STRIDE, generate_melody_set
+    from tunesmith.generate import GenerationConfig, Generator
+    from tunesmith.song import Note, Song
+
+    real = [Song([Note(60, 16)] * bars, meter="4/4", bar_starts=[0]) for bars in (3, 5, 4)]
+    generator = Generator.from_checkpoint(tiny_checkpoint, "cpu")
+    melodies = generate_melody_set(generator, real, num=3, bars=2, seed=1, progress=False, settings={"temperature": 0.9})
+    assert [m.params["seed"] for m in melodies] == [SEED_STRIDE, SEED_STRIDE + 1, SEED_STRIDE + 2]
+    assert all(m.params["temperature"] == 0.9 for m in melodies)
+    alone = generator.generate(GenerationConfig(num=1, bars=2, mode="major", meter="4/4", seed=SEED_STRIDE + 1,
+                                                temperature=0.9))[0]  # fmt: skip
+    assert alone.tokens == melodies[1].tokens

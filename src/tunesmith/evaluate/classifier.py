@@ -73,7 +73,8 @@ def discriminate(real: dict[str, np.ndarray], generated: dict[str, np.ndarray],
         ``accuracy`` (mean over folds), ``sd`` (standard deviation over folds), ``folds``,
         ``per_set`` (melodies per class), ``kind``, ``structure`` (features used) and
         ``top_features`` (forest only: the five
-        most important feature columns with their importance).
+        most important feature columns with their importance) and ``importances`` (forest only:
+        every column's importance, in column order).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
@@ -93,10 +94,11 @@ def discriminate(real: dict[str, np.ndarray], generated: dict[str, np.ndarray],
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     scores = cross_val_score(_estimator(config), x, y, cv=splitter)
     result = {"accuracy": float(scores.mean()), "sd": float(scores.std()), "folds": folds,
-              "per_set": size, "kind": config.kind, "structure": config.structure, "top_features": []}  # fmt: skip
+              "per_set": size, "kind": config.kind, "structure": config.structure, "top_features": [], "importances": []}  # fmt: skip
     if config.kind == "forest":
         model = _estimator(config).fit(x, y)
         order = np.argsort(model.feature_importances_)[::-1][:5]
         names = feature_names(real)
         result["top_features"] = [[names[i], round(float(model.feature_importances_[i]), 4)] for i in order]
+        result["importances"] = [[name, float(w)] for name, w in zip(names, model.feature_importances_)]
     return result

@@ -18,6 +18,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=int, default=0,
                         help="length of each generated melody in bars (default 0: the real songs' lengths)")
     parser.add_argument("--seed", type=int, default=0, help="generation and cross-validation seed (0)")
+    parser.add_argument("--half", choices=("all", "dev", "test"), default="all",
+                        help="evaluate on one fixed half of the evaluation set (by title group): choose settings "
+                             "on dev, report test (all)")
     parser.add_argument("--dryout-num", type=int, default=32, help="long melodies for the dry-out test; 0 = skip (32)")
     parser.add_argument("--dryout-bars", type=int, default=64, help="length of the dry-out melodies in bars (64)")
     parser.add_argument("--classifier", choices=("forest", "logistic"), default="forest",
@@ -38,6 +41,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     config = EvaluateConfig(
         num=args.num, bars=args.bars, seed=args.seed, form=args.form, corpus=list(args.corpus or []),
+        half=args.half,
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress, dryout=DryoutConfig(num=args.dryout_num, bars=args.dryout_bars),

@@ -8,6 +8,7 @@ index are each built once from the training split.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -32,6 +33,7 @@ class EvaluateConfig:
     bars: int = 0  # length of each generated melody in bars; 0 = the lengths of the real songs
     seed: int = 0  # generation, subsampling and cross-validation seed
     corpus: list[str] = field(default_factory=list)  # evaluation sources; [] = the model's validation split
+    half: str = "all"  # all | dev | test: one fixed half of the evaluation set (choose settings on dev, report test)
     copy_bars: float = 2.0  # a shared stretch longer than this many bars counts as copying
     form: str = ""  # a form every generated melody is asked for ("AABA"); "" = the generator's default
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -56,6 +58,8 @@ class EvaluateConfig:
             from tunesmith.form import parse_form
 
             parse_form(self.form)  # a bad form fails before any work, with parse_form's one-line error
+        if self.half not in HALVES:
+            raise TunesmithError(f"--half must be one of {', '.join(HALVES)}, got {self.half!r}")
         if self.threads < 0:
             raise TunesmithError(f"--threads must be >= 0, got {self.threads!r}")
         if self.bars < 0:
@@ -63,6 +67,27 @@ class EvaluateConfig:
         if self.dryout.num < 0 or (self.dryout.num and self.dryout.bars < 4):
             raise TunesmithError(f"dry-out needs >= 0 melodies of >= 4 bars, got {self.dryout.num} of {self.dryout.bars}")
         return self
+
+
+HALVES = ("all", "dev", "test")  # the whole evaluation set, or one of its two fixed halves
+
+
+def evaluation_half(group: str) -> str:
+    """The fixed half ("dev" or "test") of the evaluation set a song's title group falls in.
+
+    Settings may be chosen on the dev half and confirmed on the test half, so that no figure
+    reported on the test half was tuned on it. The half is a stable hash of the group (the
+    normalised title the train/val split also groups by, salted differently from that split),
+    so variants of one song never straddle the halves and the split never changes.
+    """
+    return "dev" if hashlib.sha256(f"evaluation-half:{group}".encode()).digest()[0] % 2 == 0 else "test"
+
+
+def select_half(examples: list, half: str) -> list:
+    """The examples of one half (:func:`evaluation_half` of each ``example.group``); "all" = every one."""
+    if half not in HALVES:
+        raise TunesmithError(f"the evaluation half must be one of {', '.join(HALVES)}, got {half!r}")
+    return list(examples) if half == "all" else [e for e in examples if evaluation_half(e.group) == half]
 
 
 def _allocate(real: list[Song], num: int, meters: list[str]) -> list[tuple[str, str, int]]:
@@ -91,35 +116,72 @@ def generate_set(generator, real: list[Song], num: int, bars: int, seed: int, pr
     return [m.song for m in generate_melody_set(generator, real, num, bars, seed, progress)]
 
 
+SEED_STRIDE = 1_000_003  # a set's melody i gets seed ``seed * SEED_STRIDE + i``: sets of different seeds never share one
+
+
 def generate_melody_set(generator, real: list[Song], num: int, bars: int, seed: int, progress: bool,
-                        form: str = "") -> list:  # fmt: skip
+                        form: str = "", settings: dict | None = None) -> list:  # fmt: skip
     """``num`` melodies shaped like the real set: its modes and meters and, with ``bars = 0``, its
-    lengths (a set of longer melodies would differ in every length-dependent feature). One batch
-    per kind and length. ``form`` is passed to the generator as its ``form`` setting (a
-    TunesmithError when this generator takes none). Returns :class:`~tunesmith.generate.Melody`
-    objects: their ``params`` say which form each was asked for."""
+    lengths (a set of longer melodies would differ in every length-dependent feature).
+
+    Each melody is its own one-melody request with its own seed (``seed * SEED_STRIDE + i``), as
+    a user asking ``tunesmith generate`` for one melody gets it: so each draws its own form from
+    the corpus (a request for several melodies shares one drawn form, which would make a set of
+    one kind and length a set of one form). The requests go through
+    :meth:`~tunesmith.generate.Generator.generate_batch` (decoded together, each as it would be
+    alone). ``form`` is passed to the generator as its ``form`` setting (a TunesmithError when
+    this generator takes none); ``settings`` are other generation settings (default: none, i.e.
+    the defaults of :class:`~tunesmith.generate.GenerationConfig`). Returns
+    :class:`~tunesmith.generate.Melody` objects: their ``params`` say which form each was asked for.
+    """
     from dataclasses import fields
 
     from tqdm import tqdm
 
     from tunesmith.generate import GenerationConfig
 
-    extra = {}
+    extra = dict(settings or {})
     if form:
         if "form" not in {f.name for f in fields(GenerationConfig)}:
             raise TunesmithError("this generator takes no form setting: --form needs the form-aware generator")
         extra["form"] = form
 
     rng = random.Random(seed)
-    batches = []
+    requests = []
     for mode, meter, count in _allocate(real, num, generator.meters):
         lengths = [bars] * count if bars else _lengths(real, mode, meter, count, rng)
-        batches += [(mode, meter, length, n) for length, n in sorted(Counter(lengths).items())]
+        requests += [(mode, meter, length) for length in sorted(lengths)]
+    configs = [GenerationConfig(num=1, bars=length, mode=mode, meter=meter, seed=seed * SEED_STRIDE + i, **extra)
+               for i, (mode, meter, length) in enumerate(requests)]  # fmt: skip
     melodies = []
-    for i, (mode, meter, length, count) in enumerate(tqdm(batches, desc="generating", unit="batch",
-                                                          disable=not progress, leave=False)):  # fmt: skip
-        melodies += generator.generate(num=count, bars=length, mode=mode, meter=meter, seed=seed + i, **extra)
+    chunk = 64  # requests handed over at once (the progress bar moves per chunk)
+    for first in tqdm(range(0, len(configs), chunk), desc="generating", unit="chunk", disable=not progress, leave=False):
+        for config, result in zip(configs[first : first + chunk],
+                                  generator.generate_batch(configs[first : first + chunk], return_errors=True)):
+            melodies += result if not isinstance(result, TunesmithError) else _refused(generator, config, result)
     return melodies
+
+
+def _refused(generator, config, error: TunesmithError, tries: int = 3) -> list:
+    """A request the generator refused (its controls left no token at some step) asked again with
+    the next seeds, as a user would; the refusal is reported on stderr, with the request, and
+    recorded in the melody's ``params["refused_seeds"]``. Raises the error after ``tries``."""
+    import sys
+    from dataclasses import replace as with_
+
+    seeds = [config.seed]
+    print(f"generate refused {config.mode} {config.meter} {config.bars} bars seed {config.seed}: {error}", file=sys.stderr)
+    for attempt in range(1, tries + 1):
+        try:
+            melodies = generator.generate(with_(config, seed=config.seed + attempt * SEED_STRIDE // 2))
+        except TunesmithError as again:
+            seeds.append(config.seed + attempt * SEED_STRIDE // 2)
+            error = again
+            continue
+        for melody in melodies:
+            melody.params["refused_seeds"] = seeds
+        return melodies
+    raise error
 
 
 def requested_form(melody) -> str | None:
@@ -153,10 +215,11 @@ def _load_sets(payload: dict[str, Any], config: EvaluateConfig, dataset=None):
         dataset = prepare(run_config.corpus, run_config.encoding, progress=config.progress)
     train, val = dataset.split("train"), dataset.split("val")
     sources = dataset.report.get("sources") or run_config.corpus.sources
+    half = "" if config.half == "all" else f", {config.half} half"
     if not config.corpus:
-        return train, val, val, "validation split of " + ", ".join(sources)
+        return train, val, select_half(val, config.half), "validation split of " + ", ".join(sources) + half
     other = prepare(replace(run_config.corpus, sources=list(config.corpus)), run_config.encoding, progress=config.progress)
-    return train, val, other.examples, ", ".join(config.corpus)
+    return train, val, select_half(other.examples, config.half), ", ".join(config.corpus) + half
 
 
 def evaluate(model_path: str | Path, config: EvaluateConfig | None = None, dataset=None) -> dict[str, Any]:

@@ -30,7 +30,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                                              "scale", "range", "instrument", "chords", "chord_span", "full_length",
                                              "max_copy", "form"])  # fmt: skip
     how = parser.add_argument_group("sampling")
-    add_fields(how, GenerationConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "beam_size", "seed"])
+    add_fields(how, GenerationConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "beam_size", "seed",
+                                            "cadence", "motif"])  # fmt: skip
     how.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
     add_output_arguments(parser, ExportConfig)
 

@@ -25,7 +25,7 @@ from tunesmith.encoding import HOLD, REST, Vocabulary, is_pitch
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.config import DEFAULT_BARS, GenerationConfig
 from tunesmith.generate.constraints import parse_range, range_mask, require_pitches, scale_mask
-from tunesmith.generate.controls import Control, Structure, TokenMask
+from tunesmith.generate.controls import MOTIF_ORDER, Control, MotifEcho, Structure, TokenMask
 from tunesmith.generate.form import FormControl, resolve_form
 from tunesmith.generate.primer import parse_primer, primer_tokens_of_song, read_primer_file, to_model_key
 from tunesmith.meter import bar_of_steps, full_bar_starts
@@ -112,9 +112,11 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
     # with a form the melody lasts exactly the form: it ends after its last phrase, not before
     controls: list[Control] = [Structure(None if config.full_length or form is not None else 0)]
     tonic_ids = [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic] if form is not None else []
-    form_control = FormControl(form, vocab, tonic_ids) if form is not None else None
+    form_control = FormControl(form, vocab, tonic_ids, tonic_bias=config.cadence) if form is not None else None
     if form_control is not None:
         controls.append(form_control)
+    if config.motif:
+        controls.append(MotifEcho(MOTIF_ORDER, config.motif, quiet_from=total - bar))  # the last bar is the cadence's
     mask = pitch_mask(vocab, tonic_pc, mode, shift, config.scale, config.range, config.instrument or "")
     if mask is not None:
         controls.append(mask)
