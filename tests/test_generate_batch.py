@@ -94,3 +94,13 @@ def test_different_drawn_forms_share_one_pass_and_each_seed_gives_its_own_melody
     for one, batched in zip(alone, together, strict=True):
         assert batched[0].tokens == one.tokens and batched[0].params["form"] == one.params["form"]
         assert batched[0].song.phrase_starts == one.song.phrase_starts
+
+
+
+def test_plans_with_a_control_that_has_no_row_wise_merge_are_decoded_alone(generator):
+    # the motif echo keeps one plan's history: its plan decodes alone, the others still share a pass
+    configs = [GenerationConfig(bars=4, seed=s, motif=5.0 if s == 2 else 0.0) for s in range(4)]
+    plans = [generator.plan(c) for c in configs]
+    alone = [generator.decode_plans([plan], c)[0].ids for plan, c in zip(plans, configs)]
+    together = generator.decode_plans(plans, configs[0])
+    assert [d.ids for d in together] == alone

@@ -186,9 +186,15 @@ class Generator:
         import torch
 
         from tunesmith.generate.decode import StepChooser, decode_plans
+        from tunesmith.generate.rows import row_wise
 
         if config.scheme == "beam":
             raise TunesmithError("beam search decodes one request at a time")
+        alone = [plan for plan in plans if not row_wise(plan)]  # a control with no row-wise merge
+        if alone:
+            shared = iter(self.decode_together([p for p in plans if row_wise(p)], config, max_rows))
+            single = {id(plan): self.decode_plans([plan], config)[0] for plan in alone}
+            return [single[id(plan)] if id(plan) in single else next(shared) for plan in plans]
         chooser = StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
         results, chunk, rows = [], [], 0
         for plan in plans + [None]:

@@ -203,6 +203,17 @@ def _encode_prefixes(model, plans, sizes, form_aware, device):
     return torch.cat(logits)[which].float(), model.reorder_state(state, which), torch.tensor(last, device=device)
 
 
+ROW_WISE = (Structure, TokenMask, CopyGuard, FormControl)  # the controls merge_controls merges
+
+
+def row_wise(plan) -> bool:
+    """Whether ``plan`` can share a pass: each of its controls has a row-wise merge (at most one of
+    a kind; a form control comes from ``plan.form``). Other plans decode alone."""
+    kinds = [next((k for k in ROW_WISE if isinstance(c, k)), None) for c in plan.controls]
+    counted = [k for k in kinds if k is not FormControl]
+    return None not in kinds and len(counted) == len(set(counted))
+
+
 def merge_controls(plans, sizes, form_rows) -> list:
     """Row-wise controls for the plans' own controls (structure, pitch masks, form, copy guard)."""
     kinds: dict[type, list] = {Structure: [None] * len(plans), TokenMask: [None] * len(plans),
