@@ -59,6 +59,19 @@ def test_default_form_is_drawn_from_the_corpus(form_checkpoint):
     assert free.params["form"] is None and free.song.phrase_starts == []
 
 
+def test_several_melodies_each_draw_their_own_form(form_checkpoint):
+    generator = Generator.from_checkpoint(form_checkpoint, "cpu")
+    config = GenerationConfig(num=6, seed=40, meter="3/4", max_copy=0)
+    melodies = generator.generate(config)
+    # melody i is the one melody of seed 40 + i, its own drawn form with it
+    assert [m.params["seed"] for m in melodies] == list(range(40, 46))
+    assert [m.params["index"] for m in melodies] == list(range(6)) and melodies[5].song.title.startswith("Melody 6 ")
+    alone = [generator.generate(GenerationConfig(num=1, seed=40 + i, meter="3/4", max_copy=0))[0] for i in range(6)]
+    assert [m.tokens for m in melodies] == [m.tokens for m in alone]
+    assert [m.params["form"] for m in melodies] == [m.params["form"] for m in alone]
+    assert len({m.params["form"] for m in melodies}) > 1  # not one form for all
+
+
 def test_fit_bars_and_draw_fitting():
     assert [p.bars for p in fit_bars(parse_form("AABA"), 8, None, "4/4", "major")] == [2, 2, 2, 2]
     assert [p.bars for p in fit_bars(parse_form("AABA"), 9, None, "4/4", "major")] == [2, 2, 3, 2]

@@ -117,13 +117,22 @@ class Generator:
 
         ``controls`` are extra per-step controls (see :mod:`tunesmith.generate.controls`) applied
         with the plan's own. Returns one Melody per request row, each with its tokens in the
-        output key and every setting in ``params``.
+        output key and every setting in ``params``. With a form drawn from the corpus, each melody
+        draws its own: melody ``i`` is the one melody of seed ``seed + i`` (its ``params`` say so).
         """
         unknown = sorted(set(settings) - set(GenerationConfig.__dataclass_fields__))
         if unknown:
             raise TunesmithError(f"unknown generation setting {unknown[0]!r}")
         config = replace(config or GenerationConfig(), **settings)
         plan = self.plan(config)
+        if plan.form is not None and plan.form.form.source == "corpus" and config.num > 1 and config.scheme != "beam" \
+                and not controls:  # fmt: skip
+            # a drawn form: each melody draws its own, as melody i of seed s is the one melody of seed s + i
+            configs = [replace(config, num=1, seed=plan.seed + i) for i in range(config.num)]
+            melodies = [melody for melodies in self.generate_batch(configs) for melody in melodies]
+            for index, melody in enumerate(melodies):  # numbered as one request's melodies (file names)
+                melody.params["index"], melody.song.title = index, _title(index, plan.key, plan.mode)
+            return melodies
         rows = []
         for decoded in self.decode(plan, config, controls):
             rows += decoded.ids
@@ -238,7 +247,7 @@ class Generator:
         song = Song(
             notes=decode_tokens(body), steps_per_quarter=self.steps_per_quarter, meter=plan.meter,
             bar_starts=full_bar_starts(plan.bar_starts, len(body), plan.bar_length), mode=plan.mode, key=key,
-            transposition=-plan.shift, title=f"Melody {index + 1} in {key.replace('-', 'b')} {plan.mode}",
+            transposition=-plan.shift, title=_title(index, key, plan.mode),
             source=f"tunesmith generate ({Path(self.source).name or 'model'})",
         )  # fmt: skip
         form = plan.form.form if plan.form is not None else None
@@ -275,3 +284,8 @@ class Generator:
 def generate_melodies(model: str | Path | None = None, device: str = "auto", **settings: Any) -> list[Melody]:
     """One-call API: load ``model`` and generate with ``settings`` (the fields of GenerationConfig)."""
     return Generator.from_checkpoint(model, device).generate(GenerationConfig(**settings))
+
+
+def _title(index: int, key: str, mode: str) -> str:
+    """A generated melody's title: its number in its request, key and mode."""
+    return f"Melody {index + 1} in {key.replace('-', 'b')} {mode}"
