@@ -225,3 +225,40 @@ def test_add_index_command_writes_a_loadable_entry(tiny_checkpoint, tmp_path):
     assert index.titles == [s.title for s in train] and max_copy == entry["held_out"]["max_copy"] >= 1
     assert index.describe(train[3])["notes"] == len(train[3].notes)  # a training song is all copy
     assert main([str(tmp_path / "missing.pt"), "--quiet"]) == 2
+
+
+class _Mask:
+    """A control with a fixed mask (``yields`` as given), no bias."""
+
+    def __init__(self, mask, yields=False):
+        self.mask, self.yields = torch.tensor(mask), yields
+
+    def allowed(self, ctx):
+        return self.mask
+
+    def bias(self, ctx):
+        return None
+
+
+def test_the_guard_steps_aside_where_the_other_controls_leave_a_row_nothing():
+    from tunesmith.generate.controls import control_scores
+
+    logits = torch.zeros(2, 3)  # tokens: hold, note, rest
+    no_hold = _Mask([False, True, True])  # a phrase starts here (the form)
+    guard = _Mask([[True, False, False], [True, True, False]], yields=True)  # row 0: only a hold copies nothing
+    scores = control_scores([no_hold, guard], None, logits)
+    assert torch.isinf(scores[0]).tolist() == [True, False, False]  # row 0: the guard yields, the form holds
+    assert torch.isinf(scores[1]).tolist() == [True, False, True]  # row 1: both apply
+    strict = control_scores([no_hold, _Mask([[True, False, False], [True, True, False]])], None, logits)
+    assert bool(torch.isinf(strict[0]).all())  # two masks that do not yield: nothing left (the caller says why)
+
+
+def test_a_default_request_the_guard_and_form_once_contradicted_composes():
+    from tunesmith.generate import GenerationConfig, Generator, default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("needs the shipped models/erk.pt")
+    generator = Generator.from_checkpoint(None, "cpu")
+    # its form restates a phrase where the guard allowed only a hold at the phrase's start
+    melody = generator.generate(GenerationConfig(bars=14, meter="2/4", seed=1000017))[0]
+    assert melody.bars == 14 and melody.params["form"] == "A2 B2 B'2 B'2 B''2 C2 C'2"

@@ -64,6 +64,35 @@ class Control(Protocol):
         """Beam search kept rows ``index``: row ``i`` is now what row ``index[i]`` was."""
 
 
+def control_scores(controls, ctx: StepContext, logits: torch.Tensor) -> torch.Tensor:
+    """The scores ``[rows, V]`` after every control's bias and mask (``-inf`` where not allowed).
+
+    Masks combine by AND, in order. A control with ``yields = True`` (the copy guard: it keeps
+    originality, not the melody's grammar or form) steps aside for a row where its mask together
+    with the others would leave that row no token at all — e.g. the guard allows only a hold at a
+    step where the form starts a phrase, which a hold may not do. The other masks always hold."""
+    hard = soft = None
+    scores = logits
+    for control in controls:
+        mask = control.allowed(ctx)
+        if mask is not None:
+            if getattr(control, "yields", False):
+                soft = mask if soft is None else soft & mask
+            else:
+                hard = mask if hard is None else hard & mask
+        bias = control.bias(ctx)
+        if bias is not None:
+            scores = scores + bias
+    allowed = hard
+    if soft is not None:
+        both = soft if hard is None else soft & hard
+        stuck = ~both.any(-1, keepdim=True)  # rows the yielding masks would leave with nothing
+        allowed = torch.where(stuck, hard if hard is not None else True, both) if bool(stuck.any()) else both
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return scores
+
+
 class StaticControl:
     """Base of controls that need no state: every hook is a no-op until overridden."""
 

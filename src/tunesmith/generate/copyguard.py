@@ -43,6 +43,8 @@ class CopyGuard:
     reported by :func:`describe_copy`, not prevented.
     """
 
+    yields = True  # where the other controls leave a row no other way, the guard steps aside (controls.control_scores)
+
     def __init__(self, index: OriginalityIndex, max_copy: int, vocab: Vocabulary):
         if max_copy < 1:
             raise TunesmithError(f"--max-copy must be >= 1 note, got {max_copy!r}")

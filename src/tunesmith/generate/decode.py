@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from tunesmith.errors import TunesmithError
-from tunesmith.generate.controls import Control, StepContext
+from tunesmith.generate.controls import Control, StepContext, control_scores
 from tunesmith.generate.sampling import RowRandom, SamplingError, apply_temperature, choose, uniform
 
 # Up to this many rows a step's matrices are so small that a second CPU thread costs more in
@@ -192,16 +192,7 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         else:
             ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, rows,
                               device, vocab, previous)  # fmt: skip
-            allowed, scores = None, logits
-            for control in controls:
-                mask = control.allowed(ctx)
-                if mask is not None:
-                    allowed = mask if allowed is None else allowed & mask
-                bias = control.bias(ctx)
-                if bias is not None:
-                    scores = scores + bias
-            if allowed is not None:
-                scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = control_scores(controls, ctx, logits)
             try:
                 chosen, parent = chooser.choose(scores, finished, generator)
             except SamplingError:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from tunesmith.errors import TunesmithError
-from tunesmith.generate.controls import StepContext, Structure, TokenMask
+from tunesmith.generate.controls import StepContext, Structure, TokenMask, control_scores
 from tunesmith.generate.copyguard import CopyGuard
 from tunesmith.generate.decode import Decoded, _explain
 from tunesmith.generate.form import FormControl
@@ -111,16 +111,7 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
             position0 = plans[p0].positions[step0]
             ctx = RowsContext(step0, position0, plans[p0].bar_of_step[step0], position0 == 0, total0,
                               finished.shape[0], device, vocab, previous, segments)  # fmt: skip
-            allowed, scores = None, logits
-            for control in controls:
-                mask = control.allowed(ctx)
-                if mask is not None:
-                    allowed = mask if allowed is None else allowed & mask
-                bias = control.bias(ctx)
-                if bias is not None:
-                    scores = scores + bias
-            if allowed is not None:
-                scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = control_scores(controls, ctx, logits)
             streams = JoinedRandom([(generators[p], b - a) for p, a, b, _, _ in free])
             if len(free) == len(segments):
                 index = None
