@@ -82,12 +82,18 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
     rows = sum(sizes)
     first = [sum(sizes[:p]) for p in range(count)]
     span = {p: (first[p], first[p] + sizes[p]) for p in range(count)}  # current rows of each plan
+    # the last free step of each plan: after it a plan's rows only take fixed tokens, so rows
+    # with the same tokens so far stay the same to the end and one of them is decoded for all
+    last_free = [max((s for s in range(starts[p], plan.total_steps) if s not in plan.fixed), default=-1)
+                 for p, plan in enumerate(plans)]  # fmt: skip
+    collapsed = [False] * count
+    alias: dict[int, int] = {}  # an original row dropped as a duplicate → the row decoded for it
     active = list(range(count))
     row_ids = torch.arange(rows, device=device)  # original row of each current row
     out = torch.full((rows, longest), vocab.end, dtype=torch.long, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     scored = torch.zeros(rows, device=device)
-    final: dict[int, list[float]] = {}
+    final = torch.zeros(rows, device=device)  # each original row's scored sum, once its plan left
     end = torch.full((rows,), vocab.end, device=device)
     chooser.end = vocab.end
     chooser.start(rows, device)
@@ -147,15 +153,19 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
                    if step + 1 == total or (any_finished and bool(finished[a:b].all()))]  # fmt: skip
         for p in leaving:
             a, b = span[p]
-            final[p] = scored[a:b].tolist()
-        if leaving:
+            final[row_ids[a:b]] = scored[a:b]
+        dropped = _duplicates(segments, leaving, last_free, collapsed, out, row_ids, k)
+        if leaving or dropped:
             active = [p for p in active if p not in leaving]
             if not active:
                 break
-            keep = torch.cat([torch.arange(*span[p], device=device) for p in active])
+            kept = {p: [r for r in range(*span[p]) if r not in dropped] for p in active}
+            for r, rep in dropped.items():
+                alias[int(row_ids[r])] = int(row_ids[rep])
+            keep = torch.tensor([r for p in active for r in kept[p]], dtype=torch.long, device=device)
             offset = 0
             for p in active:
-                span[p], offset = (offset, offset + sizes[p]), offset + sizes[p]
+                span[p], offset = (offset, offset + len(kept[p])), offset + len(kept[p])
             state = model.reorder_state(state, keep)
             chosen, finished, scored, row_ids = chosen[keep], finished[keep], scored[keep], row_ids[keep]
             positions, modes, meters = positions[keep], modes[keep], meters[keep]
@@ -165,13 +175,34 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
         form = form_rows.inputs(device) if form_rows is not None and form_aware else None
         logits, state = model.step(chosen, positions[:, k + 1], modes, meters, state, form=form)
         logits, previous = logits.float(), chosen
+    if alias:  # a dropped row took the same tokens and scores as the row decoded for it
+        dups = torch.tensor(list(alias), device=device)
+        reps = torch.tensor(list(alias.values()), device=device)
+        out[dups], final[dups] = out[reps], final[reps]
     decoded = []
     for p, plan in enumerate(plans):
         ids = []
         for row in out[first[p] : first[p] + sizes[p], : lengths[p]].tolist():
             ids.append(list(plan.prefix) + (row[: row.index(vocab.end) + 1] if vocab.end in row else row))
-        decoded.append(Decoded(ids, final[p]))
+        decoded.append(Decoded(ids, final[first[p] : first[p] + sizes[p]].tolist()))
     return decoded
+
+
+def _duplicates(segments, leaving, last_free, collapsed, out, row_ids, k) -> dict[int, int]:
+    """Rows to drop at loop step ``k``: in each plan whose free steps are all behind it, every row
+    whose tokens so far repeat an earlier row's (it would take the same fixed tokens, the same
+    state and scores to the end); maps each such current row to that earlier row."""
+    dropped: dict[int, int] = {}
+    for p, a, b, step, total in segments:
+        if collapsed[p] or p in leaving or step < last_free[p] or b - a < 2:
+            continue
+        collapsed[p] = True
+        seen: dict[tuple, int] = {}
+        for r, history in enumerate(out[row_ids[a:b], : k + 1].tolist(), start=a):
+            rep = seen.setdefault(tuple(history), r)
+            if rep != r:
+                dropped[r] = rep
+    return dropped
 
 
 def _encode_prefixes(model, plans, sizes, form_aware, device):
