@@ -206,32 +206,26 @@ def _duplicates(segments, leaving, last_free, collapsed, out, row_ids, k) -> dic
 
 
 def _encode_prefixes(model, plans, sizes, form_aware, device):
-    """``<s>`` + each plan's prefix through the model, one forward call per prefix length;
-    returns the logits after each row's prefix, the state and each row's last fed token."""
-    by_length: dict[int, list[int]] = {}
-    for p, plan in enumerate(plans):
-        by_length.setdefault(len(plan.prefix) + 1, []).append(p)
-    order, logits, states = [], [], []
-    for length, members in by_length.items():
-        group = [plans[p] for p in members]
-        fed = torch.tensor([[plan.vocab.start] + plan.prefix for plan in group], device=device)
-        positions = torch.tensor([plan.positions[:length] for plan in group], device=device)
-        modes = torch.tensor([plan.mode_id for plan in group], device=device)
-        meters = torch.tensor([plan.meter_id for plan in group], device=device)
-        form = None
-        if form_aware and any(plan.form is not None for plan in group):
-            form = torch.cat([plan.form.prefix_inputs(plan.prefix, device) if plan.form is not None
-                              else torch.zeros(1, length, 5, dtype=torch.long, device=device) for plan in group])  # fmt: skip
-        out, state = model(fed, positions, modes, meters, form=form)
-        order += members
-        logits.append(out[:, -1])
-        states.append(state)
-    state = type(states[0])(torch.cat([s.h for s in states], 1), torch.cat([s.c for s in states], 1),
-                            *(torch.cat([s[i] for s in states]) for i in range(2, len(states[0]))))  # fmt: skip
-    where = {p: i for i, p in enumerate(order)}
-    which = torch.tensor([where[p] for p, size in enumerate(sizes) for _ in range(size)], device=device)
-    last = [([plan.vocab.start] + plan.prefix)[-1] for plan, size in zip(plans, sizes) for _ in range(size)]
-    return torch.cat(logits)[which].float(), model.reorder_state(state, which), torch.tensor(last, device=device)
+    """``<s>`` + each plan's prefix through the model, all plans in one call (padded to the longest,
+    each read to its own end); returns the logits after each row's prefix, the state and each
+    row's last fed token."""
+    fed = [[plan.vocab.start] + plan.prefix for plan in plans]
+    lengths = [len(f) for f in fed]
+    longest = max(lengths)
+    tokens = torch.tensor([f + [plans[0].vocab.pad] * (longest - len(f)) for f in fed], device=device)
+    positions = torch.tensor([plan.positions[:n] + [0] * (longest - n) for plan, n in zip(plans, lengths)], device=device)
+    modes = torch.tensor([plan.mode_id for plan in plans], device=device)
+    meters = torch.tensor([plan.meter_id for plan in plans], device=device)
+    form = None
+    if form_aware and any(plan.form is not None for plan in plans):
+        form = torch.zeros(len(plans), longest, 5, dtype=torch.long, device=device)
+        for p, plan in enumerate(plans):
+            if plan.form is not None:
+                form[p, : lengths[p]] = plan.form.prefix_inputs(plan.prefix, device)[0]
+    logits, state = model.encode(tokens, lengths, positions, modes, meters, form=form)
+    which = torch.repeat_interleave(torch.arange(len(plans), device=device), torch.tensor(sizes, device=device))
+    last = torch.tensor([f[-1] for f in fed], device=device)[which]
+    return logits[which].float(), model.reorder_state(state, which), last
 
 
 def merge_controls(plans, sizes, form_rows) -> list:
