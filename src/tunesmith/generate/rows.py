@@ -6,13 +6,14 @@ Each plan keeps what makes it itself — its prefix, length, fixed and scored st
 mode and meter, masks, form and random stream — and its rows give exactly what the plan gives
 decoded alone by :func:`decode.decode` (the tests compare them token for token):
 
-- the prefixes go through the model in one forward call per prefix length (no step-by-step
-  feeding), and the rows are aligned at their first free step: at loop step ``k`` a row of a
+- the prefixes go through the model in one packed call (:meth:`MelodyLSTM.encode`, no
+  step-by-step feeding), and the rows are aligned at their first free step: at loop step ``k`` a row of a
   plan with prefix length ``s`` is at step ``s + k`` of its melody;
 - a plan draws random numbers only at its own free steps, from its own stream, as it would
   alone (:class:`~tunesmith.generate.sampling.JoinedRandom`);
 - a plan leaves the batch when its rows are done (its length, or all ended), so short plans do
-  not pay for long ones;
+  not pay for long ones; once its free steps are behind it, rows with the same tokens so far
+  (candidates that wrote the same region) go on as one row, the others copying its result;
 - the plans' controls are merged into row-wise ones (:mod:`tunesmith.generate.row_controls`
   for structure, pitch masks and form; :meth:`CopyGuard.merge`), which compute for every row
   what the plan's own control computes.
