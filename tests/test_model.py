@@ -137,3 +137,31 @@ def test_positions_only_model_ignores_role_and_lookback():
                           model(tokens, positions, mode, meter, form=other)[0])  # fmt: skip
     step, _ = model.step(tokens[:, 0], positions[:, 0], mode, meter, None, form=other[:, 0])
     assert torch.allclose(step, model(tokens, positions, mode, meter, form=form)[0][:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_sequences_of_different_lengths_encode_in_one_call_as_each_alone(layers):
+    """``encode`` reads each padded row to its own end: the logits there and the state (LSTM and
+    token context) are those of the row alone, so generation carries on the same from either."""
+    torch.manual_seed(layers)
+    model = MelodyLSTM(ModelConfig(hidden=32, layers=layers, lookback=[1, 2, 4], form_inputs=True), 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    form = random_form(3, tokens.shape[1], 20)
+    lengths = [40, 17, 29]
+    padded = tokens.clone()
+    for row, length in enumerate(lengths):
+        padded[row, length:] = PAD
+    logits, state = model.encode(padded, lengths, positions, mode, meter, form=form)
+    for row, length in enumerate(lengths):
+        one = slice(row, row + 1)
+        alone, own = model(tokens[one, :length], positions[one, :length], mode[one], meter[one], form=form[one, :length])
+        assert torch.allclose(logits[row], alone[0, -1], atol=1e-5)
+        assert torch.allclose(state.h[:, row], own.h[:, 0], atol=1e-5) and torch.allclose(state.c[:, row], own.c[:, 0], atol=1e-5)
+        for part in range(2, len(state)):
+            assert torch.equal(state[part][row], own[part][0])
+        # the next step from either state gives the same prediction
+        token, position = tokens[one, length - 1], positions[one, (length) % 40]
+        rows = torch.tensor([row])
+        after, _ = model.step(token, position, mode[one], meter[one], model.reorder_state(state, rows))
+        expected, _ = model.step(token, position, mode[one], meter[one], own)
+        assert torch.allclose(after, expected, atol=1e-5)

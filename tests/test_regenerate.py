@@ -217,6 +217,27 @@ def test_regenerations_of_different_melodies_and_regions_share_a_pass(generator,
     assert [m.tokens for m in bad[0]] == [m.tokens for m in alone[0]] and "no bar 99" in str(bad[1])
 
 
+def test_duplicate_candidates_are_decoded_once_past_the_region_and_keep_their_scores(generator, melody, monkeypatch):
+    """Once a plan's region is written, candidates with the same tokens would take the same kept
+    bars with the same scores: one of them goes on for all (fewer rows per step), and every
+    candidate still gets exactly the tokens and scores it gets decoded alone."""
+    from tunesmith.generate.config import GenerationConfig
+    from tunesmith.generate.regenerate import RegenerateConfig, plan_region
+
+    plans = [plan_region(generator, melody, RegenerateConfig(bars=bars, num=1, candidates=4, seed=seed).validate())[0]
+             for bars, seed in (("2-3", 1), ("5", 2))]  # fmt: skip
+    greedy = GenerationConfig(scheme="greedy")  # every candidate of a plan is the same
+    alone = [generator.decode_plans([plan], greedy)[0] for plan in plans]
+    rows = []
+    real = generator.model.step
+    monkeypatch.setattr(generator.model, "step", lambda token, *a, **k: rows.append(token.shape[0]) or real(token, *a, **k))
+    together = generator.decode_plans(plans, greedy)
+    for one, batched in zip(alone, together, strict=True):
+        assert batched.ids == one.ids and len(set(map(tuple, batched.ids))) == 1
+        assert batched.scored == one.scored and one.scored[0] < 0
+    assert rows[0] == 8 and min(rows) == 1  # 4 + 4 candidates, then one row for each plan's kept bars
+
+
 @pytest.mark.parametrize("form, phrase_starts, message", [
     ("A9Z", [], "form"), ("A2 B2", [], "lasts 48 steps but the melody has 96"),
     ("A2 A2 B2 A2", [0, 24, 48], "do not match its form"), (["A"], [], "must be text"),

@@ -115,10 +115,11 @@ class MelodyLSTM(nn.Module):
             *extra,
         ], dim=-1)  # fmt: skip
 
-    def _context(self, tokens: torch.Tensor, positions: torch.Tensor):
+    def _context(self, tokens: torch.Tensor, positions: torch.Tensor, lengths: torch.Tensor | None = None):
         """Context of a whole sequence at once: sounding [B,T], since [B,T], lookback [B,T,lags,2]
         (token and sounding pitch), and the ``recent`` table [B,P,depth,2] after the last token
-        (for carrying on with ``step``)."""
+        (for carrying on with ``step``); with ``lengths`` [B], after each row's last real token
+        (the steps after it are padding; everything before it is causal, so padding changes nothing)."""
         batch, steps = tokens.shape
         places = self.config.max_position
         index = torch.arange(steps, device=tokens.device).expand(batch, steps)
@@ -143,7 +144,11 @@ class MelodyLSTM(nn.Module):
             earlier = occurrence - lag
             lookback.append(pair_at(where.gather(1, positions * steps + earlier.clamp(min=0)), earlier >= 0))
         # recent[b, p, d]: the (d+1)-th latest pair at position p among steps 0..T-2 (fed so far)
-        count = onehot[:, : steps - 1].sum(1)  # [B, P]
+        if lengths is None:
+            count = onehot[:, : steps - 1].sum(1)  # [B, P]
+        else:
+            fed_so_far = torch.arange(steps, device=tokens.device)[None] < (lengths[:, None] - 1)
+            count = (onehot * fed_so_far[..., None]).sum(1)
         recent = []
         for d in range(self.depth):
             j = count - 1 - d
@@ -173,6 +178,26 @@ class MelodyLSTM(nn.Module):
         output, (h, c) = self.lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form))
         state = State(h, c, sounding[:, -1], since[:, -1], recent, positions[:, -1])
         return self.head(self.dropout(output)), state
+
+    @torch.no_grad()
+    def encode(self, tokens: torch.Tensor, lengths: list[int], positions: torch.Tensor, mode: torch.Tensor,
+               meter: torch.Tensor, form: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
+        """Sequences of different lengths as ONE call: ``tokens``, ``positions`` [B, T] padded
+        after each row's ``lengths[b]`` steps (``form`` [B, T, 5] likewise). Returns the logits
+        [B, V] after each row's last real step and the state there, as ``forward`` gives for that
+        row alone (the LSTM runs packed, so no row reads its padding)."""
+        positions = positions.clamp(0, self.config.max_position - 1)
+        self._folded_cache = None
+        ends = torch.tensor(lengths, device=tokens.device)
+        sounding, since, lookback, recent = self._context(tokens, positions, ends)
+        inputs = self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form)
+        packed = nn.utils.rnn.pack_padded_sequence(inputs, ends.cpu(), batch_first=True, enforce_sorted=False)
+        output, (h, c) = self.lstm(packed)
+        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True)
+        rows = torch.arange(tokens.shape[0], device=tokens.device)
+        last = ends - 1
+        state = State(h, c, sounding[rows, last], since[rows, last], recent, positions[rows, last])
+        return self.head(output[rows, last]), state
 
     def _step(self, token, position, mode, meter, state: State | None, form=None) -> tuple[torch.Tensor, State]:
         batch = token.shape[0]

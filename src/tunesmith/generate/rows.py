@@ -6,13 +6,14 @@ Each plan keeps what makes it itself — its prefix, length, fixed and scored st
 mode and meter, masks, form and random stream — and its rows give exactly what the plan gives
 decoded alone by :func:`decode.decode` (the tests compare them token for token):
 
-- the prefixes go through the model in one forward call per prefix length (no step-by-step
-  feeding), and the rows are aligned at their first free step: at loop step ``k`` a row of a
+- the prefixes go through the model in one packed call (:meth:`MelodyLSTM.encode`, no
+  step-by-step feeding), and the rows are aligned at their first free step: at loop step ``k`` a row of a
   plan with prefix length ``s`` is at step ``s + k`` of its melody;
 - a plan draws random numbers only at its own free steps, from its own stream, as it would
   alone (:class:`~tunesmith.generate.sampling.JoinedRandom`);
 - a plan leaves the batch when its rows are done (its length, or all ended), so short plans do
-  not pay for long ones;
+  not pay for long ones; once its free steps are behind it, rows with the same tokens so far
+  (candidates that wrote the same region) go on as one row, the others copying its result;
 - the plans' controls are merged into row-wise ones (:mod:`tunesmith.generate.row_controls`
   for structure, pitch masks and form; :meth:`CopyGuard.merge`), which compute for every row
   what the plan's own control computes.
@@ -82,12 +83,18 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
     rows = sum(sizes)
     first = [sum(sizes[:p]) for p in range(count)]
     span = {p: (first[p], first[p] + sizes[p]) for p in range(count)}  # current rows of each plan
+    # the last free step of each plan: after it a plan's rows only take fixed tokens, so rows
+    # with the same tokens so far stay the same to the end and one of them is decoded for all
+    last_free = [max((s for s in range(starts[p], plan.total_steps) if s not in plan.fixed), default=-1)
+                 for p, plan in enumerate(plans)]  # fmt: skip
+    collapsed = [False] * count
+    alias: dict[int, int] = {}  # an original row dropped as a duplicate → the row decoded for it
     active = list(range(count))
     row_ids = torch.arange(rows, device=device)  # original row of each current row
     out = torch.full((rows, longest), vocab.end, dtype=torch.long, device=device)
     finished = torch.zeros(rows, dtype=torch.bool, device=device)
     scored = torch.zeros(rows, device=device)
-    final: dict[int, list[float]] = {}
+    final = torch.zeros(rows, device=device)  # each original row's scored sum, once its plan left
     end = torch.full((rows,), vocab.end, device=device)
     chooser.end = vocab.end
     chooser.start(rows, device)
@@ -138,15 +145,19 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
                    if step + 1 == total or (any_finished and bool(finished[a:b].all()))]  # fmt: skip
         for p in leaving:
             a, b = span[p]
-            final[p] = scored[a:b].tolist()
-        if leaving:
+            final[row_ids[a:b]] = scored[a:b]
+        dropped = _duplicates(segments, leaving, last_free, collapsed, out, row_ids, k)
+        if leaving or dropped:
             active = [p for p in active if p not in leaving]
             if not active:
                 break
-            keep = torch.cat([torch.arange(*span[p], device=device) for p in active])
+            kept = {p: [r for r in range(*span[p]) if r not in dropped] for p in active}
+            for r, rep in dropped.items():
+                alias[int(row_ids[r])] = int(row_ids[rep])
+            keep = torch.tensor([r for p in active for r in kept[p]], dtype=torch.long, device=device)
             offset = 0
             for p in active:
-                span[p], offset = (offset, offset + sizes[p]), offset + sizes[p]
+                span[p], offset = (offset, offset + len(kept[p])), offset + len(kept[p])
             state = model.reorder_state(state, keep)
             chosen, finished, scored, row_ids = chosen[keep], finished[keep], scored[keep], row_ids[keep]
             positions, modes, meters = positions[keep], modes[keep], meters[keep]
@@ -156,42 +167,57 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
         form = form_rows.inputs(device) if form_rows is not None and form_aware else None
         logits, state = model.step(chosen, positions[:, k + 1], modes, meters, state, form=form)
         logits, previous = logits.float(), chosen
+    if alias:  # a dropped row took the same tokens and scores as the row decoded for it
+        dups = torch.tensor(list(alias), device=device)
+        reps = torch.tensor(list(alias.values()), device=device)
+        out[dups], final[dups] = out[reps], final[reps]
     decoded = []
     for p, plan in enumerate(plans):
         ids = []
         for row in out[first[p] : first[p] + sizes[p], : lengths[p]].tolist():
             ids.append(list(plan.prefix) + (row[: row.index(vocab.end) + 1] if vocab.end in row else row))
-        decoded.append(Decoded(ids, final[p]))
+        decoded.append(Decoded(ids, final[first[p] : first[p] + sizes[p]].tolist()))
     return decoded
 
 
+def _duplicates(segments, leaving, last_free, collapsed, out, row_ids, k) -> dict[int, int]:
+    """Rows to drop at loop step ``k``: in each plan whose free steps are all behind it, every row
+    whose tokens so far repeat an earlier row's (it would take the same fixed tokens, the same
+    state and scores to the end); maps each such current row to that earlier row."""
+    dropped: dict[int, int] = {}
+    for p, a, b, step, total in segments:
+        if collapsed[p] or p in leaving or step < last_free[p] or b - a < 2:
+            continue
+        collapsed[p] = True
+        seen: dict[tuple, int] = {}
+        for r, history in enumerate(out[row_ids[a:b], : k + 1].tolist(), start=a):
+            rep = seen.setdefault(tuple(history), r)
+            if rep != r:
+                dropped[r] = rep
+    return dropped
+
+
 def _encode_prefixes(model, plans, sizes, form_aware, device):
-    """``<s>`` + each plan's prefix through the model, one forward call per prefix length;
-    returns the logits after each row's prefix, the state and each row's last fed token."""
-    by_length: dict[int, list[int]] = {}
-    for p, plan in enumerate(plans):
-        by_length.setdefault(len(plan.prefix) + 1, []).append(p)
-    order, logits, states = [], [], []
-    for length, members in by_length.items():
-        group = [plans[p] for p in members]
-        fed = torch.tensor([[plan.vocab.start] + plan.prefix for plan in group], device=device)
-        positions = torch.tensor([plan.positions[:length] for plan in group], device=device)
-        modes = torch.tensor([plan.mode_id for plan in group], device=device)
-        meters = torch.tensor([plan.meter_id for plan in group], device=device)
-        form = None
-        if form_aware and any(plan.form is not None for plan in group):
-            form = torch.cat([plan.form.prefix_inputs(plan.prefix, device) if plan.form is not None
-                              else torch.zeros(1, length, 5, dtype=torch.long, device=device) for plan in group])  # fmt: skip
-        out, state = model(fed, positions, modes, meters, form=form)
-        order += members
-        logits.append(out[:, -1])
-        states.append(state)
-    state = type(states[0])(torch.cat([s.h for s in states], 1), torch.cat([s.c for s in states], 1),
-                            *(torch.cat([s[i] for s in states]) for i in range(2, len(states[0]))))  # fmt: skip
-    where = {p: i for i, p in enumerate(order)}
-    which = torch.tensor([where[p] for p, size in enumerate(sizes) for _ in range(size)], device=device)
-    last = [([plan.vocab.start] + plan.prefix)[-1] for plan, size in zip(plans, sizes) for _ in range(size)]
-    return torch.cat(logits)[which].float(), model.reorder_state(state, which), torch.tensor(last, device=device)
+    """``<s>`` + each plan's prefix through the model, all plans in one call (padded to the longest,
+    each read to its own end); returns the logits after each row's prefix, the state and each
+    row's last fed token."""
+    fed = [[plan.vocab.start] + plan.prefix for plan in plans]
+    lengths = [len(f) for f in fed]
+    longest = max(lengths)
+    tokens = torch.tensor([f + [plans[0].vocab.pad] * (longest - len(f)) for f in fed], device=device)
+    positions = torch.tensor([plan.positions[:n] + [0] * (longest - n) for plan, n in zip(plans, lengths)], device=device)
+    modes = torch.tensor([plan.mode_id for plan in plans], device=device)
+    meters = torch.tensor([plan.meter_id for plan in plans], device=device)
+    form = None
+    if form_aware and any(plan.form is not None for plan in plans):
+        form = torch.zeros(len(plans), longest, 5, dtype=torch.long, device=device)
+        for p, plan in enumerate(plans):
+            if plan.form is not None:
+                form[p, : lengths[p]] = plan.form.prefix_inputs(plan.prefix, device)[0]
+    logits, state = model.encode(tokens, lengths, positions, modes, meters, form=form)
+    which = torch.repeat_interleave(torch.arange(len(plans), device=device), torch.tensor(sizes, device=device))
+    last = torch.tensor([f[-1] for f in fed], device=device)[which]
+    return logits[which].float(), model.reorder_state(state, which), last
 
 
 ROW_WISE = (Structure, TokenMask, CopyGuard, FormControl)  # the controls merge_controls merges
