@@ -39,12 +39,17 @@ function highlight(measureId, cls) {
   const measure = document.getElementById(measureId);
   if (!measure) return;
   const staff = measure.querySelector(".staff") || measure;
+  // The five staff lines (the staff's own paths), not its notes: every bar of a system gets the
+  // same band, whether its stems point up or down.
+  const lines = [...staff.children].filter((el) => el.tagName === "path").map((el) => el.getBBox());
   const box = staff.getBBox();
+  const top = lines.length ? Math.min(...lines.map((l) => l.y)) : box.y;
+  const bottom = lines.length ? Math.max(...lines.map((l) => l.y + l.height)) : box.y + box.height;
   const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
   rect.setAttribute("x", box.x);
-  rect.setAttribute("y", box.y - 250);
+  rect.setAttribute("y", top - 450);
   rect.setAttribute("width", box.width);
-  rect.setAttribute("height", box.height + 500);
+  rect.setAttribute("height", bottom - top + 900);
   rect.setAttribute("class", "hl " + cls);
   measure.insertBefore(rect, measure.firstChild);
 }
