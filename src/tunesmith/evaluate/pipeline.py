@@ -156,32 +156,9 @@ def generate_melody_set(generator, real: list[Song], num: int, bars: int, seed: 
     melodies = []
     chunk = 64  # requests handed over at once (the progress bar moves per chunk)
     for first in tqdm(range(0, len(configs), chunk), desc="generating", unit="chunk", disable=not progress, leave=False):
-        for config, result in zip(configs[first : first + chunk],
-                                  generator.generate_batch(configs[first : first + chunk], return_errors=True)):
-            melodies += result if not isinstance(result, TunesmithError) else _refused(generator, config, result)
+        for result in generator.generate_batch(configs[first : first + chunk]):
+            melodies += result
     return melodies
-
-
-def _refused(generator, config, error: TunesmithError, tries: int = 3) -> list:
-    """A request the generator refused (its controls left no token at some step) asked again with
-    the next seeds, as a user would; the refusal is reported on stderr, with the request, and
-    recorded in the melody's ``params["refused_seeds"]``. Raises the error after ``tries``."""
-    import sys
-    from dataclasses import replace as with_
-
-    seeds = [config.seed]
-    print(f"generate refused {config.mode} {config.meter} {config.bars} bars seed {config.seed}: {error}", file=sys.stderr)
-    for attempt in range(1, tries + 1):
-        try:
-            melodies = generator.generate(with_(config, seed=config.seed + attempt * SEED_STRIDE // 2))
-        except TunesmithError as again:
-            seeds.append(config.seed + attempt * SEED_STRIDE // 2)
-            error = again
-            continue
-        for melody in melodies:
-            melody.params["refused_seeds"] = seeds
-        return melodies
-    raise error
 
 
 def requested_form(melody) -> str | None:
