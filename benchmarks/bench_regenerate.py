@@ -32,7 +32,7 @@ import torch
 
 from tunesmith.encoding import is_pitch
 from tunesmith.generate import Generator, Melody, default_model_path
-from tunesmith.generate.regenerate import RegenerateConfig, kept_tail, plan_region
+from tunesmith.generate.regenerate import RegenerateConfig, _best, kept_tail, plan_region
 from tunesmith.meter import bar_spans
 from tunesmith.song import SCALES, bar_steps, step_positions
 
@@ -101,7 +101,7 @@ def whole_song_figures(tokens: list[str], mode: str, beat: int, positions: list[
 
 
 def run(generator: Generator, melodies: list[Melody], num: int, candidates: int, seed: int, horizon: int,
-        alternatives: int = 1):  # fmt: skip
+        alternatives: int = 1, join_bars: int = 0):  # fmt: skip
     rng = random.Random(seed)
     sums = {"original": [], "chosen": [], "naive": []}
     joins = {name: {} for name in ("original", "chosen", "naive", "songs")}
@@ -109,21 +109,27 @@ def run(generator: Generator, melodies: list[Melody], num: int, candidates: int,
         melody = rng.choice(melodies)
         numbers = sorted(k for k in bar_spans(melody.song) if k >= 1)
         first = rng.randint(numbers[0] + 1, numbers[-1] - 4)  # a bar before, at least one after
-        config = RegenerateConfig(bars=f"{first}-{first + 3}", candidates=candidates, seed=seed + n, horizon=horizon)
+        config = RegenerateConfig(bars=f"{first}-{first + 3}", candidates=candidates, seed=seed + n, horizon=horizon,
+                                  num=alternatives, join_bars=join_bars)  # fmt: skip
         plan, (start, end) = plan_region(generator, melody, config)
-        decoded = [d for d in generator.decode(plan, config.generation())]
+        decoded = generator.decode_plans([plan], config.generation())[0]
         tail = kept_tail(generator, melody, plan)
-        ids = [row + tail for d in decoded for row in d.ids]
-        scores = [s for d in decoded for s in d.scored]
-        ranked = sorted(range(len(ids)), key=lambda i: -scores[i])
+        ids = [row + tail for row in decoded.ids]
+        chosen = [m.tokens for m in _best(generator, melody, config, plan, (start, end), decoded)]
+        if join_bars:  # the first rows share trunks: the naive versions are a run with one candidate each
+            naive_config = replace(config, candidates=alternatives, join_bars=0)
+            naive_plan, _ = plan_region(generator, melody, naive_config)
+            naive_ids = generator.decode_plans([naive_plan], naive_config.generation())[0].ids
+            naive = [naive_plan.melody_tokens(row + tail)[0] for row in naive_ids]
+        else:
+            naive = [plan.melody_tokens(ids[i])[0] for i in range(alternatives)]
         song = melody.song
         beat = song.steps_per_quarter * 4 // int(song.meter.split("/")[1])
         if song.meter in ("6/8", "9/8", "12/8"):
             beat *= 3  # compound meters: the beat is a dotted quarter
         positions = step_positions(song.bar_starts, len(melody.tokens), bar_steps(song.meter, song.steps_per_quarter))
         # the studio's case: the best ``alternatives`` of the candidates, each counted
-        versions = {"original": [melody.tokens], "chosen": [plan.melody_tokens(ids[i])[0] for i in ranked[:alternatives]],
-                    "naive": [plan.melody_tokens(ids[i])[0] for i in range(alternatives)]}  # fmt: skip
+        versions = {"original": [melody.tokens], "chosen": chosen, "naive": naive}
         for name, versions_of in versions.items():
             for tokens in versions_of:
                 sums[name].append(suffix_log_likelihood(generator, melody, tokens, end))
@@ -154,22 +160,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--horizon", type=int, default=4, help="bars after the region that rank candidates; 0 = all")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--join-bars", type=int, default=0,
+                        help="candidates of one version share it up to its last N bars (the studio's setting)")
+    parser.add_argument("--skip-speed", action="store_true", help="only the quality figures")
     parser.add_argument("--alternatives", type=int, default=1,
                         help="versions kept per regeneration (the studio asks for 4): the best N of the candidates "
                              "are scored, against the first N candidates as 'naive'")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = Generator.from_checkpoint(default_model_path(), "cpu")
-    times, cpu = speed(generator, 10, args.candidates, args.horizon)
     print(f"load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}, {args.threads} threads")
-    print(f"regenerate 4 bars of 16 with {args.candidates} candidates, horizon {args.horizon}: wall median {statistics.median(times):.3f} s, "
-          f"best {min(times):.3f} s; CPU time median {statistics.median(cpu):.3f} s, best {min(cpu):.3f} s; "
-          f"{len(times)} runs (target <= 0.3 s)", flush=True)  # fmt: skip
+    if not args.skip_speed:
+        times, cpu = speed(generator, 10, args.candidates, args.horizon)
+        print(f"regenerate 4 bars of 16 with {args.candidates} candidates, horizon {args.horizon}: wall median {statistics.median(times):.3f} s, "
+              f"best {min(times):.3f} s; CPU time median {statistics.median(cpu):.3f} s, best {min(cpu):.3f} s; "
+              f"{len(times)} runs (target <= 0.3 s)", flush=True)  # fmt: skip
     melodies = held_out_melodies(generator)
     started = time.perf_counter()
-    sums, joins = run(generator, melodies, args.num, args.candidates, args.seed, args.horizon, args.alternatives)
+    sums, joins = run(generator, melodies, args.num, args.candidates, args.seed, args.horizon, args.alternatives,
+                      args.join_bars)  # fmt: skip
     print(f"{args.num} regenerations of 4 bars in {len(melodies)} held-out songs, {args.alternatives} kept of "
-          f"{args.candidates} candidates each, {time.perf_counter() - started:.0f} s")  # fmt: skip
+          f"{args.candidates} candidates each (join bars {args.join_bars}, horizon {args.horizon}), "
+          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print("| figure | original song | chosen (best of K) | naive (K = 1) | whole songs |")
     print("|---|---|---|---|---|")
     row = [f"{np.mean(sums[n]):.2f}" for n in ("original", "chosen", "naive")]

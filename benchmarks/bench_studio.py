@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50, help="per client")
     parser.add_argument("--limit", type=float, default=300.0, help="seconds; requests not sent by then are skipped")
     parser.add_argument("--workers", type=int, default=2, help="the server's generation slots per process")
-    parser.add_argument("--processes", type=int, default=1, help="the server's processes (default 1, as `serve`)")
+    parser.add_argument("--processes", type=int, default=2, help="the server's processes (default 2, as `serve`)")
     parser.add_argument("--only", choices=("compose", "regenerate"), default=None,
                         help="send one kind of request only (default: alternate them)")  # fmt: skip
     args = parser.parse_args()

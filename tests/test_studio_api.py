@@ -439,33 +439,32 @@ def test_worker_processes_build_the_app_from_the_parents_settings(tiny_checkpoin
     assert worker.post("/api/compose", json={"bars": 1, "seed": 1}).status_code == 200
 
 
-def test_concurrent_composes_are_batched_and_each_seed_gives_its_own_melody(tiny_checkpoint):
+def test_concurrent_composes_share_the_decoding_loop_and_each_seed_gives_its_own_melody(tiny_checkpoint):
     from concurrent.futures import ThreadPoolExecutor
 
     from fastapi.testclient import TestClient
 
     from tunesmith.studio.app import create_app
 
-    app = create_app({"tiny": tiny_checkpoint}, batch_window=0.15)  # a wide window: the requests surely meet
+    app = create_app({"tiny": tiny_checkpoint}, batch_window=0.15)  # an idle loop waits: the requests surely meet
     bodies = [{"bars": 2, "meter": "3/4", "key": "F", "temperature": 1.5, "seed": seed} for seed in range(8)]
     with TestClient(app) as studio:
         alone = [studio.post("/api/compose", json=body).json()["melodies"][0] for body in bodies]
-        passes = app.state.batcher.passes
-        assert passes == len(bodies)  # one after another: a pass each
+        decoder = app.state.decoders["tiny"]
+        one, decoder.peak_rows = decoder.peak_rows, 0  # the rows of one request (its melody, maybe its spare)
         with ThreadPoolExecutor(len(bodies)) as pool:
             together = list(pool.map(lambda body: studio.post("/api/compose", json=body), bodies))
-        batches = app.state.batcher.passes - passes
         other = studio.post("/api/compose", json={**bodies[0], "meter": "4/4"}).json()["melodies"][0]
     assert all(r.status_code == 200 for r in together)
-    assert batches < len(bodies)  # decoded together
+    assert decoder.peak_rows > one  # decoded side by side in the shared loop
     assert [r.json()["melodies"][0]["tokens"] for r in together] == [m["tokens"] for m in alone]
     assert [r.json()["melodies"][0]["params"]["seed"] for r in together] == list(range(8))
     assert len({tuple(m["tokens"]) for m in alone}) > 1 and other["song"]["meter"] == "4/4"
 
 
-def test_concurrent_regenerations_of_different_melodies_and_bars_are_batched(tiny_checkpoint):
+def test_concurrent_regenerations_of_different_melodies_and_bars_share_the_loop(tiny_checkpoint):
     """Regenerate requests arriving together (other melodies, other bars, locks, another scheme,
-    a bad one) are decoded together, and each gets exactly the answer it gets alone."""
+    a bad one) decode side by side, and each gets exactly the answer it gets alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fastapi.testclient import TestClient
@@ -481,11 +480,11 @@ def test_concurrent_regenerations_of_different_melodies_and_bars_are_batched(tin
         bodies[5]["scheme"], bodies[5]["temperature"] = "top-k", 1.4
         bodies.append({**bodies[0], "bars": [3, 12]})  # no bar 12: its own error, the others unharmed
         alone = [studio.post("/api/regenerate", json=body) for body in bodies]
-        passes = app.state.regenerations.passes
+        decoder = app.state.decoders["tiny"]
+        most, decoder.peak_rows = decoder.peak_rows, 0
         with ThreadPoolExecutor(len(bodies)) as pool:
             together = list(pool.map(lambda body: studio.post("/api/regenerate", json=body), bodies))
-        batches = app.state.regenerations.passes - passes
-    assert batches < len(bodies)
+    assert decoder.peak_rows > most
     assert sum(a.status_code == 200 for a in alone) >= 5 and alone[-1].status_code == 422
     for one, batched in zip(alone, together, strict=True):
         assert batched.status_code == one.status_code
@@ -495,22 +494,30 @@ def test_concurrent_regenerations_of_different_melodies_and_bars_are_batched(tin
             assert batched.json()["error"] == one.json()["error"]
 
 
-def test_an_answer_finished_later_does_not_hold_up_its_pass():
-    """A pass answers its requests at once; an answer it defers (a compose composed again because
-    it missed its form) is finished in its own job, and its errors stay its own."""
-    import asyncio
-    import threading
+def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_checkpoint, monkeypatch):
+    """If a step of the shared loop fails, every request in it decodes again alone (so only a
+    request that fails alone fails); a request the loop cannot answer in time gets a 503."""
+    from fastapi.testclient import TestClient
 
-    from tunesmith.studio.batcher import Batcher, Later
+    from tunesmith.errors import TunesmithError
+    from tunesmith.generate.stream import RowStream
+    from tunesmith.studio.app import create_app
 
-    def work(key, items):
-        return [Later(lambda: "again") if item == "late" else Later(lambda: 1 / 0) if item == "broken" else item.upper()
-                for item in items]  # fmt: skip
+    body = {"bars": 2, "meter": "3/4", "seed": 3}
+    with TestClient(create_app({"tiny": tiny_checkpoint})) as studio:
+        expected = studio.post("/api/compose", json=body).json()["melodies"][0]["tokens"]
+        real, calls = RowStream.step, []
 
-    async def main():
-        batcher = Batcher(work, threading.BoundedSemaphore(2), timeout=10)
-        return await asyncio.gather(*(batcher.submit("key", item) for item in ("now", "late", "broken")),
-                                    return_exceptions=True)  # fmt: skip
+        def broken(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise TunesmithError("the model gave NaN scores")
+            return real(self)
 
-    now, late, broken = asyncio.run(main())
-    assert now == "NOW" and late == "again" and broken.status_code == 500
+        monkeypatch.setattr(RowStream, "step", broken)
+        again = studio.post("/api/compose", json=body)
+        assert again.status_code == 200 and again.json()["melodies"][0]["tokens"] == expected
+    monkeypatch.setattr(RowStream, "step", lambda self: __import__("time").sleep(0.05))  # never finishes
+    with TestClient(create_app({"tiny": tiny_checkpoint}, timeout=1)) as studio:
+        stuck = studio.post("/api/compose", json=body)
+    assert stuck.status_code == 503 and "busy" in stuck.json()["error"]

@@ -187,7 +187,6 @@ class MelodyLSTM(nn.Module):
         [B, V] after each row's last real step and the state there, as ``forward`` gives for that
         row alone (the LSTM runs packed, so no row reads its padding)."""
         positions = positions.clamp(0, self.config.max_position - 1)
-        self._folded_cache = None
         ends = torch.tensor(lengths, device=tokens.device)
         sounding, since, lookback, recent = self._context(tokens, positions, ends)
         inputs = self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form)

@@ -14,7 +14,7 @@ Only one-melody requests with a per-step scheme are batched; a request for sever
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from tunesmith.errors import TunesmithError
@@ -49,13 +49,15 @@ class Retry:
 
 
 def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = MAX_BATCH_ROWS,
-                   return_errors: bool = False, defer_retries: bool = False) -> list[Any]:  # fmt: skip
+                   return_errors: bool = False, defer_retries: bool = False, decode=None) -> list[Any]:  # fmt: skip
     """The melodies of each of ``configs``, in order: ``result[i]`` equals ``generator.generate(configs[i])``.
 
     Requests with equal :func:`batch_key` are decoded together, at most ``max_rows`` at a time.
     A bad request raises its TunesmithError, or with ``return_errors`` takes that error's place in
     the result (so one bad request does not fail the others). With ``defer_retries`` a request
     whose melody missed its form gets a :class:`Retry` in its place (``run()`` gives its melodies).
+    ``decode(plans, config)`` decodes the plans (default ``generator.decode_plans``; the studio's
+    shared loop); if it fails, each request is decoded again alone by ``generator.decode_plans``.
     """
     results: list[Any] = [None] * len(configs)
     groups: dict[tuple, list[tuple[int, GenerationConfig, Plan]]] = {}
@@ -75,12 +77,13 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
         for first in range(0, len(members), max_rows):
             chunk = members[first : first + max_rows]
             try:
-                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], defer_retries)
+                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], defer_retries,
+                                            decode)  # fmt: skip
             except TunesmithError as exc:
                 if not return_errors:
                     raise
                 melodies = [exc] * len(chunk)
-                if len(chunk) > 1:  # which request failed: each alone, so the others still get their melody
+                if len(chunk) > 1 or decode is not None:  # which request failed: each alone, so the others still get theirs
                     melodies = [_one(generator, config, plan, defer_retries) for _, config, plan in chunk]
             for (index, _, _), melody in zip(chunk, melodies):
                 results[index] = melody if isinstance(melody, TunesmithError | Retry) else [melody]
@@ -95,13 +98,22 @@ def _one(generator, config: GenerationConfig, plan: Plan, defer: bool) -> Any:
         return exc
 
 
-def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], defer: bool = False) -> list[Any]:
+def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], defer: bool = False,
+                     decode=None) -> list[Any]:  # fmt: skip
     """One decoding pass over requests whose settings differ only in their seed: one row each."""
     from tunesmith.form import compliance
 
     config = requests[0][0]
     plans = [plan for _, plan in requests]
-    decoded = generator.decode_plans(plans, config, max_rows=len(plans))
+    ahead: list[Any] = [None] * len(plans)
+    if decode is None:
+        decoded = generator.decode_plans(plans, config, max_rows=len(plans))
+    else:  # a server: each plan with a form decodes its first retry beside it, so a miss costs no second wait
+        spare = [i for i, plan in enumerate(plans) if plan.form is not None and plan.num == 1]
+        decoded = decode(plans + [replace(plans[i], seed=plans[i].seed + 1) for i in spare], config)
+        for i, rows in zip(spare, decoded[len(plans) :]):
+            ahead[i] = rows
+        decoded = decoded[: len(plans)]
     melodies: list[Any] = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
     missed = []
     for i, (melody, (c, p)) in enumerate(zip(melodies, requests)):
@@ -114,7 +126,7 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
             melodies[i] = Retry(generator, melodies[i], *requests[i])
     elif missed:  # the retries of the pass as one pass
         retried = [([melodies[i]], requests[i][1], requests[i][0]) for i in missed]
-        generator.honour_forms(retried)
+        generator.honour_forms(retried, decode=decode, ahead=[ahead[i] for i in missed])
         for i, (again, _, _) in zip(missed, retried):
             melodies[i] = again[0]
     _harmonize([m for m in melodies if isinstance(m, Melody)], config)

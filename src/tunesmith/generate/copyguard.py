@@ -76,12 +76,15 @@ class CopyGuard:
         return one
 
     @classmethod
-    def merge(cls, guards: list[CopyGuard | None], sizes: list[int], prefixes: list[list[int]]) -> CopyGuard:
+    def merge(cls, guards: list[CopyGuard | None], sizes: list[int], prefixes: list[list[int]],
+              ids: list[int] | None = None, base: CopyGuard | None = None) -> CopyGuard:  # fmt: skip
         """One guard over the rows of several plans decoded as one pass (``sizes[i]`` rows of plan
         ``i``, which begin with ``prefixes[i]``), each plan with its own ``max_copy``; the rows of
         a plan without a guard (None) are left free. Its ``allowed`` reads each plan's step and
-        length from ``ctx.segments``. The guards must share one index (one model)."""
-        base = next(g for g in guards if g is not None)
+        length from ``ctx.segments`` (``ids``: the plans' numbers there, default 0, 1, …). The
+        guards must share one index (one model); ``base`` gives it when every guard is None."""
+        ids = list(range(len(guards))) if ids is None else ids
+        base = next((g for g in guards if g is not None), base)
         if any(g is not None and g.index is not base.index for g in guards):
             raise TunesmithError("plans decoded together must share one originality index")
         merged = cls(base.index, base.max_copy, base.vocab)
@@ -94,8 +97,22 @@ class CopyGuard:
             for name in ("state", "matched", "key", "steps", "last", "longest", "done"):
                 getattr(merged, name).extend([getattr(one, name)] * size)
             merged.limits += [guard.max_copy if guard is not None else 0] * size
-            merged.row_plan += [plan] * size
+            merged.row_plan += [ids[plan]] * size
         return merged
+
+    _ROW_STATE = ("state", "matched", "key", "steps", "last", "longest", "done", "limits", "row_plan")
+
+    def extend(self, other: CopyGuard) -> None:
+        """Append the rows of ``other`` (a merged guard over plans joining a running stream)."""
+        if other.index is not self.index:
+            raise TunesmithError("plans decoded together must share one originality index")
+        for name in self._ROW_STATE:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rows += other.rows
+        self.fallbacks += other.fallbacks
+
+    def forget(self, ids: list[int]) -> None:
+        pass
 
     def _viable(self, state: int, matched: int, key: int, steps: int, spare: int, limit: int) -> bool:
         """Can a pending note (``key``, ``steps`` so far) still be fixed without overrunning ``limit``,

@@ -148,7 +148,7 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
     # several plans (a server's batch): one thread, since the 2 cores are shared with other requests
     threads = 1 if device.type == "cpu" and (rows <= SMALL_BATCH or len(plans) > 1) else None
     with cpu_threads(threads):
-        if len(plans) == 1:
+        if len(plans) == 1 and not plans[0].trunks:  # rows that split (regenerate's trunks) need rows.py
             plan = plans[0]
             return [_decode(model, plan, chooser, generators[0], list(plan.controls) + list(controls), rows, device)]
         from tunesmith.generate.rows import decode_rows

@@ -9,6 +9,7 @@ step) and all requested melodies advance together as one batch (large requests i
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class Generator:
         self.steps_per_quarter = int(self.payload["steps_per_quarter"])
         self._fingerprint: str | None = None
         self._originality: tuple | None = None
+        self._originality_lock = threading.Lock()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto") -> Generator:
@@ -104,8 +106,9 @@ class Generator:
         from tunesmith.generate.copyguard import load_index
         from tunesmith.originality import entry_of
 
-        if self._originality is None and (required or entry_of(self.checkpoint) is not None):
-            self._originality = load_index(self.checkpoint)
+        with self._originality_lock:  # a server's threads share one index (its guards merge only with the same one)
+            if self._originality is None and (required or entry_of(self.checkpoint) is not None):
+                self._originality = load_index(self.checkpoint)
         return self._originality
 
     def plan(self, config: GenerationConfig) -> Plan:
@@ -146,13 +149,17 @@ class Generator:
                 melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)
         return melodies
 
-    def honour_forms(self, requests: list[tuple[list[Melody], Plan, GenerationConfig]], controls=()) -> None:
+    def honour_forms(self, requests: list[tuple[list[Melody], Plan, GenerationConfig]], controls=(), decode=None,
+                     ahead: list | None = None) -> None:  # fmt: skip
         """Compose again (up to FORM_RETRIES times, seeds ``plan.seed + 1…``) the melodies whose phrases
         the compliance check does not accept — mostly a new letter that came out as a variant of an
         earlier phrase; a melody that never passes is kept as it is, its check in ``params``.
 
         ``requests`` are ``(melodies, plan, config)`` of requests with a form (they share one
-        scheme); their retries of one attempt are decoded as one pass, each retry as it would be alone."""
+        scheme); their retries of one attempt are decoded as one pass, each retry as it would be alone
+        (by ``decode(plans, config)`` if given: the studio's shared loop). ``ahead[n]``, when not
+        None, is request ``n``'s first retry already decoded (a one-melody request's plan with seed
+        ``plan.seed + 1``, decoded beside the first try so a miss costs no second wait)."""
         from tunesmith.form import compliance
 
         checks = [[compliance(m.song, plan.form.form.phrases) for m in melodies] for melodies, plan, _ in requests]
@@ -164,8 +171,16 @@ class Generator:
                     retries.append((n, failed, replace(plan, num=len(failed), seed=plan.seed + attempt)))
             if not retries:
                 break
-            decoded = self.decode_plans([retry for _, _, retry in retries], requests[retries[0][0]][2], controls)
-            for (n, failed, _), rows in zip(retries, (d.ids for d in decoded)):
+            ready = {n: ahead[n] for n, failed, _ in retries
+                     if attempt == 1 and ahead and ahead[n] is not None and failed == [0] and requests[n][1].num == 1}  # fmt: skip
+            todo = [retry for retry in retries if retry[0] not in ready]
+            plans, config = [retry for _, _, retry in todo], requests[retries[0][0]][2]
+            decoded = []
+            if plans:
+                decoded = decode(plans, config) if decode is not None and not controls else self.decode_plans(plans, config, controls)
+            done = dict(zip((n for n, _, _ in todo), decoded)) | ready
+            for n, failed, _ in retries:
+                rows = done[n].ids
                 melodies, plan, config = requests[n]
                 for i, ids in zip(failed, rows):
                     melody = self._melody(ids, i, config, plan)
@@ -182,7 +197,9 @@ class Generator:
         stream seeded with its seed (as :meth:`decode` does for one plan): one plan alone runs in
         chunks of CHUNK_ROWS rows; several plans (one scheme, no beam search) share passes of at
         most ``max_rows`` rows."""
-        if len(plans) == 1:
+        from tunesmith.generate.rows import row_wise
+
+        if len(plans) == 1 and not (plans[0].trunks and row_wise(plans[0])):  # rows that split decode in rows.py
             from tunesmith.generate.decode import Decoded
 
             chunks = list(self.decode(plans[0], config, controls))

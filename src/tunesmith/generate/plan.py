@@ -55,6 +55,8 @@ class Plan:
     positions: list[int] = field(default_factory=list)  # step-within-bar of steps 0..total_steps
     bar_of_step: list[int] = field(default_factory=list)  # index of each step's bar (-1 = pickup)
     form: FormControl | None = None  # the melody's form: model inputs and restatement (also in controls)
+    trunks: int = 0  # > 0: rows shared by num // trunks candidates each up to step ``branch`` (regenerate)
+    branch: int | None = None  # the step where each trunk splits into its candidates
 
     def __post_init__(self):
         starts = full_bar_starts(self.bar_starts, self.total_steps + 1, self.bar_length)

@@ -44,6 +44,7 @@ class RegenerateConfig:
     num: int = field(default=1, metadata=bounds(1, 64))  # versions of the region to return, best first
     candidates: int = field(default=32, metadata=bounds(1, 1024))  # versions sampled; those that make the kept bars after the region most likely are returned
     horizon: int = field(default=4, metadata=bounds(0, 1024))  # bars after the region whose likelihood ranks the candidates; 0 = all kept bars
+    join_bars: int = field(default=0, metadata=bounds(0, 1024))  # > 0: each version is written once up to its last N bars, which its candidates/num candidates write anew; the one the kept bars fit best is kept (0 = every candidate writes the whole region)
     fix: str = ""  # notes to keep inside the region, "bar 6 beat 1 = D5; bar 7 beat 3 = rest" (beats of the meter's note value)
     scheme: str = field(default="sample", metadata={"choices": STEP_SCHEMES})  # how each step of a candidate is chosen
     temperature: float = field(default=1.0, metadata=bounds(0.0, 100.0))  # > 0 (greedy ignores it); lower is safer, higher wilder
@@ -59,6 +60,9 @@ class RegenerateConfig:
         parse_bars(self.bars)
         if self.candidates < self.num:
             raise TunesmithError(f"--candidates ({self.candidates}) must be at least --num ({self.num})")
+        if self.join_bars and self.candidates % self.num:
+            raise TunesmithError(f"--candidates ({self.candidates}) must be a multiple of --num ({self.num}) "
+                                 "with --join-bars: each version has the same number of candidates")  # fmt: skip
         if self.scheme != "greedy" and self.temperature <= 0:
             raise TunesmithError(f"--temperature must be > 0 with --scheme {self.scheme}, got {self.temperature!r}")
         parse_fixes(self.fix)
@@ -113,12 +117,14 @@ def regenerate(generator, melody: Melody, bars: tuple[int, int] | str, **options
 
 
 def regenerate_many(generator, requests: list[tuple[Melody, tuple[int, int] | str, dict[str, Any]]],
-                    return_errors: bool = False, max_rows: int = 256) -> list[Any]:  # fmt: skip
+                    return_errors: bool = False, max_rows: int = 256, decode=None) -> list[Any]:  # fmt: skip
     """:func:`regenerate` of each ``(melody, bars, options)``, in order; requests that share their
     sampling settings (scheme, temperature, top-k, top-p, mixed-p) are decoded as one pass of
     passes of at most ``max_rows`` rows, whatever their melodies, regions, forms and fixed notes:
     each request draws from its own seed and gets exactly what it gets alone. A bad request raises
-    its TunesmithError, or with ``return_errors`` takes that error's place."""
+    its TunesmithError, or with ``return_errors`` takes that error's place. ``decode(plans, config)``
+    replaces ``generator.decode_plans`` (the studio's shared loop); after a failure each request
+    is decoded again alone by ``generator.decode_plans``."""
     results: list[Any] = [None] * len(requests)
     groups: dict[tuple, list[tuple[int, Melody, RegenerateConfig, Plan, tuple[int, int]]]] = {}
     for index, (melody, bars, options) in enumerate(requests):
@@ -138,12 +144,15 @@ def regenerate_many(generator, requests: list[tuple[Melody, tuple[int, int] | st
         groups.setdefault(key, []).append((index, melody, config, plan, region))
     for members in groups.values():
         try:
-            decoded = generator.decode_plans([m[3] for m in members], members[0][2].generation(), max_rows=max_rows)
+            if decode is None:
+                decoded = generator.decode_plans([m[3] for m in members], members[0][2].generation(), max_rows=max_rows)
+            else:
+                decoded = decode([m[3] for m in members], members[0][2].generation())
         except TunesmithError as exc:
             if not return_errors:
                 raise
             decoded = [exc]
-            if len(members) > 1:  # which request failed: each alone (the others' answers are what they give alone)
+            if len(members) > 1 or decode is not None:  # which request failed: each alone (the others' answers are what they give alone)
                 decoded = [_alone(generator, m[3], m[2]) for m in members]
             decoded *= len(members) // len(decoded)
         for (index, melody, config, plan, region), rows in zip(members, decoded):
@@ -161,19 +170,28 @@ def _alone(generator, plan: Plan, config: RegenerateConfig):
 
 def _best(generator, melody: Melody, config: RegenerateConfig, plan: Plan, region: tuple[int, int],
           decoded) -> list[Melody]:  # fmt: skip
-    """The ``config.num`` candidates under which the kept bars are most likely, distinct ones first."""
+    """The ``config.num`` candidates under which the kept bars are most likely, distinct ones first;
+    with trunks (``--join-bars``), the best of each version's own candidates, best version first."""
     tail = kept_tail(generator, melody, plan)
     ids = [row + tail for row in decoded.ids]
     scores = list(decoded.scored)
-    order = sorted(range(len(ids)), key=lambda i: -scores[i])
     original = tuple(generator.vocab.ids(melody.model_tokens))
-    picked, seen = [], {original}
-    for i in order:  # new distinct regions first, best first; repeats (or the old bars) only if too few are new
-        key = tuple(ids[i][: len(original)])
-        if key not in seen:
-            seen.add(key)
-            picked.append(i)
-    picked += [i for i in order if i not in picked]
+    seen = {original}
+    groups = [list(range(len(ids)))]
+    if plan.trunks:
+        per = len(ids) // plan.trunks
+        groups = [list(range(t * per, (t + 1) * per)) for t in range(plan.trunks)]
+    picked, new = [], set()
+    for group in groups:
+        order = sorted(group, key=lambda i: -scores[i])
+        for i in order:  # new distinct regions first, best first; repeats (or the old bars) only if too few are new
+            key = tuple(ids[i][: len(original)])
+            if key not in seen:
+                seen.add(key)
+                new.add(i)
+        mine = [i for i in order if i in new] + [i for i in order if i not in new]
+        picked += mine[: config.num // len(groups)]
+    picked.sort(key=lambda i: (i not in new, -scores[i]))
     return [_melody(generator, melody, plan, ids[i], scores[i], n, config, region) for n, i in enumerate(picked[: config.num])]
 
 
@@ -234,6 +252,8 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
     plan = Plan(vocab, config.candidates, song.mode, song.meter, tonic_pc, shift, mode_id, meter_id, bar,
                 list(song.bar_starts), stop, vocab.ids(tokens[:start]), fixed=fixed, scored_from=end,
                 controls=controls, seed=make_seed(config.seed), form=form)  # fmt: skip
+    if config.join_bars and config.candidates > config.num:
+        plan.trunks, plan.branch = config.num, max(start, end - config.join_bars * bar)
     return plan, (start, end)
 
 

@@ -17,9 +17,10 @@ class RowStructure:
     """:class:`~tunesmith.generate.controls.Structure` row by row, with each plan's ``end_from``
     (a plan without a Structure control never ends early: it runs its length)."""
 
-    def __init__(self, structures: list, sizes: list[int], plans: list):
-        self.end_from = [s.end_from if s is not None else None for s in structures]
-        self.plans, self.vocab = plans, plans[0].vocab
+    def __init__(self, structures: list, sizes: list[int], plans: list, ids: list[int] | None = None):
+        ids = list(range(len(plans))) if ids is None else ids  # the plans' numbers in ctx.segments
+        self.end_from = {i: s.end_from if s is not None else None for i, s in zip(ids, structures)}
+        self.plans, self.vocab = dict(zip(ids, plans)), plans[0].vocab
         vocab = self.vocab
         self.is_pitch = torch.zeros(len(vocab), dtype=torch.bool)
         self.is_pitch[vocab.pitch_ids] = True
@@ -57,14 +58,34 @@ class RowStructure:
     def reorder(self, index: torch.Tensor) -> None:
         self.has_note = self.has_note[index.cpu()]
 
+    def extend(self, other: RowStructure) -> None:
+        """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`)."""
+        self.end_from.update(other.end_from)
+        self.plans.update(other.plans)
+        self.has_note = torch.cat([self.has_note, other.has_note])
+        self.settled = False
+
+    def forget(self, ids: list[int]) -> None:
+        """Plans ``ids`` left (their rows are already reordered away)."""
+        for i in ids:
+            self.end_from.pop(i, None)
+            self.plans.pop(i, None)
+
 
 class RowMask:
     """The plans' ``--scale``/``--range``/instrument masks, row by row (all allowed for a plan without one)."""
 
-    def __init__(self, masks: list, sizes: list[int]):
-        vocab_size = next(m for m in masks if m is not None).mask.shape[0]
+    def __init__(self, masks: list, sizes: list[int], vocab_size: int | None = None):
+        if vocab_size is None:
+            vocab_size = next(m for m in masks if m is not None).mask.shape[0]
         per_plan = [m.mask if m is not None else torch.ones(vocab_size, dtype=torch.bool) for m in masks]
         self.mask = torch.stack([mask for mask, size in zip(per_plan, sizes) for _ in range(size)])
+
+    def extend(self, other: RowMask) -> None:
+        self.mask = torch.cat([self.mask, other.mask])
+
+    def forget(self, ids: list[int]) -> None:
+        pass
 
     def allowed(self, ctx) -> torch.Tensor:
         return self.mask.to(ctx.device)
@@ -86,8 +107,9 @@ class FormRows:
     rule at phrase starts, restatement, cadence and closing biases)."""
 
     def __init__(self, forms: list[FormControl | None], sizes: list[int], prefixes: list[list[int]], vocab,
-                 total_steps: int):  # fmt: skip
-        self.forms, self.vocab = forms, vocab
+                 total_steps: int, ids: list[int] | None = None):  # fmt: skip
+        ids = list(range(len(forms))) if ids is None else ids  # the plans' numbers in ctx.segments
+        self.vocab = vocab
         count = len(forms)
         width = max([len(f.source) for f in forms if f is not None] + [total_steps + 1])
         self.hold, self.pad = vocab.ids(["_"])[0], vocab.pad
@@ -111,10 +133,11 @@ class FormRows:
             self.closing[p, :n], self.length[p], self.cadence[p] = torch.tensor(f.closing), n, f.cadence_bias
             self.is_start[p, f.form.starts] = True
             self.tonic[p], self.hold_on_tonic[p], self.is_tonic[p] = f.tonic, f.hold_on_tonic, f.is_tonic
-        # python views for the per-step checks
-        self.starts = [set(f.form.starts[1:]) if f is not None else set() for f in forms]
-        self.active = [[bool(s or c) for s, c in zip(f.strength, f.closing)] if f is not None else [] for f in forms]
-        plan = torch.repeat_interleave(torch.arange(count), torch.tensor(sizes))
+        # python views for the per-step checks, by plan number
+        self.starts = {i: set(f.form.starts[1:]) if f is not None else set() for i, f in zip(ids, forms)}
+        self.active = {i: [bool(s or c) for s, c in zip(f.strength, f.closing)] if f is not None else []
+                       for i, f in zip(ids, forms)}  # fmt: skip
+        plan = torch.repeat_interleave(torch.arange(count), torch.tensor(sizes))  # each row's table row
         self.plan = plan
         self.ids = torch.full((len(plan), width), self.pad, dtype=torch.long)
         self.sounding = self.ids.clone()
@@ -129,7 +152,7 @@ class FormRows:
             if prefix:
                 self.ids[rows, : len(prefix)] = torch.tensor(prefix)
                 self.sounding[rows, : len(prefix)] = torch.tensor(sounding_ids(prefix, self.hold))
-                starts = [0] + sorted(self.starts[p])
+                starts = [0] + sorted(self.starts[ids[p]])
                 begun = max(s for s in starts if s <= len(prefix) - 1)
                 self.pitched[rows] = bool(self.is_pitch[torch.tensor(prefix[begun:])].any())
 
@@ -192,3 +215,39 @@ class FormRows:
         index = index.cpu()
         self.ids, self.sounding, self.pitched = self.ids[index], self.sounding[index], self.pitched[index]
         self.step, self.plan = self.step[index], self.plan[index]
+
+    _PER_PLAN = ("static", "source", "strength", "body", "closing", "is_start", "length", "cadence", "tonic",
+                 "hold_on_tonic", "is_tonic")  # fmt: skip
+    _ALONG_STEPS = ("static", "source", "strength", "body", "closing", "is_start")
+
+    def extend(self, other: FormRows) -> None:
+        """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`); the
+        table rows of plans that left are dropped on the way."""
+        live = torch.unique(self.plan)
+        remap = torch.full((self.length.shape[0],), -1, dtype=torch.long)
+        remap[live] = torch.arange(live.shape[0])
+        width = max(self.ids.shape[1], other.ids.shape[1])
+
+        def pad(table: torch.Tensor, fill) -> torch.Tensor:  # [n, width, ...] along the steps
+            extra = torch.full((table.shape[0], width - table.shape[1], *table.shape[2:]), fill, dtype=table.dtype)
+            return torch.cat([table, extra], 1)
+
+        for name in self._PER_PLAN:
+            mine, theirs = getattr(self, name)[live], getattr(other, name)
+            if name in self._ALONG_STEPS:
+                fill = -1 if name == "source" else 0
+                mine, theirs = pad(mine, fill), pad(theirs, fill)
+            setattr(self, name, torch.cat([mine, theirs]))
+        self.ids = torch.cat([pad(self.ids, self.pad), pad(other.ids, self.pad)])
+        self.sounding = torch.cat([pad(self.sounding, self.pad), pad(other.sounding, self.pad)])
+        self.plan = torch.cat([remap[self.plan], other.plan + live.shape[0]])
+        self.pitched = torch.cat([self.pitched, other.pitched])
+        self.step = torch.cat([self.step, other.step])
+        self.starts.update(other.starts)
+        self.active.update(other.active)
+
+    def forget(self, ids: list[int]) -> None:
+        """Plans ``ids`` left (their rows are already reordered away)."""
+        for i in ids:
+            self.starts.pop(i, None)
+            self.active.pop(i, None)

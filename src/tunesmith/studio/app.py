@@ -3,7 +3,9 @@
 The server is stateless: the page keeps every version of the melody (as ``Melody.to_dict``
 JSON) and sends the one it works on with each request. Models come from a server-side list by
 name; no path from a client is ever opened. Work runs in threads, at most ``slots`` at once,
-each request under a timeout; request bodies and uploads are size-limited.
+each request under a timeout; request bodies and uploads are size-limited. Composing and
+regenerating run in threads of their own whose decoding joins one shared loop per model
+(continuous batching, :mod:`tunesmith.studio.decoder`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import random
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.melody import Melody
 from tunesmith.song import Song, bar_steps, tonic_pitch_class
 from tunesmith.studio import engine, render
-from tunesmith.studio.batcher import WINDOW, Batcher
+from tunesmith.studio.decoder import SharedDecoder
 from tunesmith.studio.schemas import (CHORD_SPANS, MAX_BARS, MAX_NUM, MAX_STEPS, ComposeRequest, ExportRequest,
                                       HarmonizeRequest, MelodyIn, MelodyRequest, RegenerateRequest)  # fmt: skip
 
@@ -124,34 +126,43 @@ def _field_errors(exc: ValidationError | RequestValidationError) -> list[dict[st
     return errors
 
 
+STREAMED = 64  # compose/regenerate requests in flight at once (their threads mostly wait on the shared loop)
+
+
 def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False,
-               batch_window: float = WINDOW) -> FastAPI:  # fmt: skip
+               batch_window: float = 0.0) -> FastAPI:  # fmt: skip
     """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
 
     ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
-    Compose requests that differ only in their seed, and regenerate requests, that arrive within
-    ``batch_window`` seconds (or while the slots are busy) are decoded as one pass per kind
-    (:mod:`tunesmith.studio.batcher`).
+    Compose and regenerate requests decode in one shared loop per model, joining it between any
+    two steps (``batch_window``: seconds an idle loop waits for more requests before it starts).
     """
     registry = engine.Models(models)
     if preload:
         for name in registry.names:
             registry.get(name)
     run = Runner(slots, timeout)
+    streamed = Runner(STREAMED, timeout)
+    decoders: dict[str, SharedDecoder] = {}
+    decoders_lock = threading.Lock()
 
-    def compose_batch(key, requests):
-        name = key[0]
-        return engine.compose_batch(registry.get(name), name, requests)
+    def decoder(name: str) -> SharedDecoder:
+        with decoders_lock:
+            if name not in decoders:
+                decoders[name] = SharedDecoder(registry.get(name), timeout=timeout, window=batch_window)
+            return decoders[name]
 
-    def regenerate_batch(key, requests):
-        name = key[0]
-        return engine.regenerate_batch(registry.get(name), name, requests)
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        with decoders_lock:
+            stopping = list(decoders.values())
+        for shared_loop in stopping:  # their threads stop before the interpreter does
+            await anyio.to_thread.run_sync(shared_loop.close)
 
-    batcher = Batcher(compose_batch, run.slots, timeout, window=batch_window)
-    regenerations = Batcher(regenerate_batch, run.slots, timeout, window=batch_window)
-    app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None,
+    app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip
-    app.state.batcher, app.state.regenerations = batcher, regenerations
+    app.state.decoders = decoders
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -207,8 +218,16 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
     async def compose(request: ComposeRequest) -> dict[str, Any]:
         settings = request.settings()
         key = None if request.primer_abc else engine.batch_key(settings)
-        if key is not None:  # decoded in one pass with the compatible requests waiting beside it
-            melodies, notes = await batcher.submit((request.model or registry.names[0], key), settings)
+        if key is not None:  # one melody: decoded in the shared loop, beside whatever else runs
+            name = registry.check(request.model)
+
+            def shared():
+                answer = engine.compose_batch(registry.get(name), name, [settings], decode=decoder(name))[0]
+                if isinstance(answer, Exception):
+                    raise answer
+                return answer
+
+            melodies, notes = await streamed(shared)
             return {"melodies": [m.to_dict() for m in melodies], "warnings": notes}
 
         def work():
@@ -233,8 +252,13 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
         fixes = [engine.Fix(f.step, f.pitch) for f in request.fixes]
         name = registry.check(request.model)  # an unknown model: the one-line error now, not inside a batch
         job = engine.Regeneration(melody, request.bars, request.num, seed, request.settings(), set(request.locked), fixes)
-        # decoded in one pass with the regenerate requests waiting beside it (each gets what it gets alone)
-        alternatives = await regenerations.submit((name, "regenerate"), job)
+        def shared():  # decoded in the shared loop beside whatever else runs (it gets what it gets alone)
+            answer = engine.regenerate_batch(registry.get(name), name, [job], decode=decoder(name))[0]
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        alternatives = await streamed(shared)
         return {"alternatives": [m.to_dict() for m in alternatives], "seed": seed}
 
     @app.post("/api/score", summary="The engraved score (SVG) with its bar and note map")

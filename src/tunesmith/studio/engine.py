@@ -95,16 +95,16 @@ def batch_key(settings: dict[str, Any]) -> tuple | None:
         return None
 
 
-def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]]) -> list[Any]:
+def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]], decode=None) -> list[Any]:
     """``compose`` of each request's ``settings`` as one decoding pass where they differ only in
-    their seed (each gets the melody it gets alone); a request's TunesmithError takes its place."""
-    from tunesmith.generate.batch import Retry, generate_batch
-    from tunesmith.studio.batcher import Later
+    their seed (each gets the melody it gets alone); a request's TunesmithError takes its place.
+    ``decode``: the studio's shared decoding loop (:mod:`tunesmith.studio.decoder`)."""
+    from tunesmith.generate.batch import generate_batch
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         configs = [GenerationConfig(**settings) for settings in requests]
-        results = generate_batch(generator, configs, return_errors=True, defer_retries=True)
+        results = generate_batch(generator, configs, return_errors=True, decode=decode)
     notes = list(dict.fromkeys(str(w.message) for w in caught))  # batched requests share their settings and so their warnings
 
     def answer(melodies: list[Melody]) -> tuple[list[Melody], list[str]]:
@@ -116,8 +116,6 @@ def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]
     for result in results:
         if isinstance(result, TunesmithError):
             answers.append(result)
-        elif isinstance(result, Retry):  # composed again apart: the rest of the pass is answered now
-            answers.append(Later(lambda retry=result: answer(retry.run())))
         else:
             answers.append(answer(result))
     return answers
@@ -183,9 +181,10 @@ class Regeneration:
     fixes: list[Fix]
 
 
-def regenerate_batch(generator: Generator, name: str, requests: list[Regeneration]) -> list[Any]:
+def regenerate_batch(generator: Generator, name: str, requests: list[Regeneration], decode=None) -> list[Any]:
     """:func:`regenerate` of each request, in order, decoded together (each request gets exactly
-    what it gets alone: its own seed); a request's TunesmithError takes its place."""
+    what it gets alone: its own seed); a request's TunesmithError takes its place. ``decode``:
+    the studio's shared decoding loop (:mod:`tunesmith.studio.decoder`)."""
     answers: list[Any] = [None] * len(requests)
     live = []
     for index, request in enumerate(requests):
@@ -206,10 +205,10 @@ def regenerate_batch(generator: Generator, name: str, requests: list[Regeneratio
             for row_index, row in enumerate(rows[index]):
                 count = request.num if stage == 0 else 1
                 tasks.append((row, (run[0], run[-1]), dict(num=count, candidates=CANDIDATES_PER_ALTERNATIVE * count, fix=fix,
-                              horizon=HORIZON, seed=request.seed + 1000 * stage + row_index, **sampling)))  # fmt: skip
+                              horizon=HORIZON, join_bars=JOIN_BARS, seed=request.seed + 1000 * stage + row_index, **sampling)))  # fmt: skip
                 owners.append(index)
         made: dict[int, list[Melody]] = {}
-        for index, result in zip(owners, regenerate_many(generator, tasks, return_errors=True)):
+        for index, result in zip(owners, regenerate_many(generator, tasks, return_errors=True, decode=decode)):
             if isinstance(result, TunesmithError):  # the engine speaks in CLI options; the API in fields
                 answers[index] = TunesmithError(str(result).replace("--fix ", "fixes: ").replace("--", ""))
             else:
@@ -255,16 +254,21 @@ def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody
     return melody_of_tokens(encode_notes(decode_tokens(tokens)), result.song, result.params)
 
 
-# Candidates sampled per alternative asked for, and the kept bars after the region that rank them
-# (the alternatives are the best candidates by the likelihood of those bars). Chosen by quality
-# with benchmarks/bench_regenerate.py --alternatives 4 (60 held-out 4-bar regions, the 4 kept
-# versions scored on every kept bar after the region; original −43.13 nats, join 2.29 semitones):
-#   16 candidates, horizon 4: −45.91 nats, join 2.43 | horizon 2: −46.08, 2.46 | horizon 1: −46.47, 2.35
-#   8 candidates, horizon 4: −47.06, 2.68 | 4 candidates (= naive): −49.23, 3.16 | 12, horizon 4: −46.35, 2.39
-# 2 per alternative loses ~40% of the rescoring's gain; scoring 2 bars instead of 4 loses almost
-# nothing and is a quarter fewer rows-steps per request (the studio's load is mostly regenerations).
+# Candidates sampled per alternative asked for, the kept bars after the region that rank them,
+# and the bars at the region's end where an alternative's candidates differ (each alternative is
+# written once up to its last bar, which its 4 candidates write anew; the one the kept bar after
+# fits best is kept). Chosen with benchmarks/bench_regenerate.py --alternatives 4 --candidates 16
+# (60 held-out 4-bar regions, seed 0, every kept bar after the region scored; original −41.78
+# nats, join 2.29 semitones, 0% of joins over a fifth):
+#   all 16 write the whole region, horizon 2: −45.33 nats, join 2.53, 3.7% | naive (1 each): −48.47, 3.10, 5.4%
+#   join bars 1, horizon 2: −46.64, 2.57, 3.3% | join bars 1, horizon 1: −46.77, 2.49, 3.1% | join bars 2: −46.49, 2.48, 3.5%
+# Sharing the first bars keeps the joins as smooth (interval, leaps) at 46% of the row-steps
+# (704 against 1,536 for a 4/4 region), though the whole suffix scores ~1.4 nats lower: under
+# load (benchmarks/bench_studio.py) that is 16% more requests per second and a regenerate p95
+# of 0.97 s against 1.32 s. A CLI `tunesmith regenerate` keeps every candidate whole (--join-bars 0).
 CANDIDATES_PER_ALTERNATIVE = 4
-HORIZON = 2
+HORIZON = 1
+JOIN_BARS = 1
 
 
 SAMPLING = ("scheme", "temperature", "top_k", "top_p", "mixed_p", "scale", "range")  # what a regenerate request may set

@@ -1,0 +1,409 @@
+"""Continuous batching: one decoding loop that plans join between any two steps and leave when done.
+
+A server decoding pass by pass makes a request that arrives mid-pass wait for the whole pass,
+then for its own. A :class:`RowStream` instead keeps ONE loop running: :meth:`RowStream.add`
+puts new plans' rows beside the running ones (their prefixes encoded in one packed call, their
+controls appended to the running row-wise controls), :meth:`RowStream.step` advances every row
+by one step (one batched model step for all of them), and a plan whose rows are done leaves at
+once and its callback gets its :class:`~tunesmith.generate.decode.Decoded`. So a request waits
+about one step to start, and its answer takes its own steps, whatever else runs.
+
+Each plan still gives exactly what it gives decoded alone, whenever it joins: its rows read only
+their own state, controls and tables (each plan counts its own steps), and it draws random
+numbers only at its own free steps, from its own stream (:class:`~tunesmith.generate.sampling.JoinedRandom`).
+:func:`tunesmith.generate.rows.decode_rows` is this loop with every plan joining at the start.
+
+Rows live in *slots* (one per row of a plan's result): the tokens written, the fixed and scored
+steps and the positions are per-slot tables read at each row's own step. A plan with trunks
+(regenerate's ``--join-bars``) starts with one row per trunk and splits each into its candidates
+at its branch step; once its free steps are behind it, rows with the same tokens go on as one.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from tunesmith.errors import TunesmithError
+from tunesmith.generate.controls import control_scores
+from tunesmith.generate.copyguard import CopyGuard
+from tunesmith.generate.decode import Decoded, _explain
+from tunesmith.generate.rows import RowsContext, branches, cohort_controls, encode_prefixes
+from tunesmith.generate.sampling import JoinedRandom, SamplingError
+
+COMPACT_SLOTS = 512  # slot tables are compacted once this many slots (and more than the live ones) are dead
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One plan in the stream."""
+
+    plan: Any
+    stream: torch.Generator
+    done: Callable[[Any], None]  # gets the plan's Decoded, or the exception that stopped the loop
+    number: int  # the plan's number in ctx.segments and in the row-wise controls
+    start: int  # its first free step (the prefix's length)
+    base: int  # its first slot
+    per: int  # candidates per trunk (1: the rows never split)
+    last_free: int
+    rows: int  # its current rows
+    t: int = 0  # steps decoded
+    collapsed: bool = False
+    alias: dict = field(default_factory=dict)  # slot offset dropped as a duplicate → offset decoded for it
+    cancelled: bool = False  # set by another thread: leave at the next step, unanswered
+
+    @property
+    def step(self) -> int:
+        return self.start + self.t
+
+
+_numbers = itertools.count()  # plan numbers, unique across streams and threads (ctx.segments, row-wise controls)
+
+
+@dataclass(eq=False)
+class Cohort:
+    """Plans ready to join a stream: their row-wise controls built and prefixes encoded (see :func:`prepare`)."""
+
+    plans: list
+    streams: list
+    callbacks: list
+    numbers: list[int]
+    starts: list[int]
+    lengths: list[int]
+    last_free: list[int]
+    per: list[int]
+    sizes: list[int]
+    controls: list
+    logits: torch.Tensor
+    state: Any
+    previous: torch.Tensor
+
+
+def prepare(model, plans: list, streams: list, callbacks: list, device: torch.device) -> Cohort:
+    """Everything a stream needs from ``plans`` before they join it — their row-wise controls and
+    their prefixes through the model — computed without the stream, so a server's request threads
+    do it beside the running loop (the LSTM over a prefix releases the GIL). Raises TunesmithError
+    for a plan the loop cannot take."""
+    if not plans:
+        return Cohort([], [], [], [], [], [], [], [], [], [], None, None, None)
+    vocab = plans[0].vocab
+    starts = [len(plan.prefix) for plan in plans]
+    lengths = [plan.total_steps - s for plan, s in zip(plans, starts)]
+    if min(lengths) < 1:
+        raise TunesmithError("a plan has no step to decode")
+    if any(plan.vocab.tokens != vocab.tokens for plan in plans):
+        raise TunesmithError("plans decoded together must share one vocabulary")
+    last_free = [max((s for s in range(starts[p], plan.total_steps) if s not in plan.fixed), default=-1)
+                 for p, plan in enumerate(plans)]  # fmt: skip
+    per = [plan.num // plan.trunks if branches(plan, starts[p], last_free[p]) else 1 for p, plan in enumerate(plans)]
+    sizes = [plan.num // k for plan, k in zip(plans, per)]
+    numbers = [next(_numbers) for _ in plans]
+    form_aware = bool(getattr(model, "form_inputs", False))
+    controls = cohort_controls(plans, sizes, numbers, form_aware)  # raises for a control with no row-wise merge
+    logits, state, previous = encode_prefixes(model, plans, sizes, form_aware, device)
+    return Cohort(list(plans), list(streams), list(callbacks), numbers, starts, lengths, last_free, per, sizes,
+                  controls, logits, state, previous)  # fmt: skip
+
+
+class RowStream:
+    """The loop (see the module docstring). Not thread-safe: one thread calls add/step/fail."""
+
+    def __init__(self, model, chooser, device: torch.device):
+        self.model, self.chooser, self.device = model, chooser, device
+        self.form_aware = bool(getattr(model, "form_inputs", False))
+        self._reset()
+
+    def _reset(self) -> None:
+        self.entries: list[_Entry] = []
+        self.vocab = None
+        self.state = self.logits = self.previous = None
+        self.controls: list = []
+        self.width = 0
+        self.used = 0  # slots handed out
+        long = dict(dtype=torch.long, device=self.device)
+        self.slot = torch.zeros(0, **long)  # each row's slot
+        self.local = torch.zeros(0, **long)  # each row's steps decoded (its plan's t)
+        self.finished = torch.zeros(0, dtype=torch.bool, device=self.device)
+        self.scored = torch.zeros(0, device=self.device)
+        self.modes, self.meters = torch.zeros(0, **long), torch.zeros(0, **long)
+        self.out = self.given = torch.zeros(0, 0, **long)
+        self.scoring = torch.zeros(0, 0, dtype=torch.bool, device=self.device)
+        self.positions = torch.zeros(0, 1, **long)
+        self.final = torch.zeros(0, device=self.device)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.entries)
+
+    @property
+    def rows(self) -> int:
+        return int(self.slot.shape[0])
+
+    def add(self, plans: list, streams: list[torch.Generator], callbacks: list[Callable[[Any], None]]) -> list[_Entry]:
+        """Plans joining before the next step; ``callbacks[i]`` gets plan ``i``'s Decoded when it leaves.
+        Raises TunesmithError (and adds nothing) for a plan the loop cannot take."""
+        return self.join(prepare(self.model, plans, streams, callbacks, self.device))
+
+    def join(self, cohort: Cohort) -> list[_Entry]:
+        """Add a :func:`prepare`-d cohort's rows beside the running ones (the loop's thread only).
+        Raises TunesmithError, changing nothing, for a cohort the running plans cannot share a pass with."""
+        plans = cohort.plans
+        if not plans:
+            return []
+        vocab = self.vocab or plans[0].vocab
+        if plans[0].vocab.tokens != vocab.tokens:
+            raise TunesmithError("plans decoded together must share one vocabulary")
+        if len({id(c.index) for c in self.controls + cohort.controls if isinstance(c, CopyGuard)}) > 1:
+            raise TunesmithError("plans decoded together must share one originality index")  # before anything changes
+        self.vocab = vocab
+        self.chooser.end = vocab.end
+        if not self.entries:
+            self._reset()
+            self.vocab = vocab
+            self.chooser.start(sum(cohort.sizes), self.device)
+        elif self.used - sum(e.plan.num for e in self.entries) > max(COMPACT_SLOTS, self.used // 2):
+            self._compact()
+        entries = []
+        for p, plan in enumerate(plans):
+            entries.append(_Entry(plan, cohort.streams[p], cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
+                                  self.used, cohort.per[p], cohort.last_free[p], cohort.sizes[p]))  # fmt: skip
+            self.used += plan.num
+        self._grow_tables(entries, cohort.lengths)
+        slots = [e.base + r * e.per for e in entries for r in range(e.rows)]
+        device = self.device
+        self.slot = torch.cat([self.slot, torch.tensor(slots, dtype=torch.long, device=device)])
+        self.local = torch.cat([self.local, torch.zeros(len(slots), dtype=torch.long, device=device)])
+        self.finished = torch.cat([self.finished, torch.zeros(len(slots), dtype=torch.bool, device=device)])
+        self.scored = torch.cat([self.scored, torch.zeros(len(slots), device=device)])
+        which = torch.repeat_interleave(torch.arange(len(plans)), torch.tensor(cohort.sizes)).to(device)
+        self.modes = torch.cat([self.modes, torch.tensor([p.mode_id for p in plans], device=device)[which]])
+        self.meters = torch.cat([self.meters, torch.tensor([p.meter_id for p in plans], device=device)[which]])
+        if self.state is None:
+            self.controls, self.state, self.logits, self.previous = cohort.controls, cohort.state, cohort.logits, cohort.previous
+        else:
+            self._join_controls(cohort.controls, len(slots))
+            self.state = type(cohort.state)(*(torch.cat([old, new], dim=1 if i < 2 else 0)
+                                              for i, (old, new) in enumerate(zip(self.state, cohort.state))))  # fmt: skip
+            self.logits = torch.cat([self.logits, cohort.logits])
+            self.previous = torch.cat([self.previous, cohort.previous])
+        self.entries += entries
+        return entries
+
+    def _grow_tables(self, entries: list[_Entry], lengths: list[int]) -> None:
+        """Slot tables for the new plans (and wider ones, if a new plan is longer)."""
+        device, end = self.device, self.vocab.end
+        width = max([self.width] + lengths)
+        if width > self.width:
+            grow = width - self.width
+            self.out = torch.cat([self.out, torch.full((self.out.shape[0], grow), end, dtype=torch.long, device=device)], 1)
+            self.given = torch.cat([self.given, torch.full((self.given.shape[0], grow), -1, dtype=torch.long, device=device)], 1)
+            self.scoring = torch.cat([self.scoring, torch.zeros(self.scoring.shape[0], grow, dtype=torch.bool, device=device)], 1)
+            self.positions = torch.cat([self.positions, torch.zeros(self.positions.shape[0], grow, dtype=torch.long, device=device)], 1)
+            self.width = width
+        count = sum(e.plan.num for e in entries)
+        out = torch.full((count, width), end, dtype=torch.long)
+        given = torch.full((count, width), -1, dtype=torch.long)
+        scoring = torch.zeros(count, width, dtype=torch.bool)
+        positions = torch.zeros(count, width + 1, dtype=torch.long)
+        row = 0
+        for e, length in zip(entries, lengths):
+            plan, rows = e.plan, slice(row, row + e.plan.num)
+            positions[rows, : length + 1] = torch.tensor(plan.positions[e.start : plan.total_steps + 1])
+            steps = [step for step in plan.fixed if e.start <= step < plan.total_steps]
+            if steps:
+                at = torch.tensor(steps) - e.start
+                given[rows, at] = torch.tensor([plan.fixed[step] for step in steps])
+                if plan.scored_from is not None:
+                    scoring[rows, at] = torch.tensor(steps) >= plan.scored_from
+            row += plan.num
+        self.out = torch.cat([self.out, out.to(device)])
+        self.given = torch.cat([self.given, given.to(device)])
+        self.scoring = torch.cat([self.scoring, scoring.to(device)])
+        self.positions = torch.cat([self.positions, positions.to(device)])
+        self.final = torch.cat([self.final, torch.zeros(count, device=device)])
+
+    def _compact(self) -> None:
+        """Drop the slots of plans that left: the tables keep only the running plans' slots."""
+        keep, base = [], 0
+        remap = torch.full((self.used,), -1, dtype=torch.long, device=self.device)
+        for e in self.entries:
+            keep.append(torch.arange(e.base, e.base + e.plan.num, device=self.device))
+            remap[e.base : e.base + e.plan.num] = torch.arange(base, base + e.plan.num, device=self.device)
+            e.base, base = base, base + e.plan.num
+        index = torch.cat(keep)
+        self.out, self.given, self.scoring = self.out[index], self.given[index], self.scoring[index]
+        self.positions, self.final = self.positions[index], self.final[index]
+        self.slot, self.used = remap[self.slot], base
+
+    def _join_controls(self, cohort: list, new_rows: int) -> None:
+        """Append the joining plans' row-wise controls to the running ones (kinds in a fixed order:
+        structure, mask, form, copy guard; a guard only one side has gets a free side)."""
+        running = self.controls
+        guard_old = next((c for c in running if isinstance(c, CopyGuard)), None)
+        guard_new = next((c for c in cohort if isinstance(c, CopyGuard)), None)
+        if guard_old is None and guard_new is not None:
+            guard_old = CopyGuard.merge([None], [self.rows], [[]], ids=[-1], base=guard_new)
+            running = running + [guard_old]
+        elif guard_new is None and guard_old is not None:
+            guard_new = CopyGuard.merge([None], [new_rows], [[]], ids=[-1], base=guard_old)
+            cohort = cohort + [guard_new]
+        for old, new in zip(running, cohort, strict=True):
+            old.extend(new)
+        self.controls = running
+
+    def cancel(self, entries: list[_Entry]) -> None:
+        """Drop ``entries`` at the next step without answering them (their requests gave up)."""
+        for e in entries:
+            e.cancelled = True
+
+    def fail(self, exc: BaseException) -> None:
+        """Answer every running plan with ``exc`` and empty the stream (a step raised it)."""
+        entries = self.entries
+        self._reset()
+        for e in entries:
+            if not e.cancelled:
+                e.done(exc)
+
+    def step(self) -> None:
+        """Advance every row by one step; plans that are done leave and are answered."""
+        if not self.entries:
+            return
+        vocab, device = self.vocab, self.device
+        segments, a = [], 0
+        for e in self.entries:
+            segments.append((e.number, a, a + e.rows, e.step, e.plan.total_steps))
+            a += e.rows
+        logits, finished = self.logits, self.finished
+        given = [(e, seg) for e, seg in zip(self.entries, segments) if e.step in e.plan.fixed]
+        if given:
+            if not bool(torch.isfinite(logits).all()):
+                raise TunesmithError(f"the model gave NaN or infinite scores at step {given[0][1][3]}: the checkpoint is broken")
+            column = self.given[self.slot, self.local]
+            chosen = column.clone()  # the free rows' -1 are overwritten below
+            if any(e.plan.scored_from is not None and e.step >= e.plan.scored_from for e, _ in given):
+                log_probs = torch.log_softmax(logits, dim=-1).gather(1, column.clamp(min=0)[:, None])[:, 0]
+                self.scored += torch.where(self.scoring[self.slot, self.local] & ~finished, log_probs, 0.0)
+        else:
+            chosen = torch.empty(finished.shape[0], dtype=torch.long, device=device)
+        free = [(e, seg) for e, seg in zip(self.entries, segments) if e.step not in e.plan.fixed]
+        if free:
+            first = self.entries[0].plan
+            step0 = segments[0][3]
+            position0 = first.positions[step0]
+            ctx = RowsContext(step0, position0, first.bar_of_step[step0], position0 == 0, segments[0][4],
+                              finished.shape[0], device, vocab, self.previous, segments)  # fmt: skip
+            scores = control_scores(self.controls, ctx, logits)
+            streams = JoinedRandom([(e.stream, seg[2] - seg[1]) for e, seg in free])
+            if len(free) == len(segments):
+                index = None
+                pick, done, raw = scores, finished, logits
+            else:
+                index = torch.cat([torch.arange(seg[1], seg[2], device=device) for _, seg in free])
+                pick, done, raw = scores[index], finished[index], logits[index]
+            try:
+                picked, _ = self.chooser.choose(pick, done, streams)
+            except SamplingError:
+                _explain(pick, raw, free[0][1][3])
+                raise
+            if index is None:
+                chosen = picked
+            else:
+                chosen[index] = picked
+        chosen = torch.where(finished, vocab.end, chosen)  # a finished melody only repeats its end
+        for control in self.controls:
+            control.advance(chosen)
+        self.out[self.slot, self.local] = chosen
+        finished = self.finished = finished | (chosen == vocab.end)
+        any_finished = bool(finished.any())
+        leaving = [e for e, (_, a, b, step, total) in zip(self.entries, segments)
+                   if e.cancelled or step + 1 == total or (any_finished and bool(finished[a:b].all()))]  # fmt: skip
+        for e in leaving:
+            _, a, b, _, _ = segments[self.entries.index(e)]
+            self.final[self.slot[a:b]] = self.scored[a:b]
+        dropped = self._duplicates(segments, leaving)
+        splitting = [e for e in self.entries if e.per > 1 and e not in leaving and e.step + 1 == e.plan.branch]
+        for e in self.entries:
+            e.t += 1
+        if leaving or dropped or splitting:
+            self._rearrange(segments, leaving, dropped, splitting)
+            chosen = chosen[self._keep]
+            self._finish(leaving)
+            if not self.entries:
+                self._reset()
+                return
+        self.local += 1
+        form = None
+        if self.form_aware:
+            form = next(c for c in self.controls if hasattr(c, "inputs")).inputs(device)
+        logits, self.state = self.model.step(chosen, self.positions[self.slot, self.local], self.modes, self.meters,
+                                             self.state, form=form)  # fmt: skip
+        self.logits, self.previous = logits.float(), chosen
+
+    def _duplicates(self, segments, leaving) -> dict[int, int]:
+        """Rows to drop now: in each plan whose free steps are all behind it, every row whose
+        tokens so far repeat an earlier row's (it would take the same fixed tokens, state and
+        scores to the end); maps each such current row to that earlier row."""
+        dropped: dict[int, int] = {}
+        for e, (_, a, b, step, _) in zip(self.entries, segments):
+            if e.collapsed or e in leaving or step < e.last_free or b - a < 2:
+                continue
+            e.collapsed = True
+            seen: dict[tuple, int] = {}
+            for r, history in enumerate(self.out[self.slot[a:b], : e.t + 1].tolist(), start=a):
+                rep = seen.setdefault(tuple(history), r)
+                if rep != r:
+                    dropped[r] = rep
+        return dropped
+
+    def _rearrange(self, segments, leaving, dropped, splitting) -> None:
+        """Rows after plans left, duplicates were dropped and trunks split (``self._keep``: the old
+        row of each new row)."""
+        keep, slots = [], []
+        for e, (_, a, b, _, _) in zip(self.entries, segments):
+            if e in leaving:
+                continue
+            rows = [r for r in range(a, b) if r not in dropped]
+            for r in range(a, b):
+                if r in dropped:
+                    e.alias[int(self.slot[r]) - e.base] = int(self.slot[dropped[r]]) - e.base
+            if e in splitting:  # each trunk row becomes its candidates, which share its tokens so far
+                for r in rows:
+                    s = int(self.slot[r])
+                    self.out[s + 1 : s + e.per, : e.t] = self.out[s, : e.t]
+                    keep += [r] * e.per
+                    slots += range(s, s + e.per)
+                e.rows = len(rows) * e.per
+            else:
+                keep += rows
+                slots += [int(self.slot[r]) for r in rows]
+                e.rows = len(rows)
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self._keep = index
+        self.slot = torch.tensor(slots, dtype=torch.long, device=self.device)
+        self.local, self.finished, self.scored = self.local[index], self.finished[index], self.scored[index]
+        self.modes, self.meters = self.modes[index], self.meters[index]
+        self.state = self.model.reorder_state(self.state, index)
+        for control in self.controls:
+            control.reorder(index)
+        if leaving:
+            gone = [e.number for e in leaving]
+            for control in self.controls:
+                control.forget(gone)
+        self.entries = [e for e in self.entries if e not in leaving]
+
+    def _finish(self, leaving: list[_Entry]) -> None:
+        """Answer the plans that left with their rows (prefix + tokens, scores)."""
+        for e in leaving:
+            if e.cancelled:
+                continue
+            plan, base = e.plan, e.base
+            for dup, rep in e.alias.items():  # a dropped row took the same tokens and scores as its representative
+                self.out[base + dup], self.final[base + dup] = self.out[base + rep], self.final[base + rep]
+            length = plan.total_steps - e.start
+            ids = []
+            for row in self.out[base : base + plan.num, :length].tolist():
+                ids.append(list(plan.prefix) + (row[: row.index(self.vocab.end) + 1] if self.vocab.end in row else row))
+            e.done(Decoded(ids, self.final[base : base + plan.num].tolist()))
