@@ -145,6 +145,7 @@ class FormRows:
         self.is_pitch = torch.zeros(len(vocab), dtype=torch.bool)
         self.is_pitch[vocab.pitch_ids] = True
         self.step = torch.tensor([len(prefixes[p]) for p in plan.tolist()], dtype=torch.long)
+        self._here = None  # the current step's (step, plan, inside, flat cell), see _at
         from tunesmith.form.inputs import sounding_ids
 
         for p, prefix in enumerate(prefixes):
@@ -157,18 +158,29 @@ class FormRows:
                 self.pitched[rows] = bool(self.is_pitch[torch.tensor(prefix[begun:])].any())
 
     def _at(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        step = self.step
-        return step, self.plan, step < self.length[self.plan]
+        """Each row's step, table row and whether the step is inside its form; computed once per
+        step (``advance``, ``reorder`` and ``extend`` start a new one)."""
+        if self._here is None:
+            step, plan = self.step, self.plan
+            flat = plan * self.source.shape[1] + step  # the row's (plan, step) cell in the flattened tables
+            self._here = (step, plan, step < self.length[plan], flat)
+        return self._here[:3]
+
+    def _cell(self, name: str) -> torch.Tensor:
+        """Table ``name`` at each row's (plan, step)."""
+        self._at()
+        table = getattr(self, name)
+        return table.view(-1, *table.shape[2:])[self._here[3]]
 
     def inputs(self, device) -> torch.Tensor:
         """Form inputs [rows, 5] of each row's next step (zeros past its form's end or without a form)."""
         step, plan, inside = self._at()
-        source = self.source[plan, step]
+        source = self._cell("source")
         has = source >= 0
         at = source.clamp(min=0)[:, None]
         token = torch.where(has, self.ids.gather(1, at)[:, 0], self.pad)
         sounding = torch.where(has, self.sounding.gather(1, at)[:, 0], self.pad)
-        rows = torch.cat([self.static[plan, step], token[:, None], sounding[:, None]], 1)
+        rows = torch.cat([self._cell("static"), token[:, None], sounding[:, None]], 1)
         return torch.where(inside[:, None], rows, 0).to(device)
 
     def allowed(self, ctx) -> torch.Tensor | None:
@@ -185,12 +197,12 @@ class FormRows:
         if not any(step < len(self.active[p]) and self.active[p][step] for p, _, _, step, _ in segments):
             return None
         step, plan, inside = self._at()
-        strength = torch.where(inside, self.strength[plan, step], 0.0)
-        target = self.ids.gather(1, self.source[plan, step].clamp(min=0)[:, None])
-        pitched = self.pitched & ~self.is_start[plan, step]
-        values = torch.where(self.body[plan, step] & inside & ~pitched, self.cadence[plan], strength)
+        strength = torch.where(inside, self._cell("strength"), 0.0)
+        target = self.ids.gather(1, self._cell("source").clamp(min=0)[:, None])
+        pitched = self.pitched & ~self._cell("is_start")
+        values = torch.where(self._cell("body") & inside & ~pitched, self.cadence[plan], strength)
         bias = torch.zeros(len(plan), len(self.vocab)).scatter_(1, target, values[:, None])
-        closing = self.closing[plan, step] & inside
+        closing = self._cell("closing") & inside
         if bool(closing.any()):
             before = self.sounding.gather(1, (step - 1).clamp(min=0)[:, None])[:, 0]
             sounding = torch.where(step > 0, before, self.ids[:, 0])
@@ -208,11 +220,12 @@ class FormRows:
         self.ids.scatter_(1, at, chosen[:, None])
         self.sounding.scatter_(1, at, sounding[:, None])
         pitch = self.is_pitch[chosen]
-        self.pitched = torch.where(self.is_start[plan, step], pitch, self.pitched | pitch)
-        self.step = step + 1
+        self.pitched = torch.where(self._cell("is_start"), pitch, self.pitched | pitch)
+        self.step, self._here = step + 1, None
 
     def reorder(self, index: torch.Tensor) -> None:
         index = index.cpu()
+        self._here = None
         self.ids, self.sounding, self.pitched = self.ids[index], self.sounding[index], self.pitched[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
@@ -223,6 +236,7 @@ class FormRows:
     def extend(self, other: FormRows) -> None:
         """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`); the
         table rows of plans that left are dropped on the way."""
+        self._here = None
         live = torch.unique(self.plan)
         remap = torch.full((self.length.shape[0],), -1, dtype=torch.long)
         remap[live] = torch.arange(live.shape[0])
