@@ -165,3 +165,23 @@ def test_sequences_of_different_lengths_encode_in_one_call_as_each_alone(layers)
         after, _ = model.step(token, position, mode[one], meter[one], model.reorder_state(state, rows))
         expected, _ = model.step(token, position, mode[one], meter[one], own)
         assert torch.allclose(after, expected, atol=1e-5)
+
+
+def test_a_running_loop_sees_new_weights_without_a_fresh_generation():
+    """A server's loop never starts a generation from scratch (prefixes come from ``encode``):
+    the folded tables still follow the weights, changed in place or loaded."""
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(hidden=16), 20, 3, 5).eval()
+    tokens, positions, mode, meter = sequence()
+    lengths = [5] * tokens.shape[0]
+    _, state = model.encode(tokens[:, :5], lengths, positions[:, :5], mode, meter)
+    before, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, state)
+    with torch.no_grad():
+        model.lstm.weight_ih_l0.mul_(0.5)  # an input weight: only the folded tables carry it
+    _, state = model.encode(tokens[:, :5], lengths, positions[:, :5], mode, meter)
+    after, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, state)
+    whole, _ = model(tokens[:, :6], positions[:, :6], mode, meter)
+    assert not torch.allclose(before, after) and torch.allclose(after, whole[:, 5], atol=1e-5)
+    model.load_state_dict(MelodyLSTM(ModelConfig(hidden=16), 20, 3, 5).state_dict())
+    loaded, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, state)
+    assert not torch.allclose(loaded, after)

@@ -173,7 +173,6 @@ class MelodyLSTM(nn.Module):
                 step_logits, state = self._step(tokens[:, t], positions[:, t], mode, meter, state, step_form)
                 logits.append(step_logits)
             return torch.stack(logits, dim=1), state
-        self._folded_cache = None  # weights may have changed since the last generation
         sounding, since, lookback, recent = self._context(tokens, positions)
         output, (h, c) = self.lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form))
         state = State(h, c, sounding[:, -1], since[:, -1], recent, positions[:, -1])
@@ -202,7 +201,6 @@ class MelodyLSTM(nn.Module):
         batch = token.shape[0]
         rows = torch.arange(batch, device=token.device)
         if state is None:
-            self._folded_cache = None  # a fresh generation: fold the current weights
             recent = token.new_full((batch, self.config.max_position, self.depth, 2), self.pad_id)
             sounding, since, lstm_state = token, torch.zeros_like(token), None
         else:
@@ -253,14 +251,14 @@ class MelodyLSTM(nn.Module):
         return logits, State(h, c, sounding, since, recent, position)
 
     def _folded(self):
-        """Lookup tables of ``embedding @ W_ih`` per input, built on a generation's first step.
-
-        ``forward`` and every fresh generation (a step without a state) drop them, so weights
-        changed by training or loading are always seen, and no step pays for checking them.
-        """
-        folded = self._folded_cache  # read once: another thread's fresh generation may drop it meanwhile
-        if folded is not None:
-            return folded
+        """Lookup tables of ``embedding @ W_ih`` per input, built when first needed and again
+        whenever a weight has changed (training steps, ``load_state_dict``: each parameter's
+        storage and version counter are the key), so every caller — a fresh generation, a
+        server's running loop — sees the current weights."""
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        cached = self._folded_cache  # read once: another thread may replace it meanwhile
+        if cached is not None and cached[0] == key:
+            return cached[1]
         hidden = self.config.hidden
         # nn.LSTM stacks gates as i, f, g, o; i, f, o, g lets one sigmoid cover three of them
         order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
@@ -290,7 +288,7 @@ class MelodyLSTM(nn.Module):
                     layers.append((w_hh_t, None, None))
             offsets = torch.tensor(offsets, device=w_ih.device)
             folded = (torch.cat(tables), offsets, bias, layers)
-        self._folded_cache = folded
+        self._folded_cache = (key, folded)
         return folded
 
     @torch.no_grad()
