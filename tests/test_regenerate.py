@@ -141,6 +141,11 @@ def test_cli_regenerates_into_a_new_run_folder(model_path, tmp_path, capsys):
     original, new = Melody.load(first / "melody-01.json"), Melody.load(out / "melody-02.json")
     assert new.tokens[16] == "67" and new.tokens[48:] == original.tokens[48:]
     assert new.params["regenerated"]["bars"] == "2-3" and "regenerate" in capsys.readouterr().out
+    shared = tmp_path / "shared"  # versions that share their first bar, ranked by the next kept bar
+    assert main(["regenerate", str(first / "melody-01.json"), "--bars", "2-3", "--num", "2", "--candidates", "6",
+                 "--join-bars", "1", "--horizon", "1", "--seed", "1", "--formats", "json", "--out", str(shared)]) == 0  # fmt: skip
+    versions = [Melody.load(shared / f"melody-0{i}.json") for i in (1, 2)]
+    assert all(v.params["regenerated"]["join_bars"] == 1 and v.tokens[48:] == original.tokens[48:] for v in versions)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -148,6 +153,7 @@ def test_cli_regenerates_into_a_new_run_folder(model_path, tmp_path, capsys):
     (["--bars", "2-40"], "no bar 40"),
     (["--bars", "2-3", "--fix", "bar 5 beat 1 = D5"], "outside the regenerated bars"),
     (["--bars", "2-3", "--fix", "bar 2 beat 1 = C9"], "outside the pitches"),
+    (["--bars", "2-3", "--num", "3", "--candidates", "8", "--join-bars", "1"], "multiple of --num"),
     ([], "say which bars"),
 ])  # fmt: skip
 def test_cli_bad_regeneration_exits_2_with_one_line(model_path, tmp_path, capsys, extra, message):

@@ -131,7 +131,7 @@ def add_regenerate_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("melody", help="a melody-NN.json written by tunesmith generate (or regenerate)")
     what = parser.add_argument_group("what to regenerate")
-    add_fields(what, RegenerateConfig, only=["bars", "fix", "num", "candidates", "scale", "range"])
+    add_fields(what, RegenerateConfig, only=["bars", "fix", "num", "candidates", "horizon", "join_bars", "scale", "range"])
     what.add_argument("--model", default=None, help="checkpoint (default: the one that made the melody)")
     how = parser.add_argument_group("sampling")
     add_fields(how, RegenerateConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "seed"])
