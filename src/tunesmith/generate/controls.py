@@ -89,7 +89,7 @@ def control_scores(controls, ctx: StepContext, logits: torch.Tensor) -> torch.Te
         stuck = ~both.any(-1, keepdim=True)  # rows the yielding masks would leave with nothing
         allowed = torch.where(stuck, hard if hard is not None else True, both) if bool(stuck.any()) else both
     if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
+        scores = torch.where(allowed, scores, float("-inf"))
     return scores
 
 

@@ -150,7 +150,10 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
     with cpu_threads(threads):
         if len(plans) == 1 and not plans[0].trunks:  # rows that split (regenerate's trunks) need rows.py
             plan = plans[0]
-            return [_decode(model, plan, chooser, generators[0], list(plan.controls) + list(controls), rows, device)]
+            controls = list(plan.controls) + list(controls)
+            if rows == 1 and isinstance(chooser, StepChooser) and hasattr(model, "row_stepper"):
+                return [_decode_one(model, plan, chooser, generators[0], controls, device)]
+            return [_decode(model, plan, chooser, generators[0], controls, rows, device)]
         from tunesmith.generate.rows import decode_rows
 
         return decode_rows(model, plans, chooser, generators, device)
@@ -214,6 +217,55 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         logits, state = model.step(chosen, position_ids[step + 1].expand(rows), modes, meters, state, form=step_form)
         logits, previous = logits.float(), chosen
     return _trace(steps, chooser.best_rows(plan.num), prefix, vocab.end, scored)
+
+
+def _decode_one(model, plan, chooser, generator, controls, device) -> Decoded:
+    """:func:`_decode` for one melody with a per-step scheme: the same steps, controls and draws
+    (so the same melody), with the model's context and the tokens kept as Python ints
+    (:meth:`MelodyLSTM.row_stepper`): a melody alone costs what its tensor operations cost."""
+    vocab, total, prefix, positions = plan.vocab, plan.total_steps, plan.prefix, plan.positions
+    fed = torch.tensor([[vocab.start] + prefix], device=device)
+    form = plan.form if getattr(plan, "form", None) is not None and getattr(model, "form_inputs", False) else None
+    prefix_form = form.prefix_inputs(prefix, device) if form is not None else None
+    position_ids = torch.tensor([positions[: len(prefix) + 1]], device=device)
+    one = lambda value: torch.full((1,), value, dtype=torch.long, device=device)  # noqa: E731
+    logits, state = model(fed, position_ids, one(plan.mode_id), one(plan.meter_id), form=prefix_form)
+    logits = logits[:, -1].float()
+    stepper = model.row_stepper(state, plan.mode_id, plan.meter_id)
+    previous = fed[:, -1]
+    finished = torch.zeros(1, dtype=torch.bool, device=device)  # a row that goes on never is finished here
+    scored = torch.zeros(1, device=device)
+    chooser.end = vocab.end
+    chooser.start(plan.num, device)
+    for control in controls:
+        control.start(1, prefix)
+    tokens: list[int] = []
+    for step in range(len(prefix), total):
+        token = plan.fixed.get(step)
+        if token is not None:
+            if not bool(torch.isfinite(logits).all()):
+                raise TunesmithError(f"the model gave NaN or infinite scores at step {step}: the checkpoint is broken")
+            if plan.scored_from is not None and step >= plan.scored_from:
+                scored += torch.log_softmax(logits, dim=-1)[:, token]
+            chosen = one(token)
+        else:
+            ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, 1,
+                              device, vocab, previous)  # fmt: skip
+            scores = control_scores(controls, ctx, logits)
+            try:
+                chosen, _ = chooser.choose(scores, finished, generator)
+            except SamplingError:
+                _explain(scores, logits, step)
+                raise
+            token = int(chosen)
+        for control in controls:
+            control.advance(chosen)
+        tokens.append(token)
+        if token == vocab.end or step + 1 == total:
+            break
+        step_form = form.row_inputs(step + 1) if form is not None else None
+        logits, previous = stepper.step(token, positions[step + 1], step_form).float(), chosen
+    return Decoded([list(prefix) + tokens], scored.tolist())
 
 
 def _explain(scores: torch.Tensor, logits: torch.Tensor, step: int) -> None:

@@ -215,6 +215,7 @@ class FormControl:
         self.hold = vocab.ids([HOLD])[0]
         flat = [value for s in form.steps for value in (s.to_end, s.left, s.role)]
         self.static = torch.tensor(flat, dtype=torch.long).view(-1, 3)
+        self._static = [(s.to_end, s.left, s.role) for s in form.steps]
         self.source = [s.source for s in form.steps]
         self.phrase_starts = set(form.starts[1:])
         self.phrase_of = [0] * len(form.steps)
@@ -255,37 +256,34 @@ class FormControl:
                     self.closing[t] = True
 
     def start(self, rows: int, prefix: list[int]) -> None:
-        total = self.form.total_steps + 1
-        self.ids = torch.full((rows, total), self.vocab.pad, dtype=torch.long)
-        self.sounding = self.ids.clone()
-        if prefix:
-            self.ids[:, : len(prefix)] = torch.tensor(prefix)
-            self.sounding[:, : len(prefix)] = torch.tensor(fi.sounding_ids(prefix, self.hold))
-        self.step = len(prefix)
-        self.is_pitch = torch.zeros(len(self.vocab), dtype=torch.bool)
-        self.is_pitch[self.vocab.pitch_ids] = True
-        self._buffer = torch.zeros(rows, fi.WIDTH, dtype=torch.long)
-        self._bias = torch.zeros(rows, len(self.vocab))
-        self._tonic_rows = None
+        # each row's history as Python lists (a step reads a few entries: no tensor work per row)
+        self.rows, self.step = rows, len(prefix)
+        self.ids = [list(prefix) for _ in range(rows)]
+        self.sounding = [fi.sounding_ids(prefix, self.hold) for _ in range(rows)]
+        self.pitch_ids = set(self.vocab.pitch_ids)
+        pitched = [t for t, token in enumerate(prefix) if token in self.pitch_ids]
+        self.last_pitch = [pitched[-1] if pitched else -1] * rows  # the latest step holding a pitch onset
+        self.tonic_ids = {i for i, on in enumerate(self.is_tonic.tolist()) if on}
+        self._made: dict[tuple, torch.Tensor] = {}  # one row's bias tensors, made once per kind
 
     def prefix_inputs(self, prefix: list[int], device) -> torch.Tensor:
         """Form inputs [1, len(prefix) + 1, 5] of the steps predicted while the prefix is fed."""
         rows = fi.rows(self.form.steps[: len(prefix) + 1], prefix, self.hold, self.vocab.pad)
         return torch.tensor([rows], dtype=torch.long, device=device)
 
-    def inputs(self, step: int, device) -> torch.Tensor:
-        """Form inputs [rows, 5] for predicting ``step`` (zeros past the form's end)."""
-        buffer = self._buffer
+    def row_inputs(self, step: int, row: int = 0) -> list[int]:
+        """Form inputs (5 ints) of one row for predicting ``step`` (zeros past the form's end)."""
         if step >= len(self.source):
-            return buffer.zero_().to(device)
-        buffer[:, :3] = self.static[step]
+            return [0] * fi.WIDTH
+        to_end, left, role = self._static[step]
         source = self.source[step]
         if source < 0:
-            buffer[:, 3:] = self.vocab.pad
-        else:
-            buffer[:, 3] = self.ids[:, source]
-            buffer[:, 4] = self.sounding[:, source]
-        return buffer.to(device)
+            return [to_end, left, role, self.vocab.pad, self.vocab.pad]
+        return [to_end, left, role, self.ids[row][source], self.sounding[row][source]]
+
+    def inputs(self, step: int, device) -> torch.Tensor:
+        """Form inputs [rows, 5] for predicting ``step`` (zeros past the form's end)."""
+        return torch.tensor([self.row_inputs(step, r) for r in range(self.rows)], dtype=torch.long, device=device)
 
     def allowed(self, ctx) -> torch.Tensor | None:
         """A phrase begins with a note or a rest, never a hold: the boundary stays where the form puts it."""
@@ -300,41 +298,67 @@ class FormControl:
         step = ctx.step
         if step >= len(self.strength):
             return None
-        strength = self.strength[step]
+        strength, closing = self.strength[step], self.closing[step]
+        if not strength and not closing:
+            return None
+        on_tonic = self._on_tonic() if closing else None
         if not strength:
-            return self._closing().to(ctx.device) if self.closing[step] else None
-        target = self.ids[:, self.source[step]]
+            if self.rows == 1:
+                return self._one(None, 0.0, on_tonic[0]).to(ctx.device)
+            return self._closing(on_tonic).to(ctx.device)
+        source = self.source[step]
+        targets = [ids[source] for ids in self.ids]
         if self.body[step]:  # forced until this phrase has its first note
             start = self.form.starts[self.phrase_of[step]]
-            pitched = self.is_pitch[self.ids[:, start:step]].any(1, keepdim=True)
-            values = torch.where(pitched, strength, self.cadence_bias)
+            values = [strength if last >= start else self.cadence_bias for last in self.last_pitch]
         else:
-            values = torch.full((ctx.rows, 1), strength)
-        bias = self._bias.zero_().scatter_(1, target[:, None], values)
-        if self.closing[step]:
-            bias = bias + self._closing()
+            values = [strength] * self.rows
+        if self.rows == 1:
+            return self._one(targets[0], values[0], on_tonic[0] if closing else None).to(ctx.device)
+        values = torch.tensor([[float(v)] for v in values])
+        bias = torch.zeros(self.rows, len(self.vocab)).scatter_(1, torch.tensor(targets)[:, None], values)
+        if closing:
+            bias = bias + self._closing(on_tonic)
         return bias.to(ctx.device)
 
-    def _closing(self) -> torch.Tensor:
+    def _on_tonic(self) -> list[bool]:
+        """Per row: the pitch sounding at the step before is a tonic (none at step 0)."""
+        if not self.step:
+            return [False] * self.rows
+        return [sounding[self.step - 1] in self.tonic_ids for sounding in self.sounding]
+
+    def _closing(self, on_tonic: list[bool]) -> torch.Tensor:
         """The closing half bar's bias [rows, V]: toward the tonic, and holding it once it sounds."""
-        sounding = self.sounding[:, self.step - 1] if self.step else self.ids[:, 0]
-        on_tonic = self.is_tonic[sounding][:, None]
-        return self.tonic + torch.where(on_tonic, self.hold_on_tonic, 0.0)
+        return self.tonic + torch.where(torch.tensor(on_tonic)[:, None], self.hold_on_tonic, 0.0)
+
+    def _one(self, target: int | None, value: float, on_tonic: bool | None) -> torch.Tensor:
+        """One row's bias [1, V]: ``value`` on ``target`` (None: none), plus the closing half bar's
+        bias when ``on_tonic`` is not None; made as the batched bias is, then kept."""
+        key = (target, value, on_tonic)
+        made = self._made.get(key)
+        if made is None:
+            made = torch.zeros(1, len(self.vocab))
+            if target is not None:
+                made = made.scatter_(1, torch.tensor([[target]]), torch.tensor([[float(value)]]))
+            if on_tonic is not None:
+                made = self._closing([on_tonic]) if target is None else made + self._closing([on_tonic])
+            self._made[key] = made
+        return made
 
     def advance(self, chosen: torch.Tensor) -> None:
-        step = self.step
-        if step < self.ids.shape[1]:
-            chosen = chosen.cpu()
-            self.ids[:, step] = chosen
-            if step:
-                self.sounding[:, step] = torch.where(chosen == self.hold, self.sounding[:, step - 1], chosen)
-            else:
-                self.sounding[:, step] = chosen
+        step, hold = self.step, self.hold
+        for token, ids, sounding in zip(chosen.tolist(), self.ids, self.sounding):
+            ids.append(token)
+            sounding.append(sounding[step - 1] if step and token == hold else token)
+        self.last_pitch = [step if ids[step] in self.pitch_ids else last for ids, last in zip(self.ids, self.last_pitch)]
         self.step = step + 1
 
     def reorder(self, index: torch.Tensor) -> None:
-        index = index.cpu()
-        self.ids, self.sounding = self.ids[index], self.sounding[index]
+        keep = index.tolist()
+        self.ids = [list(self.ids[i]) for i in keep]
+        self.sounding = [list(self.sounding[i]) for i in keep]
+        self.last_pitch = [self.last_pitch[i] for i in keep]
+        self.rows = len(keep)
 
 
 def form_description(form: PlannedForm | None) -> str:

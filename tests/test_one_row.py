@@ -1,0 +1,81 @@
+"""A melody alone runs a lean path (the model's context as Python ints, the draw searched in
+NumPy): it must give exactly what the batched tensor path gives — bit for bit, not nearly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tunesmith.config import ModelConfig
+from tunesmith.generate.sampling import sample
+from tunesmith.model import MelodyLSTM
+
+START, HOLD = 1, 3
+
+
+@pytest.mark.parametrize("layers, form_inputs, restatement, lookback", [
+    (1, True, True, [1, 2, 4]), (2, False, True, [1, 3]), (1, True, False, []),
+])  # fmt: skip
+@torch.inference_mode()
+def test_the_row_stepper_gives_the_very_logits_of_a_model_step(layers, form_inputs, restatement, lookback):
+    torch.manual_seed(layers)
+    config = ModelConfig(hidden=24, layers=layers, lookback=lookback, max_position=12, form_inputs=form_inputs,
+                         form_restatement=restatement)  # fmt: skip
+    model = MelodyLSTM(config, 20, 3, 5).eval()
+    draw = torch.Generator().manual_seed(0)
+    tokens = torch.randint(3, 20, (60,), generator=draw)
+    tokens[10:14] = HOLD  # holds keep the sounding pitch and count the steps since it
+    positions = [(t + 5) % 8 for t in range(61)] + [30, 31]  # a pickup, and positions past max_position
+    forms = torch.randint(0, 4, (61, 5), generator=draw)
+    mode, meter = torch.tensor([2]), torch.tensor([3])
+    fed = torch.tensor([[START, *tokens[:4].tolist()]])
+    prefix_form = forms[None, :5] if form_inputs else None
+    _, state = model(fed, torch.tensor([positions[:5]]), mode, meter, form=prefix_form)
+    stepper = model.row_stepper(state, 2, 3)
+    for t in range(4, 60):
+        form = forms[t + 1][None] if form_inputs and t % 7 else None  # unknown form now and then
+        expected, state = model.step(tokens[t][None], torch.tensor([positions[t + 1]]), mode, meter, state, form)
+        logits = stepper.step(int(tokens[t]), positions[t + 1], None if form is None else form[0].tolist())
+        assert torch.equal(logits, expected), t
+
+
+def test_one_row_draws_what_the_batched_draw_gives_that_row():
+    draw = torch.Generator().manual_seed(1)
+    logits = torch.randn(300, 40, generator=draw) * 3
+    logits[::3, 5:30] = float("-inf")  # forbidden tokens are never drawn
+    logits[1::7, :-1] = float("-inf")  # only the last token left
+    batched = sample(logits, torch.Generator().manual_seed(7))
+    stream = torch.Generator().manual_seed(7)
+    alone = torch.cat([sample(row[None], stream) for row in logits])
+    assert alone.tolist() == batched.tolist()
+    assert alone.dtype == batched.dtype and alone.shape == batched.shape
+
+
+@pytest.mark.parametrize("settings", [
+    {"bars": 4, "seed": 3},
+    {"bars": 4, "seed": 4, "form": "AABA", "scheme": "top-k", "motif": 3.0},
+    {"bars": 3, "seed": 5, "meter": "3/4", "primer": "67 _ 65 _", "scale": True, "scheme": "mixed"},
+    {"steps": 40, "seed": 6, "full_length": True, "scheme": "top-p", "temperature": 0.7},
+    {"bars": 4, "seed": 8, "scheme": "greedy", "range": "C4-C5"},
+])  # fmt: skip
+def test_a_melody_alone_decodes_as_the_batched_loop_decodes_it(tmp_path, settings):
+    from dataclasses import replace
+
+    from synthetic_songs import untrained_checkpoint
+
+    from tunesmith.generate import GenerationConfig, Generator
+    from tunesmith.generate import decode as decoding
+
+    generator = Generator.from_checkpoint(untrained_checkpoint(tmp_path / "tiny.pt", seed=2), "cpu")
+    config = GenerationConfig(**settings)
+    plan = generator.plan(config)
+    # fixed tokens after the first free steps, scored from the second one (as regenerating bars does)
+    plan = replace(plan, fixed={10: generator.vocab.index["60"], 11: generator.vocab.hold, 14: generator.vocab.rest},
+                   scored_from=11)  # fmt: skip
+    chooser = decoding.StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
+    lean = decoding.decode(generator.model, plan, chooser, torch.Generator().manual_seed(plan.seed))
+    with torch.inference_mode(), decoding.cpu_threads(1):
+        batched = decoding._decode(generator.model, plan, chooser, torch.Generator().manual_seed(plan.seed),
+                                   list(plan.controls), 1, torch.device("cpu"))  # fmt: skip
+    assert lean.ids == batched.ids and lean.scored == batched.scored
+    assert lean.scored[0] < 0  # the fixed tokens were scored
