@@ -1,5 +1,9 @@
 """Generation speed: steps per second (one melody, a batch of 64), load + generate + MIDI, CLI wall time.
 
+One melody is timed twice: 2,000 steps without a form (``--steps``, as the batch), and, with a
+form-aware model, a default request of 64 bars (a form drawn from the corpus, the copy guard and
+the cadence bias: what ``tunesmith generate --bars 64`` decodes).
+
 Uses models/erk.pt when present, else a freshly initialised model of the erk preset's shape
 (same cost per step: the weights do not change the arithmetic).
 
@@ -77,6 +81,15 @@ def new_run(generator: Generator, num: int, steps: int, seed: int):
     return lambda: [row for decoded in generator.decode(plan, config) for row in decoded.ids]
 
 
+def form_run(generator: Generator, num: int, bars: int, seed: int):
+    """A default request of ``bars`` bars of 4/4 (a form drawn from the corpus with the seed, the
+    copy guard, the cadence bias): a melody with a form lasts exactly the form, ``bars`` bars."""
+    config = GenerationConfig(num=num, bars=bars, meter="4/4", seed=seed)
+    plan = generator.plan(config)
+    assert plan.form is not None and plan.total_steps == bars * plan.bar_length
+    return lambda: [row for decoded in generator.decode(plan, config) for row in decoded.ids]
+
+
 def old_run(sample_batch, generator: Generator, num: int, steps: int, seed: int):
     """The same request through the old loop (``</s>`` masked out, as its benchmark did)."""
     mask = torch.ones(len(generator.vocab), dtype=torch.bool)
@@ -121,12 +134,17 @@ def main() -> None:
         print(f"model: {which}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
               f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         cases = [("one melody", 1, 2000, 2_000), ("batch of 64", 64, 1000, 50_000)]
+        if generator.form_aware:  # what a default request decodes: a drawn form, the guard, the cadence
+            cases.insert(1, ("one melody, default request of 64 bars (drawn form)", 1, 64 * 16, 2_000))
         cases = [c for c in cases if args.only is None or c[0].startswith(args.only)]
-        loops = {"this tree": lambda num, steps, seed: new_run(generator, num, steps, seed)}
-        if args.baseline:
-            sample_batch = old_loop(args.baseline)
-            loops[args.baseline] = lambda num, steps, seed: old_run(sample_batch, generator, num, steps, seed)
         for label, num, steps, target in cases:
+            drawn_form = "drawn form" in label
+            loops = {"this tree": lambda num, steps, seed: new_run(generator, num, steps, seed)}
+            if drawn_form:
+                loops = {"this tree": lambda num, steps, seed: form_run(generator, num, steps // 16, seed)}
+            elif args.baseline:
+                sample_batch = old_loop(args.baseline)
+                loops[args.baseline] = lambda num, steps, seed: old_run(sample_batch, generator, num, steps, seed)
             runs: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
             for round_ in range(args.rounds + 1):  # alternating, so both see the same load; round 0 warms up
                 for name, make in loops.items():

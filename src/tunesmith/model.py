@@ -352,7 +352,8 @@ class RowStepper:
         self._index = np.zeros(len(self.offsets), dtype=np.int64)
         self._index_tensor = torch.from_numpy(self._index)  # shares the buffer: no tensor built per step
         self._bag = torch.zeros(1, dtype=torch.long)  # one bag: the offsets nn.functional.embedding_bag makes
-        self._head_t = model.head.weight.t()
+        self._head_t, self._head_bias = model.head.weight.t(), model.head.bias
+        self._lag_rows = [lag - 1 for lag in self.lags]
 
     def step(self, token: int, position: int, form: list[int] | None = None) -> torch.Tensor:
         """Feed ``token`` (the step before's choice), predict the step at ``position`` (in the
@@ -369,8 +370,8 @@ class RowStepper:
         self.position = position
         back = self.recent[position]
         values = [token, position, self.mode, self.meter, self.sounding, self.since]
-        values += [back[lag - 1][0] for lag in self.lags]
-        values += [back[lag - 1][1] for lag in self.lags]
+        values += [back[row][0] for row in self._lag_rows]
+        values += [back[row][1] for row in self._lag_rows]
         if self.form_inputs:
             if form is None:
                 values += [0] * form_inputs.WIDTH
@@ -389,7 +390,7 @@ class RowStepper:
             self.h[layer], self.c[layer] = h, c
             if w_ih_t is not None:
                 gates_in = torch.addmm(b_next, h, w_ih_t)
-        return torch.addmm(self.model.head.bias, self.h[-1], self._head_t)
+        return torch.addmm(self._head_bias, self.h[-1], self._head_t)
 
 
 def pick_device(name: str = "auto") -> torch.device:

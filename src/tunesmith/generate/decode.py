@@ -7,6 +7,11 @@ scored) or chosen: the controls' masks and biases are applied to the logits and 
 picks — a per-step sampling scheme (:class:`StepChooser`) or beam search (:class:`BeamChooser`).
 Beam search reorders rows; the loop then reorders the model state and every control, and
 the tokens are traced back through the recorded parents at the end.
+
+One melody with a per-step scheme on the CPU (what ``tunesmith generate`` asks by default) runs
+the same steps in :func:`_decode_one`, with the model's context and the tokens as Python ints: at
+batch 1 a step costs its number of tensor operations, not their arithmetic, so that loop keeps
+them few. It gives the very melody the batched loop gives (``tests/test_one_row.py``).
 """
 
 from __future__ import annotations
@@ -151,7 +156,8 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
         if len(plans) == 1 and not plans[0].trunks:  # rows that split (regenerate's trunks) need rows.py
             plan = plans[0]
             controls = list(plan.controls) + list(controls)
-            if rows == 1 and isinstance(chooser, StepChooser) and hasattr(model, "row_stepper"):
+            lean = rows == 1 and isinstance(chooser, StepChooser) and device.type == "cpu"
+            if lean and hasattr(model, "row_stepper"):
                 return [_decode_one(model, plan, chooser, generators[0], controls, device)]
             return [_decode(model, plan, chooser, generators[0], controls, rows, device)]
         from tunesmith.generate.rows import decode_rows

@@ -350,7 +350,8 @@ class FormControl:
         for token, ids, sounding in zip(chosen.tolist(), self.ids, self.sounding):
             ids.append(token)
             sounding.append(sounding[step - 1] if step and token == hold else token)
-        self.last_pitch = [step if ids[step] in self.pitch_ids else last for ids, last in zip(self.ids, self.last_pitch)]
+        pitch_ids = self.pitch_ids
+        self.last_pitch = [step if ids[step] in pitch_ids else last for ids, last in zip(self.ids, self.last_pitch)]
         self.step = step + 1
 
     def reorder(self, index: torch.Tensor) -> None:

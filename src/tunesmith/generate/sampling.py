@@ -183,13 +183,14 @@ def sample(logits: torch.Tensor, generator: torch.Generator | RowRandom | None =
     """
     # inverse-CDF draw: one uniform number per row (torch.multinomial draws one per token)
     cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-    if cdf.shape[0] == 1 and cdf.device.type == "cpu" and not cdf.requires_grad:  # one row: the same draw, searched in NumPy
+    if cdf.shape[0] == 1 and cdf.device.type == "cpu" and not cdf.requires_grad:  # one row: searched in NumPy
         values = cdf.numpy()[0]
-        if np.isnan(values[-1]):
+        total = values[-1]
+        if total != total:  # NaN
             raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
         # float32 times float32, as the tensor product below; "right" = the first CDF entry above u
-        u = np.float32(uniform((1, 1), generator, cdf.device).item()) * values[-1]
-        return torch.tensor([min(int(np.searchsorted(values, u, side="right")), len(values) - 1)])
+        u = np.float32(uniform((1, 1), generator, cdf.device).item()) * total
+        return torch.tensor([min(int(values.searchsorted(u, "right")), len(values) - 1)])
     if bool(torch.isnan(cdf[:, -1]).any()):  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
         raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
     u = uniform((cdf.shape[0], 1), generator, cdf.device) * cdf[:, -1:]
