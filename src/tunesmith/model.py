@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -333,8 +334,6 @@ class RowStepper:
     """
 
     def __init__(self, model: MelodyLSTM, state: State, mode: int, meter: int):
-        import numpy as np
-
         if state.h.shape[1] != 1:
             raise TunesmithError(f"a row stepper follows one row, the state has {state.h.shape[1]}")
         self.model, self.mode, self.meter = model, int(mode), int(meter)

@@ -157,7 +157,7 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
             plan = plans[0]
             controls = list(plan.controls) + list(controls)
             lean = rows == 1 and isinstance(chooser, StepChooser) and device.type == "cpu"
-            if lean and hasattr(model, "row_stepper"):
+            if lean and hasattr(model, "row_stepper") and not model.training:
                 return [_decode_one(model, plan, chooser, generators[0], controls, device)]
             return [_decode(model, plan, chooser, generators[0], controls, rows, device)]
         from tunesmith.generate.rows import decode_rows
@@ -234,8 +234,8 @@ def _decode_one(model, plan, chooser, generator, controls, device) -> Decoded:
     form = plan.form if getattr(plan, "form", None) is not None and getattr(model, "form_inputs", False) else None
     prefix_form = form.prefix_inputs(prefix, device) if form is not None else None
     position_ids = torch.tensor([positions[: len(prefix) + 1]], device=device)
-    one = lambda value: torch.full((1,), value, dtype=torch.long, device=device)  # noqa: E731
-    logits, state = model(fed, position_ids, one(plan.mode_id), one(plan.meter_id), form=prefix_form)
+    mode, meter = torch.tensor([plan.mode_id], device=device), torch.tensor([plan.meter_id], device=device)
+    logits, state = model(fed, position_ids, mode, meter, form=prefix_form)
     logits = logits[:, -1].float()
     stepper = model.row_stepper(state, plan.mode_id, plan.meter_id)
     previous = fed[:, -1]
@@ -253,7 +253,7 @@ def _decode_one(model, plan, chooser, generator, controls, device) -> Decoded:
                 raise TunesmithError(f"the model gave NaN or infinite scores at step {step}: the checkpoint is broken")
             if plan.scored_from is not None and step >= plan.scored_from:
                 scored += torch.log_softmax(logits, dim=-1)[:, token]
-            chosen = one(token)
+            chosen = torch.full((1,), token, device=device)
         else:
             ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, 1,
                               device, vocab, previous)  # fmt: skip
