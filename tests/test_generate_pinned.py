@@ -36,6 +36,8 @@ CASES: dict[str, dict] = {
     "requested form in 6/8": {"form": "AABA", "bars": 8, "meter": "6/8", "seed": 7},
     "three melodies": {"num": 3, "seed": 8},
     "no copy guard, may end early": {"max_copy": 0, "form": "none", "bars": 12, "seed": 9},
+    "requested form, three melodies in one pass": {"form": "A A' B A", "bars": 8, "num": 3, "seed": 12},
+    "top-k, two melodies of a given length": {"scheme": "top-k", "steps": 64, "num": 2, "seed": 13},
 }
 
 PINNED = {
@@ -54,6 +56,8 @@ PINNED = {
     "requested form in 6/8": "0e4dc252301f237e",
     "three melodies": "6f2e190db2922460",
     "no copy guard, may end early": "79e0f6bd3e55790c",
+    "requested form, three melodies in one pass": "65d86794594b352d",
+    "top-k, two melodies of a given length": "932db8a500872413",
     "regenerate bars 3-4": "484f5b4b713a1df7",
 }
 
