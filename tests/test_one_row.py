@@ -16,12 +16,16 @@ START, HOLD = 1, 3
 @pytest.mark.parametrize("layers, form_inputs, restatement, lookback", [
     (1, True, True, [1, 2, 4]), (2, False, True, [1, 3]), (1, True, False, []),
 ])  # fmt: skip
-@torch.inference_mode()
 def test_the_row_stepper_gives_the_very_logits_of_a_model_step(layers, form_inputs, restatement, lookback):
     torch.manual_seed(layers)
     config = ModelConfig(hidden=24, layers=layers, lookback=lookback, max_position=12, form_inputs=form_inputs,
                          form_restatement=restatement)  # fmt: skip
-    model = MelodyLSTM(config, 20, 3, 5).eval()
+    model = MelodyLSTM(config, 20, 3, 5).eval()  # built as a checkpoint is loaded: outside inference mode
+    with torch.inference_mode():
+        _compare_steps(model, form_inputs)
+
+
+def _compare_steps(model: MelodyLSTM, form_inputs: bool) -> None:
     draw = torch.Generator().manual_seed(0)
     tokens = torch.randint(3, 20, (60,), generator=draw)
     tokens[10:14] = HOLD  # holds keep the sounding pitch and count the steps since it
