@@ -256,10 +256,13 @@ class MelodyLSTM(nn.Module):
         whenever a weight has changed (training steps, ``load_state_dict``: each parameter's
         storage and version counter are the key), so every caller — a fresh generation, a
         server's running loop — sees the current weights."""
+        weights = self.__dict__.get("_weights")  # the Parameter objects (load_state_dict and training update them in place)
+        if weights is None:
+            weights = self.__dict__["_weights"] = tuple(self.parameters())
         try:
-            key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+            key = tuple((p.data_ptr(), p._version) for p in weights)
         except RuntimeError:  # a model built in inference mode: its tensors keep no version counter
-            key = tuple(p.data_ptr() for p in self.parameters())
+            key = tuple(p.data_ptr() for p in weights)
         cached = self._folded_cache  # read once: another thread may replace it meanwhile
         if cached is not None and cached[0] == key:
             return cached[1]
