@@ -201,12 +201,7 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         else:
             ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, rows,
                               device, vocab, previous)  # fmt: skip
-            scores = control_scores(controls, ctx, logits)
-            try:
-                chosen, parent = chooser.choose(scores, finished, generator)
-            except SamplingError:
-                _explain(scores, logits, step)
-                raise
+            chosen, parent = _choose(controls, ctx, logits, chooser, finished, generator)
             if parent is not None:
                 finished, scored = finished[parent], scored[parent]
                 state = model.reorder_state(state, parent)
@@ -223,6 +218,17 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         logits, state = model.step(chosen, position_ids[step + 1].expand(rows), modes, meters, state, form=step_form)
         logits, previous = logits.float(), chosen
     return _trace(steps, chooser.best_rows(plan.num), prefix, vocab.end, scored)
+
+
+def _choose(controls, ctx: StepContext, logits, chooser, finished, generator):
+    """The chooser's pick (and beam parents) from the controls' scores at a free step; a step
+    the controls leave no token is explained (:func:`_explain`) before the error is raised."""
+    scores = control_scores(controls, ctx, logits)
+    try:
+        return chooser.choose(scores, finished, generator)
+    except SamplingError:
+        _explain(scores, logits, ctx.step)
+        raise
 
 
 def _decode_one(model, plan, chooser, generator, controls, device) -> Decoded:
@@ -257,12 +263,7 @@ def _decode_one(model, plan, chooser, generator, controls, device) -> Decoded:
         else:
             ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, 1,
                               device, vocab, previous)  # fmt: skip
-            scores = control_scores(controls, ctx, logits)
-            try:
-                chosen, _ = chooser.choose(scores, finished, generator)
-            except SamplingError:
-                _explain(scores, logits, step)
-                raise
+            chosen, _ = _choose(controls, ctx, logits, chooser, finished, generator)
             token = int(chosen)
         for control in controls:
             control.advance(chosen)
