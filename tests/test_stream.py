@@ -112,3 +112,42 @@ def _empty(plan):
     from dataclasses import replace
 
     return replace(plan, prefix=[plan.vocab.rest] * plan.total_steps)
+
+
+def test_a_busy_stream_with_compactions_and_cancels_still_gives_each_plan_alone(generator, melody, monkeypatch):
+    """Plans join every few steps, some are cancelled, and the slot tables are compacted many
+    times (the threshold lowered): every plan that finishes has the tokens it has alone."""
+    import random
+
+    from tunesmith.generate import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "COMPACT_SLOTS", 4)
+    compactions = []
+    real = RowStream._compact
+    monkeypatch.setattr(RowStream, "_compact", lambda self: compactions.append(1) or real(self))
+    rng = random.Random(3)
+
+    def make():
+        if rng.random() < 0.5:
+            return generator.plan(GenerationConfig(bars=rng.choice([2, 4]), meter=rng.choice(["6/8", "3/4"]),
+                                                   seed=rng.randrange(1000)))  # fmt: skip
+        first = rng.randint(1, 5)
+        return plan_region(generator, melody, RegenerateConfig(bars=f"{first}-{first + 1}", num=2, candidates=4,
+                                                               horizon=1, join_bars=1, seed=rng.randrange(1000)).validate())[0]  # fmt: skip
+
+    stream = RowStream(generator.model, StepChooser("sample", 1.0, 8, 0.9, 0.5), generator.device)
+    plans, answers, entries = [], {}, []
+    for step in range(160):
+        if step % 4 == 0 and step < 120:
+            plan = make()
+            plans.append(plan)
+            entries += stream.add([plan], [torch.Generator().manual_seed(plan.seed)],
+                                  [lambda d, i=len(plans) - 1: answers.__setitem__(i, d)])  # fmt: skip
+        if step == 30:
+            stream.cancel(entries[3:4])
+        stream.step()
+    while stream.busy:
+        stream.step()
+    assert compactions and 3 not in answers and len(answers) == len(plans) - 1
+    for i, decoded in answers.items():
+        assert decoded.ids == generator.decode_plans([plans[i]], GenerationConfig())[0].ids, f"plan {i}"
