@@ -25,7 +25,9 @@ single-plan loop in :mod:`decode` stays the scalar special case (one melody's sp
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -64,6 +66,54 @@ def decode_rows(model, plans: list, chooser, generators: list, device: torch.dev
     while stream.busy:
         stream.step()
     return results
+
+
+_numbers = itertools.count()  # plan numbers, unique across streams and threads (ctx.segments, row-wise controls)
+
+
+@dataclass(eq=False)
+class Cohort:
+    """Plans ready to join a stream: their row-wise controls built and prefixes encoded (see :func:`prepare`)."""
+
+    plans: list
+    streams: list
+    callbacks: list
+    numbers: list[int]
+    starts: list[int]
+    lengths: list[int]
+    last_free: list[int]
+    per: list[int]
+    sizes: list[int]
+    controls: list
+    logits: torch.Tensor
+    state: Any
+    previous: torch.Tensor
+
+
+def prepare(model, plans: list, streams: list, callbacks: list, device: torch.device) -> Cohort:
+    """Everything a stream needs from ``plans`` before they join it — their row-wise controls and
+    their prefixes through the model — computed without the stream, so a server's request threads
+    do it beside the running loop (the LSTM over a prefix releases the GIL). Raises TunesmithError
+    for a plan the loop cannot take."""
+    if not plans:
+        return Cohort([], [], [], [], [], [], [], [], [], [], None, None, None)
+    vocab = plans[0].vocab
+    starts = [len(plan.prefix) for plan in plans]
+    lengths = [plan.total_steps - s for plan, s in zip(plans, starts)]
+    if min(lengths) < 1:
+        raise TunesmithError("a plan has no step to decode")
+    if any(plan.vocab.tokens != vocab.tokens for plan in plans):
+        raise TunesmithError("plans decoded together must share one vocabulary")
+    last_free = [max((s for s in range(starts[p], plan.total_steps) if s not in plan.fixed), default=-1)
+                 for p, plan in enumerate(plans)]  # fmt: skip
+    per = [plan.num // plan.trunks if branches(plan, starts[p], last_free[p]) else 1 for p, plan in enumerate(plans)]
+    sizes = [plan.num // k for plan, k in zip(plans, per)]
+    numbers = [next(_numbers) for _ in plans]
+    form_aware = bool(getattr(model, "form_inputs", False))
+    controls = cohort_controls(plans, sizes, numbers, form_aware)  # raises for a control with no row-wise merge
+    logits, state, previous = encode_prefixes(model, plans, sizes, form_aware, device)
+    return Cohort(list(plans), list(streams), list(callbacks), numbers, starts, lengths, last_free, per, sizes,
+                  controls, logits, state, previous)  # fmt: skip
 
 
 def branches(plan, start: int, last_free: int) -> bool:

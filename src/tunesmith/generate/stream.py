@@ -1,9 +1,11 @@
 """Continuous batching: one decoding loop that plans join between any two steps and leave when done.
 
 A server decoding pass by pass makes a request that arrives mid-pass wait for the whole pass,
-then for its own. A :class:`RowStream` instead keeps ONE loop running: :meth:`RowStream.add`
-puts new plans' rows beside the running ones (their prefixes encoded in one packed call, their
-controls appended to the running row-wise controls), :meth:`RowStream.step` advances every row
+then for its own. A :class:`RowStream` instead keeps ONE loop running: :meth:`RowStream.join`
+puts a cohort of new plans' rows beside the running ones (prepared by
+:func:`tunesmith.generate.rows.prepare`, in any thread: their prefixes encoded in one packed
+call, their row-wise controls built, then appended to the running ones; :meth:`RowStream.add`
+does both), :meth:`RowStream.step` advances every row
 by one step (one batched model step for all of them), and a plan whose rows are done leaves at
 once and its callback gets its :class:`~tunesmith.generate.decode.Decoded`. So a request waits
 about one step to start, and its answer takes its own steps, whatever else runs.
@@ -21,7 +23,6 @@ at its branch step; once its free steps are behind it, rows with the same tokens
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,7 +32,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import control_scores
 from tunesmith.generate.copyguard import CopyGuard
 from tunesmith.generate.decode import Decoded, _explain
-from tunesmith.generate.rows import RowsContext, branches, cohort_controls, encode_prefixes
+from tunesmith.generate.rows import Cohort, RowsContext, prepare
 from tunesmith.generate.sampling import JoinedRandom, SamplingError
 
 COMPACT_SLOTS = 512  # slot tables are compacted once this many slots (and more than the live ones) are dead
@@ -58,54 +59,6 @@ class _Entry:
     @property
     def step(self) -> int:
         return self.start + self.t
-
-
-_numbers = itertools.count()  # plan numbers, unique across streams and threads (ctx.segments, row-wise controls)
-
-
-@dataclass(eq=False)
-class Cohort:
-    """Plans ready to join a stream: their row-wise controls built and prefixes encoded (see :func:`prepare`)."""
-
-    plans: list
-    streams: list
-    callbacks: list
-    numbers: list[int]
-    starts: list[int]
-    lengths: list[int]
-    last_free: list[int]
-    per: list[int]
-    sizes: list[int]
-    controls: list
-    logits: torch.Tensor
-    state: Any
-    previous: torch.Tensor
-
-
-def prepare(model, plans: list, streams: list, callbacks: list, device: torch.device) -> Cohort:
-    """Everything a stream needs from ``plans`` before they join it — their row-wise controls and
-    their prefixes through the model — computed without the stream, so a server's request threads
-    do it beside the running loop (the LSTM over a prefix releases the GIL). Raises TunesmithError
-    for a plan the loop cannot take."""
-    if not plans:
-        return Cohort([], [], [], [], [], [], [], [], [], [], None, None, None)
-    vocab = plans[0].vocab
-    starts = [len(plan.prefix) for plan in plans]
-    lengths = [plan.total_steps - s for plan, s in zip(plans, starts)]
-    if min(lengths) < 1:
-        raise TunesmithError("a plan has no step to decode")
-    if any(plan.vocab.tokens != vocab.tokens for plan in plans):
-        raise TunesmithError("plans decoded together must share one vocabulary")
-    last_free = [max((s for s in range(starts[p], plan.total_steps) if s not in plan.fixed), default=-1)
-                 for p, plan in enumerate(plans)]  # fmt: skip
-    per = [plan.num // plan.trunks if branches(plan, starts[p], last_free[p]) else 1 for p, plan in enumerate(plans)]
-    sizes = [plan.num // k for plan, k in zip(plans, per)]
-    numbers = [next(_numbers) for _ in plans]
-    form_aware = bool(getattr(model, "form_inputs", False))
-    controls = cohort_controls(plans, sizes, numbers, form_aware)  # raises for a control with no row-wise merge
-    logits, state, previous = encode_prefixes(model, plans, sizes, form_aware, device)
-    return Cohort(list(plans), list(streams), list(callbacks), numbers, starts, lengths, last_free, per, sizes,
-                  controls, logits, state, previous)  # fmt: skip
 
 
 class RowStream:

@@ -63,7 +63,7 @@ class SharedDecoder:
             raise HTTPException(503, "the server is shutting down")
         if config.scheme == "beam" or not all(row_wise(plan) for plan in plans):
             return self.generator.decode_plans(plans, config)
-        from tunesmith.generate.stream import prepare
+        from tunesmith.generate.rows import prepare
 
         key = (config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
         futures = [Future() for _ in plans]
