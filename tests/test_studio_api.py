@@ -494,7 +494,8 @@ def test_concurrent_regenerations_of_different_melodies_and_bars_share_the_loop(
             assert batched.json()["error"] == one.json()["error"]
 
 
-def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_checkpoint, monkeypatch):
+@pytest.mark.parametrize("fault", ["refusal", "bug"])
+def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_checkpoint, monkeypatch, fault):
     """If a step of the shared loop fails, every request in it decodes again alone (so only a
     request that fails alone fails); a request the loop cannot answer in time gets a 503."""
     from fastapi.testclient import TestClient
@@ -511,7 +512,7 @@ def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_che
         def broken(self):
             calls.append(1)
             if len(calls) == 1:
-                raise TunesmithError("the model gave NaN scores")
+                raise TunesmithError("the model gave NaN scores") if fault == "refusal" else IndexError("a bug")
             return real(self)
 
         monkeypatch.setattr(RowStream, "step", broken)

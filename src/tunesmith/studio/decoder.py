@@ -120,9 +120,7 @@ class SharedDecoder:
                     try:
                         stream.step()
                     except Exception as exc:  # every plan of this stream decodes again alone
-                        if not isinstance(exc, TunesmithError):
-                            log.exception("studio decoding step failed")
-                        stream.fail(exc)
+                        stream.fail(_as_refusal(exc, "step"))
                     self.steps += 1
 
     def _admit(self, key: tuple, cohort, futures: list[Future]) -> None:
@@ -137,10 +135,8 @@ class SharedDecoder:
         try:
             entries = stream.join(cohort)
         except Exception as exc:
-            if not isinstance(exc, TunesmithError):
-                log.exception("studio decoding: plans could not join")
             for future in futures:
-                future.set_exception(exc)
+                future.set_exception(_as_refusal(exc, "join"))
             return
         self.plans += len(entries)
         for entry, future in zip(entries, futures):
@@ -148,6 +144,15 @@ class SharedDecoder:
 
 
 _DEFAULT = ("sample", 1.0, 8, 0.9, 0.5)  # GenerationConfig's sampling defaults: the stream kept when idle
+
+
+def _as_refusal(exc: Exception, what: str) -> TunesmithError:
+    """``exc`` as the TunesmithError its requests see: they then decode again alone (the engine's
+    fallback), so a fault of the shared loop costs time, not answers; an unexpected one is logged."""
+    if isinstance(exc, TunesmithError):
+        return exc
+    log.exception("studio decoding loop: %s failed", what, exc_info=exc)
+    return TunesmithError(f"the shared decoding loop failed ({type(exc).__name__}); decoded alone instead")
 
 
 def _answer(future: Future):
