@@ -6,7 +6,7 @@ from synthetic_songs import untrained_checkpoint
 
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, default_model_path
-from tunesmith.generate.batch import Retry, batch_key, generate_batch
+from tunesmith.generate.batch import batch_key, generate_batch
 from tunesmith.generate.sampling import RowRandom, mixed, sample
 
 
@@ -66,14 +66,19 @@ def test_requests_with_a_form_give_what_they_give_alone(generator):
         alone = generator.generate(config)[0]
         assert melodies[0].tokens == alone.tokens and melodies[0].params["form"] == alone.params["form"]
         assert melodies[0].params["form_honoured"] == alone.params["form_honoured"]
-    # a server answers the pass at once and composes a melody that missed its form again apart
-    deferred = generate_batch(generator, configs, defer_retries=True)
-    retries = [i for i, result in enumerate(deferred) if isinstance(result, Retry)]
-    assert retries  # this untrained model misses forms
-    for i, result in enumerate(deferred):
-        melodies = result.run() if i in retries else result
-        assert [m.tokens for m in melodies] == [m.tokens for m in batched[i]]
-        assert melodies[0].params["form_honoured"] == batched[i][0].params["form_honoured"]
+    assert not all(m[0].params["form_honoured"] for m in batched)  # this untrained model misses forms
+    # a server's decode hook: each request decodes its first form retry beside it, same melodies
+    calls = []
+
+    def shared(plans, config):
+        calls.append(len(plans))
+        return generator.decode_plans(plans, config, max_rows=len(plans))
+
+    hooked = generate_batch(generator, configs, decode=shared)
+    assert calls[:3] == [10, 2, 6]  # the three groups of equal settings, each plan with its first retry
+    for melodies, expected in zip(hooked, batched, strict=True):
+        assert [m.tokens for m in melodies] == [m.tokens for m in expected]
+        assert melodies[0].params["form_honoured"] == expected[0].params["form_honoured"]
 
 
 @pytest.mark.skipif(not default_model_path().is_file(), reason="the shipped model models/erk.pt is not present")

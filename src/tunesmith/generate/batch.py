@@ -10,6 +10,8 @@ misses its form is composed again from the next seed, the retries of a pass agai
 
 Only one-melody requests with a per-step scheme are batched; a request for several melodies
 (whose rows share one stream) or for beam search runs alone, through :meth:`Generator.generate`.
+A server passes a ``decode`` hook (its shared decoding loop, :mod:`tunesmith.studio.decoder`);
+then each plan with a form decodes its first form retry beside it, so a miss waits for nothing.
 """
 
 from __future__ import annotations
@@ -33,30 +35,13 @@ def batch_key(config: GenerationConfig) -> tuple | None:
     return tuple(sorted((k, repr(v)) for k, v in asdict(config).items() if k != "seed"))
 
 
-class Retry:
-    """A batched request whose melody missed its form: ``run()`` composes it again as
-    :meth:`Generator.generate` does (the next seeds, up to FORM_RETRIES times) and returns its
-    melodies. A server runs it apart, so the other requests of the pass need not wait for it."""
-
-    def __init__(self, generator, melody: Melody, config: GenerationConfig, plan: Plan):
-        self.generator, self.melody, self.config, self.plan = generator, melody, config, plan
-
-    def run(self) -> list[Melody]:
-        melodies = [self.melody]
-        self.generator.honour_forms([(melodies, self.plan, self.config)])
-        _harmonize(melodies, self.config)
-        return melodies
-
-
 def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = MAX_BATCH_ROWS,
-                   return_errors: bool = False, defer_retries: bool = False, decode=None) -> list[Any]:  # fmt: skip
+                   return_errors: bool = False, decode=None) -> list[Any]:  # fmt: skip
     """The melodies of each of ``configs``, in order: ``result[i]`` equals ``generator.generate(configs[i])``.
 
     Requests with equal :func:`batch_key` are decoded together, at most ``max_rows`` at a time.
     A bad request raises its TunesmithError, or with ``return_errors`` takes that error's place in
-    the result (so one bad request does not fail the others). With ``defer_retries`` a request
-    whose melody missed its form gets a :class:`Retry` in its place (``run()`` gives its melodies).
-    ``decode(plans, config)`` decodes the plans (default ``generator.decode_plans``; the studio's
+    the result (so one bad request does not fail the others). ``decode(plans, config)`` decodes the plans (default ``generator.decode_plans``; the studio's
     shared loop); if it fails, each request is decoded again alone by ``generator.decode_plans``.
     """
     results: list[Any] = [None] * len(configs)
@@ -77,29 +62,27 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
         for first in range(0, len(members), max_rows):
             chunk = members[first : first + max_rows]
             try:
-                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], defer_retries,
-                                            decode)  # fmt: skip
+                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], decode)
             except TunesmithError as exc:
                 if not return_errors:
                     raise
                 melodies = [exc] * len(chunk)
                 if len(chunk) > 1 or decode is not None:  # which request failed: each alone, so the others still get theirs
-                    melodies = [_one(generator, config, plan, defer_retries) for _, config, plan in chunk]
+                    melodies = [_one(generator, config, plan) for _, config, plan in chunk]
             for (index, _, _), melody in zip(chunk, melodies):
-                results[index] = melody if isinstance(melody, TunesmithError | Retry) else [melody]
+                results[index] = melody if isinstance(melody, TunesmithError) else [melody]
     return results
 
 
-def _one(generator, config: GenerationConfig, plan: Plan, defer: bool) -> Any:
+def _one(generator, config: GenerationConfig, plan: Plan) -> Any:
     """One request decoded alone, or its TunesmithError."""
     try:
-        return _decode_together(generator, [(config, plan)], defer)[0]
+        return _decode_together(generator, [(config, plan)])[0]
     except TunesmithError as exc:
         return exc
 
 
-def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], defer: bool = False,
-                     decode=None) -> list[Any]:  # fmt: skip
+def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], decode=None) -> list[Any]:
     """One decoding pass over requests whose settings differ only in their seed: one row each."""
     from tunesmith.form import compliance
 
@@ -121,10 +104,7 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
             melody.params["form_honoured"] = compliance(melody.song, p.form.form.phrases).ok
             if not melody.params["form_honoured"]:
                 missed.append(i)
-    if defer:
-        for i in missed:
-            melodies[i] = Retry(generator, melodies[i], *requests[i])
-    elif missed:  # the retries of the pass as one pass
+    if missed:  # the retries of the pass as one pass
         retried = [([melodies[i]], requests[i][1], requests[i][0]) for i in missed]
         generator.honour_forms(retried, decode=decode, ahead=[ahead[i] for i in missed])
         for i, (again, _, _) in zip(missed, retried):

@@ -40,8 +40,7 @@ class SharedDecoder:
         self.pending: list[tuple[tuple, Any, list[Future]]] = []  # (sampling key, prepared cohort, futures)
         self.streams: dict[tuple, Any] = {}
         self.thread: threading.Thread | None = None
-        self.steps = self.plans = 0  # loop steps run and plans decoded (the benchmark reads them)
-        self.peak_rows = 0
+        self.peak_rows = 0  # the most rows one step has carried (tests read it)
         self.closed = False
         atexit.register(self.close)  # never left inside torch while the interpreter shuts down
 
@@ -121,7 +120,6 @@ class SharedDecoder:
                         stream.step()
                     except Exception as exc:  # every plan of this stream decodes again alone
                         stream.fail(_as_refusal(exc, "step"))
-                    self.steps += 1
 
     def _admit(self, key: tuple, cohort, futures: list[Future]) -> None:
         from tunesmith.generate.decode import StepChooser
@@ -138,7 +136,6 @@ class SharedDecoder:
             for future in futures:
                 future.set_exception(_as_refusal(exc, "join"))
             return
-        self.plans += len(entries)
         for entry, future in zip(entries, futures):
             future.entry = entry
 
