@@ -230,7 +230,9 @@ class RowStream:
             segments.append((e.number, a, a + e.rows, e.step, e.plan.total_steps))
             a += e.rows
         logits, finished = self.logits, self.finished
-        given = [(e, seg) for e, seg in zip(self.entries, segments) if e.step in e.plan.fixed]
+        given, free = [], []  # plans whose step is fixed (kept bars, fixed notes) and those that choose
+        for e, seg in zip(self.entries, segments):
+            (given if e.step in e.plan.fixed else free).append((e, seg))
         if given:
             if not bool(torch.isfinite(logits).all()):
                 raise TunesmithError(f"the model gave NaN or infinite scores at step {given[0][1][3]}: the checkpoint is broken")
@@ -241,7 +243,6 @@ class RowStream:
                 self.scored += torch.where(self.scoring[self.slot, self.local] & ~finished, log_probs, 0.0)
         else:
             chosen = torch.empty(finished.shape[0], dtype=torch.long, device=device)
-        free = [(e, seg) for e, seg in zip(self.entries, segments) if e.step not in e.plan.fixed]
         if free:
             first = self.entries[0].plan
             step0 = segments[0][3]
