@@ -70,12 +70,12 @@ def test_requests_with_a_form_give_what_they_give_alone(generator):
     # a server's decode hook: each request decodes its first form retry beside it, same melodies
     calls = []
 
-    def shared(plans, config):
-        calls.append(len(plans))
-        return generator.decode_plans(plans, config, max_rows=len(plans))
+    def shared(plans, config, ahead=()):
+        calls.append((len(plans), len(ahead)))
+        return generator.decode_plans([*plans, *ahead], config, max_rows=len(plans) + len(ahead))
 
     hooked = generate_batch(generator, configs, decode=shared)
-    assert calls[:3] == [10, 2, 6]  # the three groups of equal settings, each plan with its first retry
+    assert calls[:3] == [(5, 5), (1, 1), (3, 3)]  # the three groups of equal settings, each plan with its first retry
     for melodies, expected in zip(hooked, batched, strict=True):
         assert [m.tokens for m in melodies] == [m.tokens for m in expected]
         assert melodies[0].params["form_honoured"] == expected[0].params["form_honoured"]

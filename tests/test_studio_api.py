@@ -505,8 +505,10 @@ def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_che
     from tunesmith.studio.app import create_app
 
     body = {"bars": 2, "meter": "3/4", "seed": 3}
-    with TestClient(create_app({"tiny": tiny_checkpoint})) as studio:
-        expected = studio.post("/api/compose", json=body).json()["melodies"][0]["tokens"]
+    app = create_app({"tiny": tiny_checkpoint})
+    with TestClient(app) as studio:
+        expected = studio.post("/api/compose", json=body).json()["melodies"][0]["tokens"]  # alone: the loop was idle
+        app.state.decoders["tiny"].shortcut = False  # from now on through the shared loop
         real, calls = RowStream.step, []
 
         def broken(self):
@@ -518,7 +520,11 @@ def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_che
         monkeypatch.setattr(RowStream, "step", broken)
         again = studio.post("/api/compose", json=body)
         assert again.status_code == 200 and again.json()["melodies"][0]["tokens"] == expected
-    monkeypatch.setattr(RowStream, "step", lambda self: __import__("time").sleep(0.05))  # never finishes
-    with TestClient(create_app({"tiny": tiny_checkpoint}, timeout=1)) as studio:
+        assert calls  # it went through the loop (and then decoded again alone)
+    stuck_app = create_app({"tiny": tiny_checkpoint}, timeout=1)
+    with TestClient(stuck_app) as studio:
+        studio.post("/api/compose", json=body)
+        stuck_app.state.decoders["tiny"].shortcut = False
+        monkeypatch.setattr(RowStream, "step", lambda self: __import__("time").sleep(0.05))  # never finishes
         stuck = studio.post("/api/compose", json=body)
     assert stuck.status_code == 503 and "busy" in stuck.json()["error"]

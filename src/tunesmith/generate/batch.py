@@ -41,8 +41,10 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
 
     Requests with equal :func:`batch_key` are decoded together, at most ``max_rows`` at a time.
     A bad request raises its TunesmithError, or with ``return_errors`` takes that error's place in
-    the result (so one bad request does not fail the others). ``decode(plans, config)`` decodes the plans (default ``generator.decode_plans``; the studio's
-    shared loop); if it fails, each request is decoded again alone by ``generator.decode_plans``.
+    the result (so one bad request does not fail the others). ``decode(plans, config, ahead=…)``
+    decodes the plans (default ``generator.decode_plans``; the studio's shared loop), and the
+    ``ahead`` plans (each form request's first retry) or None for those it skips; if it fails,
+    each request is decoded again alone by ``generator.decode_plans``.
     """
     results: list[Any] = [None] * len(configs)
     groups: dict[tuple, list[tuple[int, GenerationConfig, Plan]]] = {}
@@ -91,11 +93,11 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
     ahead: list[Any] = [None] * len(plans)
     if decode is None:
         decoded = generator.decode_plans(plans, config, max_rows=len(plans))
-    else:  # a server: each plan with a form decodes its first retry beside it, so a miss costs no second wait
+    else:  # a server: each plan with a form may decode its first form retry beside it (a miss then waits for nothing)
         spare = [i for i, plan in enumerate(plans) if plan.form is not None and plan.num == 1]
-        decoded = decode(plans + [replace(plans[i], seed=plans[i].seed + 1) for i in spare], config)
+        decoded = decode(plans, config, ahead=[replace(plans[i], seed=plans[i].seed + 1) for i in spare])
         for i, rows in zip(spare, decoded[len(plans) :]):
-            ahead[i] = rows
+            ahead[i] = rows  # None where the decoder skipped it
         decoded = decoded[: len(plans)]
     melodies: list[Any] = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]
     missed = []

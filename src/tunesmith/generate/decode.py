@@ -153,7 +153,7 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
     # several plans (a server's batch): one thread, since the 2 cores are shared with other requests
     threads = 1 if device.type == "cpu" and (rows <= SMALL_BATCH or len(plans) > 1) else None
     with cpu_threads(threads):
-        if len(plans) == 1 and not plans[0].trunks:  # rows that split (regenerate's trunks) need rows.py
+        if len(plans) == 1:
             plan = plans[0]
             controls = list(plan.controls) + list(controls)
             lean = rows == 1 and isinstance(chooser, StepChooser) and device.type == "cpu"
@@ -166,7 +166,15 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
 
 
 def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
+    from tunesmith.generate.rows import branches
+
     vocab, total, prefix = plan.vocab, plan.total_steps, plan.prefix
+    # a plan with trunks (regenerate's --join-bars) runs one row per trunk up to its branch step,
+    # where each becomes its candidates (rows t * split ... of trunk t), as in rows.py
+    last_free = max((s for s in range(len(prefix), total) if s not in plan.fixed), default=-1)
+    split = plan.num // plan.trunks if chooser.width == 1 and branches(plan, len(prefix), last_free) else 0
+    if split:
+        rows = plan.trunks
     positions = plan.positions
     position_ids = torch.tensor(positions, device=device)
     modes = torch.full((rows,), plan.mode_id, dtype=torch.long, device=device)
@@ -191,6 +199,14 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
     for step in range(len(prefix), total):
         token = plan.fixed.get(step)
         parent = None
+        if split and step == plan.branch:  # each trunk's row becomes its candidates, sharing its tokens so far
+            parent = torch.arange(rows, device=device).repeat_interleave(split)
+            rows, split = rows * split, 0
+            logits, previous, finished, scored = logits[parent], previous[parent], finished[parent], scored[parent]
+            modes, meters, state = modes[parent], meters[parent], model.reorder_state(state, parent)
+            end = torch.full((rows,), vocab.end, device=device)
+            for control in controls:
+                control.reorder(parent)
         if token is not None:
             if not bool(torch.isfinite(logits).all()):
                 raise TunesmithError(f"the model gave NaN or infinite scores at step {step}: the checkpoint is broken")
@@ -201,8 +217,9 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         else:
             ctx = StepContext(step, positions[step], plan.bar_of_step[step], positions[step] == 0, total, rows,
                               device, vocab, previous)  # fmt: skip
-            chosen, parent = _choose(controls, ctx, logits, chooser, finished, generator)
-            if parent is not None:
+            chosen, beams = _choose(controls, ctx, logits, chooser, finished, generator)
+            if beams is not None:
+                parent = beams
                 finished, scored = finished[parent], scored[parent]
                 state = model.reorder_state(state, parent)
                 for control in controls:
@@ -217,7 +234,10 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
         step_form = form.inputs(step + 1, device) if form is not None else None
         logits, state = model.step(chosen, position_ids[step + 1].expand(rows), modes, meters, state, form=step_form)
         logits, previous = logits.float(), chosen
-    return _trace(steps, chooser.best_rows(plan.num), prefix, vocab.end, scored)
+    best = chooser.best_rows(plan.num)
+    if split:  # every row ended before the branch: each candidate is its trunk
+        best = [row // split for row in best]
+    return _trace(steps, best, prefix, vocab.end, scored)
 
 
 def _choose(controls, ctx: StepContext, logits, chooser, finished, generator):

@@ -197,9 +197,7 @@ class Generator:
         stream seeded with its seed (as :meth:`decode` does for one plan): one plan alone runs in
         chunks of CHUNK_ROWS rows; several plans (one scheme, no beam search) share passes of at
         most ``max_rows`` rows."""
-        from tunesmith.generate.rows import row_wise
-
-        if len(plans) == 1 and not (plans[0].trunks and row_wise(plans[0])):  # rows that split decode in rows.py
+        if len(plans) == 1:
             from tunesmith.generate.decode import Decoded
 
             chunks = list(self.decode(plans[0], config, controls))
@@ -255,6 +253,9 @@ class Generator:
         generator = torch.Generator(device=self.device).manual_seed(plan.seed)
         per_chunk = max(1, CHUNK_ROWS // chooser.width)
         for first in range(0, plan.num, per_chunk):
+            if plan.trunks:  # its rows split into each version's candidates: one chunk, whatever its size
+                yield decode(self.model, plan, chooser, generator, controls)
+                return
             chunk = plan if plan.num <= per_chunk else replace(plan, num=min(per_chunk, plan.num - first))
             yield decode(self.model, chunk, chooser, generator, controls)
 

@@ -41,6 +41,8 @@ class SharedDecoder:
         self.streams: dict[tuple, Any] = {}
         self.thread: threading.Thread | None = None
         self.peak_rows = 0  # the most rows one step has carried (tests read it)
+        self.alone = 0  # requests decoding alone right now (the loop was idle when they came)
+        self.shortcut = True  # a request that finds the loop idle decodes alone, by the fastest loop for it
         self.closed = False
         atexit.register(self.close)  # never left inside torch while the interpreter shuts down
 
@@ -53,15 +55,27 @@ class SharedDecoder:
         if thread is not None and thread is not threading.current_thread():
             thread.join(wait)
 
-    def __call__(self, plans: list, config) -> list:
+    def __call__(self, plans: list, config, ahead: list = ()) -> list:
+        """The Decoded of each of ``plans``, then of each of ``ahead`` (plans worth decoding only
+        beside others, such as a compose's first form retry) or None where it was skipped."""
         from tunesmith.generate.rows import row_wise
 
-        if not plans:
+        if not plans and not ahead:
             return []
         if self.closed:
             raise HTTPException(503, "the server is shutting down")
-        if config.scheme == "beam" or not all(row_wise(plan) for plan in plans):
-            return self.generator.decode_plans(plans, config)
+        if config.scheme == "beam" or not all(row_wise(plan) for plan in [*plans, *ahead]):
+            return self.generator.decode_plans(plans, config) + [None] * len(ahead)
+        with self.condition:  # nothing else running: this request alone, by the fastest loop for it
+            alone = self.shortcut and not self.pending and not self.alone and not any(s.busy for s in self.streams.values())
+            self.alone += alone
+        if alone:
+            try:
+                return [self.generator.decode_plans([plan], config)[0] for plan in plans] + [None] * len(ahead)
+            finally:
+                with self.condition:
+                    self.alone -= 1
+        plans = [*plans, *ahead]
         from tunesmith.generate.rows import prepare
 
         key = (config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
