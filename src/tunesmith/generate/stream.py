@@ -111,14 +111,13 @@ class RowStream:
             raise TunesmithError("plans decoded together must share one vocabulary")
         if len({id(c.index) for c in self.controls + cohort.controls if isinstance(c, CopyGuard)}) > 1:
             raise TunesmithError("plans decoded together must share one originality index")  # before anything changes
-        self.vocab = vocab
-        self.chooser.end = vocab.end
         if not self.entries:
             self._reset()
-            self.vocab = vocab
             self.chooser.start(sum(cohort.sizes), self.device)
         elif self.used - sum(e.plan.num for e in self.entries) > max(COMPACT_SLOTS, self.used // 2):
             self._compact()
+        self.vocab = vocab
+        self.chooser.end = vocab.end
         entries = []
         for p, plan in enumerate(plans):
             entries.append(_Entry(plan, cohort.streams[p], cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
