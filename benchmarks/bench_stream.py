@@ -8,7 +8,7 @@ thread). The plans are captured once from the studio's own engine (seeded), so e
 decodes the same work. No HTTP, no threads: what the load test's loop thread costs per step.
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/bench_stream.py [--composes 5] [--regenerates 5]
-[--steps 1500] [--repeat 3] [--profile]
+[--steps 1500] [--repeat 3] [--threads 1] [--profile]
 """
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def main() -> None:
     parser.add_argument("--regenerates", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the server uses 1 per process)")
     parser.add_argument("--profile", action="store_true", help="torch's op table of one run")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     generator = Generator.from_checkpoint(args.model, device="cpu")
     sets = capture(generator, 8)
     results = []

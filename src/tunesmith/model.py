@@ -234,15 +234,18 @@ class MelodyLSTM(nn.Module):
         if self.form_inputs:
             parts.append(self._form(form, (token.shape[0],)))
         index = torch.cat(parts, 1)
-        gates_in = nn.functional.embedding_bag(index + offsets, table, mode="sum") + bias
+        gates_in = nn.functional.embedding_bag(index + offsets, table, mode="sum").add_(bias)
         hs, cs = [], []
         for layer, (w_hh_t, w_ih_t, b_next) in enumerate(layers):
             h = lstm_state[0][layer] if lstm_state is not None else gates_in.new_zeros(token.shape[0], w_hh_t.shape[0])
             c = lstm_state[1][layer] if lstm_state is not None else torch.zeros_like(h)
-            gates = torch.addmm(gates_in, h, w_hh_t)  # gate order i, f, o, g (see _folded)
-            i, f, o = torch.sigmoid(gates[:, : 3 * h.shape[1]]).chunk(3, dim=1)
-            c = torch.addcmul(f * c, i, torch.tanh(gates[:, 3 * h.shape[1] :]))
-            h = o * torch.tanh(c)
+            # in place on this step's own buffers: the same operations as nn.LSTM's cell, fewer allocations
+            gates = gates_in.addmm_(h, w_hh_t)  # gate order i, f, o, g (see _folded)
+            hidden = h.shape[1]
+            gates[:, : 3 * hidden].sigmoid_()
+            i, f, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 2 * hidden : 3 * hidden]
+            c = f.mul_(c).addcmul_(i, gates[:, 3 * hidden :].tanh_())
+            h = torch.tanh(c).mul_(o)
             hs.append(h)
             cs.append(c)
             if w_ih_t is not None:
