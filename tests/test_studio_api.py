@@ -435,8 +435,16 @@ def test_worker_processes_build_the_app_from_the_parents_settings(tiny_checkpoin
     settings = {"models": {"tiny": str(tiny_checkpoint)}, "slots": 1, "timeout": 10}
     monkeypatch.setenv(ENVIRONMENT, json.dumps(settings))
     worker = TestClient(app_from_environment())  # what `serve --processes 2` runs in each process
-    assert [m["name"] for m in worker.get("/api/info").json()["models"]] == ["tiny"]
-    assert worker.post("/api/compose", json={"bars": 1, "seed": 1}).status_code == 200
+    info = worker.get("/api/info")
+    assert [m["name"] for m in info.json()["models"]] == ["tiny"]
+    composed = worker.post("/api/compose", json={"bars": 1, "seed": 1})
+    assert composed.status_code == 200
+    # a generation's answer closes its connection: the client's next request goes to whichever
+    # process is free first; other answers keep theirs
+    assert composed.headers["connection"] == "close"
+    regenerated = worker.post("/api/regenerate", json={"melody": composed.json()["melodies"][0], "bars": [1, 1], "num": 1})
+    assert regenerated.status_code == 200 and regenerated.headers["connection"] == "close"
+    assert info.headers.get("connection") != "close"
 
 
 def test_concurrent_composes_share_the_decoding_loop_and_each_seed_gives_its_own_melody(tiny_checkpoint):

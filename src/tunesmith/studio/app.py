@@ -70,6 +70,29 @@ class BodyLimit:
         return await self.app(scope, limited, send)
 
 
+class CloseAfterGeneration:
+    """ASGI middleware for a server of several processes: the answer to a compose or regenerate
+    request closes its connection, so the client's next request is accepted afresh by whichever
+    process is free first (a kept-alive connection stays with one process however busy it is;
+    under load the processes' shares then drift apart)."""
+
+    PATHS = ("/api/compose", "/api/regenerate")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") not in self.PATHS:
+            return await self.app(scope, receive, send)
+
+        async def closing(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        return await self.app(scope, receive, closing)
+
+
 class Runner:
     """Runs blocking work in a thread: ``slots`` at a time, each request answered within ``timeout``."""
 
@@ -130,12 +153,13 @@ STREAMED = 64  # compose/regenerate requests in flight at once (their threads mo
 
 
 def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False,
-               batch_window: float = 0.0) -> FastAPI:  # fmt: skip
+               batch_window: float = 0.0, spread: bool = False) -> FastAPI:  # fmt: skip
     """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
 
     ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
     Compose and regenerate requests decode in one shared loop per model, joining it between any
     two steps (``batch_window``: seconds an idle loop waits for more requests before it starts).
+    ``spread``: one of several server processes (:class:`CloseAfterGeneration`).
     """
     registry = engine.Models(models)
     if preload:
@@ -164,6 +188,8 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
                   description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip
     app.state.decoders = decoders
     app.add_middleware(BodyLimit, limit=MAX_BODY)
+    if spread:
+        app.add_middleware(CloseAfterGeneration)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(RequestValidationError)

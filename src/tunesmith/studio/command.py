@@ -86,4 +86,5 @@ def app_from_environment():
     one_thread()
     settings = json.loads(os.environ[ENVIRONMENT])
     models = {name: Path(path) for name, path in settings["models"].items()}
-    return create_app(models, slots=int(settings["slots"]), timeout=float(settings["timeout"]), preload=True)
+    return create_app(models, slots=int(settings["slots"]), timeout=float(settings["timeout"]), preload=True,
+                      spread=True)  # fmt: skip
