@@ -94,6 +94,7 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
     Select(browser.find_element(By.ID, "key")).select_by_visible_text("D")
     Select(browser.find_element(By.ID, "meter")).select_by_visible_text("6/8")
     Select(browser.find_element(By.ID, "program")).select_by_visible_text("Fiddle")
+    Select(browser.find_element(By.ID, "pickup")).select_by_visible_text("a quarter")
     for field, value in (("bars", "8"), ("seed", "7")):
         box = browser.find_element(By.ID, field)
         box.clear()
@@ -104,13 +105,16 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
     _wait(browser, "return document.querySelectorAll('#score g.measure').length >= 8", what="the score")
     before = browser.execute_script("return state.versions[state.index].melody")
     bars = browser.execute_script("return state.view.bars")
-    assert [b["number"] for b in bars] == list(range(1, 9))
-    assert before["song"]["meter"] == "6/8" and before["song"]["key"] == "D"
+    # a quarter-note upbeat (bar 0), every phrase beginning with it, and a last bar it completes
+    assert [b["number"] for b in bars] == list(range(0, 9))
+    assert before["song"]["meter"] == "6/8" and before["song"]["key"] == "D" and before["song"]["bar_starts"][0] == 4
+    assert all(start % 12 == 0 for start in before["song"]["phrase_starts"])  # 4 steps before each bar line
+    number = {b["number"]: b for b in bars}
     shot("composed")
 
     # Drag from bar 3 to bar 4 on the engraved score.
-    third = browser.find_element(By.ID, bars[2]["id"]).find_element(By.CSS_SELECTOR, "rect.hit")
-    fourth = browser.find_element(By.ID, bars[3]["id"]).find_element(By.CSS_SELECTOR, "rect.hit")
+    third = browser.find_element(By.ID, number[3]["id"]).find_element(By.CSS_SELECTOR, "rect.hit")
+    fourth = browser.find_element(By.ID, number[4]["id"]).find_element(By.CSS_SELECTOR, "rect.hit")
     ActionChains(browser).click_and_hold(third).move_to_element(fourth).release().perform()
     assert browser.find_element(By.ID, "selection").text == "Bars 3–4 selected"
     assert browser.execute_script("return document.querySelectorAll('#score rect.selected').length") == 2
@@ -129,7 +133,7 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
         if bar["number"] in (3, 4):
             continue
         assert old == new, f"bar {bar['number']} changed"
-    assert _sounding(before["tokens"], bars[2]["start"], bars[3]["end"]) != _sounding(after["tokens"], bars[2]["start"], bars[3]["end"])
+    assert _sounding(before["tokens"], number[3]["start"], number[4]["end"]) != _sounding(after["tokens"], number[3]["start"], number[4]["end"])
     shot("regenerated")
 
     browser.find_element(By.ID, "play").click()
@@ -170,6 +174,7 @@ def test_fix_a_note_lock_a_bar_and_play_with_the_in_page_synth(server_url, brows
         box = browser.find_element(By.ID, field)
         box.clear()
         box.send_keys(value)
+    Select(browser.find_element(By.ID, "pickup")).select_by_visible_text("none")
     Select(browser.find_element(By.ID, "instrument")).select_by_value("whistle")
     browser.find_element(By.ID, "chords").click()  # before composing: the generator harmonises
     browser.find_element(By.ID, "compose").click()

@@ -149,8 +149,43 @@ def corpus_forms(songs: Sequence[Song]) -> dict[str, dict[str, int]]:
             sorted(form_distribution(list(songs)).items())}  # fmt: skip
 
 
+def song_ends(song: Song) -> tuple[int, int]:
+    """``(pickup, last)``: a song's steps before its first bar line and in its last bar (a last bar
+    cut short, as after a pickup or a closing note shorter than the bar, has ``last`` < the bar)."""
+    from tunesmith.song import bar_steps
+
+    bar = bar_steps(song.meter, song.steps_per_quarter)
+    pickup = song.bar_starts[0] if song.bar_starts and 0 < song.bar_starts[0] < bar else 0
+    last = (song.total_steps - pickup) % bar
+    return pickup, last or bar
+
+
+def corpus_pickups(songs: Sequence[Song]) -> dict[str, dict[str, int]]:
+    """How the corpus's songs begin and end, counted per ``"meter mode"``: ``"pickup last"``
+    (:func:`song_ends`, in steps) → songs (plain data for a checkpoint's ``extra["pickups"]``,
+    from which generation draws a melody's upbeat and last bar with its form)."""
+    from collections import Counter
+
+    counts: dict[str, Counter] = {}
+    for song in songs:
+        try:
+            pickup, last = song_ends(song)
+        except (ValueError, ZeroDivisionError):  # a meter without regular bars
+            continue
+        counts.setdefault(f"{song.meter} {song.mode}", Counter())[f"{pickup} {last}"] += 1
+    return {key: dict(sorted(counter.items())) for key, counter in sorted(counts.items())}
+
+
 def forms_distribution(plain: dict[str, dict[str, int]]) -> dict:
     """:func:`corpus_forms`' plain data back as ``form_distribution``'s ``{(meter, mode): Counter}``."""
     from collections import Counter
 
     return {tuple(key.split(" ", 1)): Counter(value) for key, value in plain.items()}
+
+
+def pickups_distribution(plain: dict[str, dict[str, int]]) -> dict:
+    """:func:`corpus_pickups`' plain data back as ``{(meter, mode): Counter({(pickup, last): songs})}``."""
+    from collections import Counter
+
+    return {tuple(key.split(" ", 1)): Counter({tuple(int(x) for x in k.split()): n for k, n in value.items()})
+            for key, value in plain.items()}  # fmt: skip

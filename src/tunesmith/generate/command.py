@@ -28,7 +28,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--model", default=None, help="checkpoint (default: the shipped models/erk.pt)")
     add_fields(what, GenerationConfig, only=["num", "bars", "steps", "mode", "meter", "key", "primer", "primer_file",
                                              "scale", "range", "instrument", "chords", "chord_span", "full_length",
-                                             "max_copy", "form"])  # fmt: skip
+                                             "max_copy", "form", "pickup"])  # fmt: skip
     how = parser.add_argument_group("sampling")
     add_fields(how, GenerationConfig, only=["scheme", "temperature", "top_k", "top_p", "mixed_p", "beam_size", "seed",
                                             "cadence", "motif"])  # fmt: skip

@@ -54,6 +54,7 @@ class GenerationConfig:
     chord_span: str = field(default="auto", metadata={"choices": ("auto", "bar", "half")})  # one chord per bar or half bar; auto = what the harmoniser learned for the meter
     max_copy: int | None = field(default=None, metadata=bounds(0, 100_000))  # most notes in a row a melody may share with one training tune, in any key (default: the model's corpus figure; 0 = no limit)
     form: str | None = field(default=None, metadata={"metavar": "FORM"})  # phrase form: AABA, "A A' B A", "A4 A4 B4 A4", or none (default: a form drawn from the corpus's, for a form-aware model)
+    pickup: float | None = field(default=None, metadata=bounds(0.0, 16.0))  # with a form: the upbeat before the first bar line, in quarter notes, with which every phrase begins (default: drawn with the form from the corpus's songs; 0 = none)
     cadence: float = field(default=CADENCE, metadata=bounds(0.0, 30.0))  # with a form: logit bonus of the tonic (and of holding it) in the melody's closing half bar; 0 = the model's own cadence
     motif: float = field(default=MOTIF, metadata=bounds(0.0, 30.0))  # logit bonus for going on as a fragment of the melody went on before (motifs come back whole); 0 = off
 
@@ -74,14 +75,18 @@ class GenerationConfig:
                 raise TunesmithError(f"cannot read meter {self.meter!r}: write it like 3/4 or 6/8") from None
         if self.scheme != "greedy" and self.temperature <= 0:
             raise TunesmithError(f"--temperature must be > 0 with --scheme {self.scheme}, got {self.temperature!r}")
+        from tunesmith.generate.form import is_free
+
         if self.form is not None:
-            from tunesmith.generate.form import is_free
             from tunesmith.form.labels import parse_form
 
             if not is_free(self.form):
                 parse_form(self.form)
                 if self.steps is not None:
                     raise TunesmithError("give --bars with --form, not --steps (a form is counted in bars)")
+        if self.pickup is not None and (self.steps is not None or self.primer_file or is_free(self.form)):
+            raise TunesmithError("--pickup goes with a form (drawn or --form) and --bars, not with --steps, --form none or "
+                                 "--primer-file (whose own pickup counts)")  # fmt: skip
         if self.primer and self.primer_file:
             raise TunesmithError("give --primer or --primer-file, not both")
         if self.primer:

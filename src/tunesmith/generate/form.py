@@ -53,6 +53,7 @@ class PlannedForm:
     total_steps: int
     bar_length: int
     source: str  # "requested" | "corpus"
+    pickup: int = 0  # steps before the first bar line
 
     def __post_init__(self):
         self.steps = fi.plan_steps(self.total_steps, self.starts, self.labels)
@@ -77,11 +78,13 @@ def is_free(form: str | None) -> bool:
     return form is not None and form.strip().lower() in ("none", "free")
 
 
-def resolve_form(text: str | None, bars: int | None, meter: str, mode: str, bar_length: int, pickup: int,
-                 forms: dict | None, seed: int) -> PlannedForm | None:  # fmt: skip
+def resolve_form(text: str | None, bars: int | None, meter: str, mode: str, bar_length: int, pickup: int | None,
+                 forms: dict | None, seed: int, pickups: dict | None = None) -> PlannedForm | None:  # fmt: skip
     """The planned form of a request (None = no form): ``text`` is ``--form`` (None = draw from
     ``forms``, the corpus distribution, when there is one), ``bars`` is ``--bars``, ``pickup`` the
-    steps before the first bar line. Raises TunesmithError (one line) for a form that cannot fit."""
+    steps before the first bar line (None = drawn with its last bar from ``pickups``, the corpus's
+    :func:`~tunesmith.form.inputs.corpus_pickups`, else none). Raises TunesmithError (one line)
+    for a form that cannot fit."""
     if is_free(text):
         return None
     if text is not None:
@@ -90,16 +93,50 @@ def resolve_form(text: str | None, bars: int | None, meter: str, mode: str, bar_
         phrases, source = draw_fitting(forms, meter, mode, bars, random.Random(seed)), "corpus"
     else:
         return None
-    return lay_out(phrases, bar_length, pickup, source)
+    last = None
+    if pickup is None:
+        pickup, last = draw_ends(pickups, meter, mode, bar_length, random.Random(f"{seed} pickup"))
+    return lay_out(phrases, bar_length, pickup, source, last)
 
 
-def lay_out(phrases: list[FormPhrase], bar_length: int, pickup: int, source: str) -> PlannedForm:
-    """Phrases with lengths in bars laid out in steps (the first phrase holds the pickup)."""
+def draw_ends(pickups: dict | None, meter: str, mode: str, bar_length: int, rng: random.Random) -> tuple[int, int | None]:
+    """A ``(pickup, last bar)`` in steps drawn from the corpus's songs in ``meter`` and ``mode``
+    (any mode when that one has none; ``(0, None)``, no pickup and a full last bar, without them)."""
+    counter = (pickups or {}).get((meter, mode)) or sum(
+        (c for (m, _), c in (pickups or {}).items() if m == meter), Counter())  # fmt: skip
+    valid = sorted(k for k in counter if 0 <= k[0] < bar_length and 0 < k[1] <= bar_length)
+    if not valid:
+        return 0, None
+    return rng.choices(valid, weights=[counter[k] for k in valid])[0]
+
+
+def lay_out(phrases: list[FormPhrase], bar_length: int, pickup: int, source: str, last: int | None = None) -> PlannedForm:
+    """Phrases with lengths in bars laid out in steps, as the corpus's songs phrase: after a
+    pickup of ``pickup`` steps every phrase begins with the same upbeat (``pickup`` steps before
+    its bar line; 79% of the inner phrases of erk songs with a pickup do) and lasts its bars
+    from upbeat to upbeat; the last bar has ``last`` steps (default: what the pickup leaves of
+    it, a full bar without one; always that when the last phrase restates an earlier one exactly,
+    which it can only do at the same length)."""
+    if not 0 <= pickup < bar_length:
+        raise TunesmithError(f"a pickup of {pickup} steps does not fit a bar of {bar_length}")
+    if last is None or phrases[-1].label in [p.label for p in phrases[:-1]]:
+        last = bar_length - pickup if pickup else bar_length
+    starts, bars = [], 0
+    for phrase in phrases:
+        starts.append(bars * bar_length)
+        bars += phrase.bars
+    total = pickup + (bars - 1) * bar_length + last
+    return PlannedForm(list(phrases), starts, total, bar_length, source, pickup)
+
+
+def legacy_lay_out(phrases: list[FormPhrase], bar_length: int, pickup: int, source: str) -> PlannedForm:
+    """The layout melodies were composed with before phrases began with the pickup's upbeat: the
+    first phrase held the pickup, the others began on bar lines (their JSON still regenerates)."""
     starts, step = [], 0
     for phrase in phrases:
         starts.append(step)
         step += phrase.bars * bar_length + (pickup if not starts[1:] else 0)
-    return PlannedForm(list(phrases), starts, step, bar_length, source)
+    return PlannedForm(list(phrases), starts, step, bar_length, source, pickup)
 
 
 def melody_form(text: str, source: str, phrase_starts: list[int], total_steps: int, bar_length: int,
@@ -110,13 +147,20 @@ def melody_form(text: str, source: str, phrase_starts: list[int], total_steps: i
     phrases = parse_form(text)
     if phrases[0].bars is None:
         raise TunesmithError(f"the melody's form {text!r} gives no phrase lengths (write it like A2 A2 B2 A2)")
-    form = lay_out(phrases, bar_length, pickup, source if source in ("requested", "corpus") else "requested")
-    if form.total_steps != total_steps:
-        raise TunesmithError(f"the melody's form {text!r} lasts {form.total_steps} steps but the melody has "
+    source = source if source in ("requested", "corpus") else "requested"
+    bars = sum(p.bars for p in phrases)
+    last = total_steps - pickup - (bars - 1) * bar_length  # the melody's last bar, as it was drawn
+    candidates = [legacy_lay_out(phrases, bar_length, pickup, source)]
+    if 0 < last <= bar_length and 0 <= pickup < bar_length:
+        candidates.insert(0, lay_out(phrases, bar_length, pickup, source, last))
+    fitting = [f for f in candidates if f.total_steps == total_steps]
+    if not fitting:
+        raise TunesmithError(f"the melody's form {text!r} lasts {candidates[0].total_steps} steps but the melody has "
                              f"{total_steps}: its JSON was changed")  # fmt: skip
-    if phrase_starts and list(phrase_starts) != form.starts:
+    matching = [f for f in fitting if not phrase_starts or list(phrase_starts) == f.starts]
+    if not matching:
         raise TunesmithError(f"the melody's phrase starts {list(phrase_starts)} do not match its form {text!r}")
-    return form
+    return matching[0]
 
 
 @lru_cache(maxsize=4096)

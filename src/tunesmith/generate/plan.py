@@ -106,9 +106,17 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
     form = None
     if config.steps is None:
         forms = generator.forms if (config.form is not None or generator.form_aware) else None
-        form = resolve_form(config.form, config.bars, meter, mode, bar, bar_starts[0], forms, seed)
+        # the upbeat: the primer's, else the one asked for, else (no typed primer) drawn with the form
+        pickup = bar_starts[0] if primer_song is not None else pickup_steps(config.pickup, generator.steps_per_quarter, bar)
+        if pickup is None and config.primer:
+            pickup = 0  # a typed primer begins on the downbeat
+        form = resolve_form(config.form, config.bars, meter, mode, bar, pickup, forms, seed, generator.pickups)
         if form is not None:
             total = form.total_steps
+            if primer_song is None:
+                bar_starts = [form.pickup]
+        elif config.pickup:
+            raise TunesmithError("--pickup goes with a form: this model draws none by default, so give --form too")
     if len(primer) >= total:
         raise TunesmithError(f"the primer is {len(primer)} steps, as long as the requested {total}: ask for more")
     # with a form the melody lasts exactly the form: it ends after its last phrase, not before
@@ -130,6 +138,19 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
         controls.append(CopyGuard(index, config.max_copy or default, vocab))
     return Plan(vocab, config.num, mode, meter, tonic_pc, shift, mode_id, meter_id, bar, list(bar_starts), total,
                 vocab.ids(primer), controls=controls, seed=seed, form=form_control)  # fmt: skip
+
+
+def pickup_steps(quarters: float | None, steps_per_quarter: int, bar: int) -> int | None:
+    """``--pickup`` (quarter notes) in steps; None stays None (drawn with the form). Raises
+    TunesmithError for an upbeat that is not a whole number of steps or fills a whole bar."""
+    if quarters is None:
+        return None
+    steps = quarters * steps_per_quarter
+    if steps != int(steps):
+        raise TunesmithError(f"--pickup {quarters:g} is not a whole number of steps (1/{steps_per_quarter} of a quarter)")
+    if not 0 <= steps < bar:
+        raise TunesmithError(f"--pickup {quarters:g} must be shorter than a bar ({bar / steps_per_quarter:g} quarters)")
+    return int(steps)
 
 
 def resolve_kind(generator, mode: str, meter: str) -> tuple[int, int, int]:

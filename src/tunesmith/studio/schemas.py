@@ -99,6 +99,7 @@ class ComposeRequest(Sampling):
     max_copy: int | None = setting("max_copy")
     form: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9' ]*$",
                              description="phrase form: AABA, \"A A' B A\", \"A4 A4 B4 A4\" or none; empty = one drawn from the corpus")  # fmt: skip
+    pickup: float | None = setting("pickup")
 
     def settings(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"model", "primer_abc"})

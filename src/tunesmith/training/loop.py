@@ -158,6 +158,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
              "steps_per_quarter": spq}  # fmt: skip
     # the training songs' forms, from which generation draws a default form (form-aware models)
     forms = form_inputs.corpus_forms([e.song for e in train_examples]) if uses_form else None
+    pickups = form_inputs.corpus_pickups([e.song for e in train_examples]) if uses_form else None  # drawn with them
     # the validation forms' code length under the training forms' prior, for the two-stage figures
     val_prior = prior_bits(train_examples, val_examples) if uses_form and dist.is_main else None
 
@@ -167,7 +168,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
         extra.update(epoch=state.epoch, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                      rng=_rng_state(), history=state.history, run=_state_dict(state))  # fmt: skip
         if forms is not None:
-            extra["forms"] = forms
+            extra["forms"], extra["pickups"] = forms, pickups
         return Checkpoint.from_model(shipped, metrics={**latest, "best": state.best}, extra=extra, **fixed)
 
     if dist.is_main:

@@ -127,6 +127,7 @@ function composeRequest() {
   if ($("instrument").value) request.instrument = $("instrument").value;
   if ($("max-copy").value !== "") request.max_copy = Number($("max-copy").value);
   if ($("form").value.trim()) request.form = $("form").value.trim();
+  if ($("pickup").value !== "" && $("form").value.trim().toLowerCase() !== "none") request.pickup = Number($("pickup").value);
   const tab = document.querySelector(".tab.active").dataset.tab;
   if (tab === "tokens" || tab === "file") request.primer = $("primer").value.trim();
   if (tab === "abc") request.primer_abc = $("primer-abc").value;
