@@ -8,6 +8,7 @@ plan's rows and step) and follow the loop's row shuffles through ``reorder``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from tunesmith.generate.form import FormControl
@@ -100,88 +101,93 @@ class RowMask:
         self.mask = self.mask[index.cpu()]
 
 
+def as_numpy(values) -> np.ndarray:
+    """``values`` (a tensor on any device, or already an array) as a NumPy array on the host."""
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else values
+
+
 class FormRows:
     """:class:`~tunesmith.generate.form.FormControl` row by row: each row follows its own plan's
     form (None = no form: zeros as inputs, no bias), its restatement lookback read from its own
     history. Computes, for every row, what the plan's FormControl computes (inputs, the no-hold
-    rule at phrase starts, restatement, cadence and closing biases)."""
+    rule at phrase starts, restatement, cadence and closing biases).
+
+    The tables and row state are NumPy arrays (a step's work is a few dozen operations on rows of
+    a few dozen entries, where NumPy costs a microsecond and torch ten); each step reads every
+    row's (plan, step) cell of the per-plan tables in one lookup of a packed table (:meth:`_at`).
+    """
+
+    # the packed table's columns: three static form inputs, the restated step, three flags
+    _STATIC, _SOURCE, _BODY, _CLOSING, _IS_START = slice(0, 3), 3, 4, 5, 6
+    _FILL = np.array([0, 0, 0, -1, 0, 0, 0])  # a step past a form's end: no source, no flag
 
     def __init__(self, forms: list[FormControl | None], sizes: list[int], prefixes: list[list[int]], vocab,
                  total_steps: int, ids: list[int] | None = None):  # fmt: skip
         ids = list(range(len(forms))) if ids is None else ids  # the plans' numbers in ctx.segments
         self.vocab = vocab
-        count = len(forms)
+        count, size = len(forms), len(vocab)
         width = max([len(f.source) for f in forms if f is not None] + [total_steps + 1])
         self.hold, self.pad = vocab.ids(["_"])[0], vocab.pad
-        self.static = torch.zeros(count, width, 3, dtype=torch.long)
-        self.source = torch.full((count, width), -1, dtype=torch.long)
-        self.strength = torch.zeros(count, width)
-        self.body = torch.zeros(count, width, dtype=torch.bool)
-        self.closing = torch.zeros(count, width, dtype=torch.bool)
-        self.is_start = torch.zeros(count, width, dtype=torch.bool)
-        self.length = torch.zeros(count, dtype=torch.long)
-        self.cadence = torch.zeros(count)
-        self.tonic = torch.zeros(count, len(vocab))
-        self.hold_on_tonic = torch.zeros(count, len(vocab))
-        self.is_tonic = torch.zeros(count, len(vocab), dtype=torch.bool)
+        self.cells = np.tile(self._FILL, (count, width, 1))  # [plan, step, column]
+        self.strength = np.zeros((count, width), np.float32)
+        self.length = np.zeros(count, np.int64)
+        self.cadence = np.zeros(count, np.float32)
+        self.tonic = np.zeros((count, size), np.float32)
+        self.hold_on_tonic = np.zeros((count, size), np.float32)
+        self.is_tonic = np.zeros((count, size), bool)
         for p, f in enumerate(forms):
             if f is None:
                 continue
             n = len(f.source)
-            self.static[p, :n], self.source[p, :n] = f.static, torch.tensor(f.source)
-            self.strength[p, :n], self.body[p, :n] = torch.tensor(f.strength), torch.tensor(f.body)
-            self.closing[p, :n], self.length[p], self.cadence[p] = torch.tensor(f.closing), n, f.cadence_bias
-            self.is_start[p, f.form.starts] = True
+            cells = self.cells[p]
+            cells[:n, self._STATIC], cells[:n, self._SOURCE] = f.static.numpy(), f.source
+            cells[:n, self._BODY], cells[:n, self._CLOSING] = f.body, f.closing
+            cells[f.form.starts, self._IS_START] = 1
+            self.strength[p, :n], self.length[p], self.cadence[p] = f.strength, n, f.cadence_bias
             self.tonic[p], self.hold_on_tonic[p], self.is_tonic[p] = f.tonic, f.hold_on_tonic, f.is_tonic
         # python views for the per-step checks, by plan number
         self.starts = {i: set(f.form.starts[1:]) if f is not None else set() for i, f in zip(ids, forms)}
         self.active = {i: [bool(s or c) for s, c in zip(f.strength, f.closing)] if f is not None else []
                        for i, f in zip(ids, forms)}  # fmt: skip
-        plan = torch.repeat_interleave(torch.arange(count), torch.tensor(sizes))  # each row's table row
+        plan = np.repeat(np.arange(count), sizes)  # each row's table row
         self.plan = plan
-        self.ids = torch.full((len(plan), width), self.pad, dtype=torch.long)
-        self.sounding = self.ids.clone()
-        self.pitched = torch.zeros(len(plan), dtype=torch.bool)  # a pitch since the current phrase began
-        self.is_pitch = torch.zeros(len(vocab), dtype=torch.bool)
+        self.ids = np.full((len(plan), width), self.pad, np.int64)
+        self.sounding = self.ids.copy()
+        self.pitched = np.zeros(len(plan), bool)  # a pitch since the current phrase began
+        self.is_pitch = np.zeros(size, bool)
         self.is_pitch[vocab.pitch_ids] = True
-        self.step = torch.tensor([len(prefixes[p]) for p in plan.tolist()], dtype=torch.long)
-        self._here = None  # the current step's (step, plan, inside, flat cell), see _at
+        self.step = np.array([len(prefixes[p]) for p in plan], np.int64)
+        self._here = None  # the current step's cells, see _at
         from tunesmith.form.inputs import sounding_ids
 
         for p, prefix in enumerate(prefixes):
             rows = plan == p
             if prefix:
-                self.ids[rows, : len(prefix)] = torch.tensor(prefix)
-                self.sounding[rows, : len(prefix)] = torch.tensor(sounding_ids(prefix, self.hold))
+                self.ids[rows, : len(prefix)] = prefix
+                self.sounding[rows, : len(prefix)] = sounding_ids(prefix, self.hold)
                 starts = [0] + sorted(self.starts[ids[p]])
                 begun = max(s for s in starts if s <= len(prefix) - 1)
-                self.pitched[rows] = bool(self.is_pitch[torch.tensor(prefix[begun:])].any())
+                self.pitched[rows] = bool(self.is_pitch[prefix[begun:]].any())
 
-    def _at(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Each row's step, table row and whether the step is inside its form; computed once per
-        step (``advance``, ``reorder`` and ``extend`` start a new one)."""
+    def _at(self) -> tuple:
+        """Each row's step, table row, whether the step is inside its form, its packed cell and
+        strength; computed once per step (``advance``, ``reorder`` and ``extend`` start a new one)."""
         if self._here is None:
             step, plan = self.step, self.plan
-            flat = plan * self.source.shape[1] + step  # the row's (plan, step) cell in the flattened tables
-            self._here = (step, plan, step < self.length[plan], flat)
-        return self._here[:3]
-
-    def _cell(self, name: str) -> torch.Tensor:
-        """Table ``name`` at each row's (plan, step)."""
-        self._at()
-        table = getattr(self, name)
-        return table.view(-1, *table.shape[2:])[self._here[3]]
+            flat = plan * self.cells.shape[1] + step  # the row's (plan, step) cell in the flattened tables
+            cells = self.cells.reshape(-1, self.cells.shape[2])[flat]
+            self._here = (step, plan, step < self.length[plan], cells, self.strength.reshape(-1)[flat])
+        return self._here
 
     def inputs(self, device) -> torch.Tensor:
         """Form inputs [rows, 5] of each row's next step (zeros past its form's end or without a form)."""
-        step, plan, inside = self._at()
-        source = self._cell("source")
-        has = source >= 0
-        at = source.clamp(min=0)[:, None]
-        token = torch.where(has, self.ids.gather(1, at)[:, 0], self.pad)
-        sounding = torch.where(has, self.sounding.gather(1, at)[:, 0], self.pad)
-        rows = torch.cat([self._cell("static"), token[:, None], sounding[:, None]], 1)
-        return torch.where(inside[:, None], rows, 0).to(device)
+        step, plan, inside, cells, _ = self._at()
+        source = cells[:, self._SOURCE]
+        has, at, rows = source >= 0, np.maximum(source, 0), np.arange(len(step))
+        token = np.where(has, self.ids[rows, at], self.pad)
+        sounding = np.where(has, self.sounding[rows, at], self.pad)
+        inputs = np.concatenate([cells[:, self._STATIC], token[:, None], sounding[:, None]], 1)
+        return torch.from_numpy(np.where(inside[:, None], inputs, 0)).to(device)
 
     def allowed(self, ctx) -> torch.Tensor | None:
         starting = [(a, b) for p, a, b, step, _ in ctx.segments if step in self.starts[p]]
@@ -196,67 +202,69 @@ class FormRows:
         segments = ctx.segments
         if not any(step < len(self.active[p]) and self.active[p][step] for p, _, _, step, _ in segments):
             return None
-        step, plan, inside = self._at()
-        strength = torch.where(inside, self._cell("strength"), 0.0)
-        target = self.ids.gather(1, self._cell("source").clamp(min=0)[:, None])
-        pitched = self.pitched & ~self._cell("is_start")
-        values = torch.where(self._cell("body") & inside & ~pitched, self.cadence[plan], strength)
-        bias = torch.zeros(len(plan), len(self.vocab)).scatter_(1, target, values[:, None])
-        closing = self._cell("closing") & inside
-        if bool(closing.any()):
-            before = self.sounding.gather(1, (step - 1).clamp(min=0)[:, None])[:, 0]
-            sounding = torch.where(step > 0, before, self.ids[:, 0])
+        step, plan, inside, cells, strength = self._at()
+        zero, rows = np.float32(0.0), np.arange(len(step))
+        strength = np.where(inside, strength, zero)
+        target = self.ids[rows, np.maximum(cells[:, self._SOURCE], 0)]
+        pitched = self.pitched & (cells[:, self._IS_START] == 0)
+        values = np.where((cells[:, self._BODY] != 0) & inside & ~pitched, self.cadence[plan], strength)
+        bias = np.zeros((len(step), len(self.vocab)), np.float32)
+        bias[rows, target] = values
+        closing = (cells[:, self._CLOSING] != 0) & inside
+        if closing.any():
+            before = self.sounding[rows, np.maximum(step - 1, 0)]
+            sounding = np.where(step > 0, before, self.ids[:, 0])
             on_tonic = self.is_tonic[plan, sounding][:, None]
-            closing_bias = self.tonic[plan] + torch.where(on_tonic, self.hold_on_tonic[plan], 0.0)
-            bias = bias + torch.where(closing[:, None], closing_bias, 0.0)
-        return bias.to(ctx.device)
+            closing_bias = self.tonic[plan] + np.where(on_tonic, self.hold_on_tonic[plan], zero)
+            bias = bias + np.where(closing[:, None], closing_bias, zero)
+        return torch.from_numpy(bias).to(ctx.device)
 
-    def advance(self, chosen: torch.Tensor) -> None:
-        chosen = chosen.cpu()
-        step, plan, _ = self._at()
-        at = step[:, None]
-        before = self.sounding.gather(1, (step - 1).clamp(min=0)[:, None])[:, 0]
-        sounding = torch.where((chosen == self.hold) & (step > 0), before, chosen)
-        self.ids.scatter_(1, at, chosen[:, None])
-        self.sounding.scatter_(1, at, sounding[:, None])
+    def advance(self, chosen) -> None:
+        chosen = as_numpy(chosen)
+        step, _, _, cells, _ = self._at()
+        rows = np.arange(len(step))
+        before = self.sounding[rows, np.maximum(step - 1, 0)]
+        sounding = np.where((chosen == self.hold) & (step > 0), before, chosen)
+        self.ids[rows, step] = chosen
+        self.sounding[rows, step] = sounding
         pitch = self.is_pitch[chosen]
-        self.pitched = torch.where(self._cell("is_start"), pitch, self.pitched | pitch)
+        self.pitched = np.where(cells[:, self._IS_START] != 0, pitch, self.pitched | pitch)
         self.step, self._here = step + 1, None
 
-    def reorder(self, index: torch.Tensor) -> None:
-        index = index.cpu()
+    def reorder(self, index) -> None:
+        index = as_numpy(index)
         self._here = None
         self.ids, self.sounding, self.pitched = self.ids[index], self.sounding[index], self.pitched[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
-    _PER_PLAN = ("static", "source", "strength", "body", "closing", "is_start", "length", "cadence", "tonic",
-                 "hold_on_tonic", "is_tonic")  # fmt: skip
-    _ALONG_STEPS = ("static", "source", "strength", "body", "closing", "is_start")
+    _PER_PLAN = ("cells", "strength", "length", "cadence", "tonic", "hold_on_tonic", "is_tonic")
+    _ALONG_STEPS = ("cells", "strength")
 
     def extend(self, other: FormRows) -> None:
         """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`); the
         table rows of plans that left are dropped on the way."""
         self._here = None
-        live = torch.unique(self.plan)
-        remap = torch.full((self.length.shape[0],), -1, dtype=torch.long)
-        remap[live] = torch.arange(live.shape[0])
+        live = np.unique(self.plan)
+        remap = np.full(self.length.shape[0], -1, np.int64)
+        remap[live] = np.arange(live.shape[0])
         width = max(self.ids.shape[1], other.ids.shape[1])
 
-        def pad(table: torch.Tensor, fill) -> torch.Tensor:  # [n, width, ...] along the steps
-            extra = torch.full((table.shape[0], width - table.shape[1], *table.shape[2:]), fill, dtype=table.dtype)
-            return torch.cat([table, extra], 1)
+        def pad(table: np.ndarray, fill) -> np.ndarray:  # [n, width, ...] along the steps
+            extra = np.empty((table.shape[0], width - table.shape[1], *table.shape[2:]), table.dtype)
+            extra[...] = fill
+            return np.concatenate([table, extra], 1)
 
         for name in self._PER_PLAN:
             mine, theirs = getattr(self, name)[live], getattr(other, name)
             if name in self._ALONG_STEPS:
-                fill = -1 if name == "source" else 0
+                fill = self._FILL if name == "cells" else 0
                 mine, theirs = pad(mine, fill), pad(theirs, fill)
-            setattr(self, name, torch.cat([mine, theirs]))
-        self.ids = torch.cat([pad(self.ids, self.pad), pad(other.ids, self.pad)])
-        self.sounding = torch.cat([pad(self.sounding, self.pad), pad(other.sounding, self.pad)])
-        self.plan = torch.cat([remap[self.plan], other.plan + live.shape[0]])
-        self.pitched = torch.cat([self.pitched, other.pitched])
-        self.step = torch.cat([self.step, other.step])
+            setattr(self, name, np.concatenate([mine, theirs]))
+        self.ids = np.concatenate([pad(self.ids, self.pad), pad(other.ids, self.pad)])
+        self.sounding = np.concatenate([pad(self.sounding, self.pad), pad(other.sounding, self.pad)])
+        self.plan = np.concatenate([remap[self.plan], other.plan + live.shape[0]])
+        self.pitched = np.concatenate([self.pitched, other.pitched])
+        self.step = np.concatenate([self.step, other.step])
         self.starts.update(other.starts)
         self.active.update(other.active)
 
