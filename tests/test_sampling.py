@@ -136,3 +136,39 @@ def test_every_scheme_refuses_broken_scores(scheme, bad):
         choose(logits, scheme, generator=seeded(1))
     with pytest.raises(SamplingError):  # a row where everything is forbidden
         choose(torch.full((2, 10), float("-inf")), scheme, generator=seeded(1))
+
+
+def test_numbers_drawn_ahead_are_the_numbers_drawn_step_by_step():
+    from tunesmith.generate.sampling import DrawnAhead, JoinedRandom
+
+    sizes = [1, 3, 2, 16, 1, 33, 4, 600, 5, 1, 2]  # pieces across chunk boundaries, one larger than a chunk
+    alone = seeded(5)
+    pieces = [torch.rand((n, 1), generator=alone) for n in sizes]
+    ahead = DrawnAhead(seeded(5), chunk=64)
+    for n, piece in zip(sizes, pieces):
+        assert torch.equal(JoinedRandom([(ahead, n)]).rand((n, 1), "cpu"), piece)
+    ahead.settle()  # the generator stands where the step-by-step one does, so later draws agree too
+    assert torch.equal(ahead.generator.get_state(), alone.get_state())
+    assert torch.equal(torch.rand(7, generator=ahead.generator), torch.rand(7, generator=alone))
+
+
+def test_sample_from_streams_drawn_ahead_draws_what_each_generator_draws_alone():
+    from tunesmith.generate.sampling import DrawnAhead, JoinedRandom
+
+    logits = torch.randn(6, 12, generator=seeded(2))
+    logits[0, :5] = float("-inf")
+    streams = [seeded(3), seeded(4)]
+    joined = JoinedRandom([(DrawnAhead(seeded(3), chunk=8), 2), (DrawnAhead(seeded(4), chunk=8), 4)])
+    for _ in range(5):  # several steps: the chunks refill on the way
+        expected = torch.cat([sample(logits[:2], streams[0]), sample(logits[2:], streams[1])])
+        assert torch.equal(sample(logits, joined), expected)
+
+
+def test_sample_picks_the_first_cdf_entry_above_the_draw():
+    logits = torch.randn(200, 12, generator=seeded(2))
+    logits[0, :5] = float("-inf")
+    logits[1] = 0.0  # ties
+    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+    u = torch.rand((200, 1), generator=seeded(3)) * cdf[:, -1:]
+    expected = torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=11)
+    assert torch.equal(sample(logits, seeded(3)), expected)

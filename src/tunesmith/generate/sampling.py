@@ -40,12 +40,51 @@ class RowRandom:
         return torch.stack([torch.rand(shape[1:], generator=g, device=device) for g in self.streams])
 
 
+class DrawnAhead:
+    """A CPU ``torch.Generator`` read in chunks: :meth:`take` hands out its uniform [0, 1) numbers
+    in order, drawn ``chunk`` at a time (one draw per chunk instead of one per step), and
+    :meth:`settle` leaves the generator exactly where drawing only the numbers taken would have.
+
+    A CPU generator draws float32 uniforms one 32-bit Mersenne Twister output each, serially, so
+    ``n`` numbers drawn at once are the ``n`` numbers drawn in any pieces
+    (``tests/test_sampling.py`` checks it); other devices' generators are not wrapped."""
+
+    def __init__(self, generator: torch.Generator, chunk: int = 512):
+        self.generator, self.chunk = generator, chunk
+        self.buffer, self.at, self.state = np.empty(0, np.float32), 0, None  # state: before the buffer's draw
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` numbers of the stream."""
+        if self.at + count > self.buffer.shape[0]:
+            self.settle()
+            self.state = self.generator.get_state()
+            self.buffer, self.at = torch.rand(max(count, self.chunk), generator=self.generator).numpy(), 0
+        self.at += count
+        return self.buffer[self.at - count : self.at]
+
+    def settle(self) -> None:
+        """Put the generator back where it stands after the numbers taken (none drawn ahead)."""
+        if self.state is not None and self.at < self.buffer.shape[0]:
+            self.generator.set_state(self.state)
+            torch.rand(self.at, generator=self.generator)
+        self.buffer, self.at, self.state = self.buffer[:0], 0, None
+
+
+def ahead(generator):
+    """``generator`` as a :class:`DrawnAhead` where that gives the same numbers (a CPU
+    ``torch.Generator``), else unchanged."""
+    if isinstance(generator, torch.Generator) and generator.device.type == "cpu":
+        return DrawnAhead(generator)
+    return generator
+
+
 class JoinedRandom:
     """The streams of several requests decoded as one pass: ``parts`` are ``(stream, rows)``, each
-    stream a ``torch.Generator`` (its rows draw together, as in a run of that request alone) or a
-    :class:`RowRandom`. A draw of ``shape`` takes, in order, ``rows`` rows from each part."""
+    stream a ``torch.Generator`` (its rows draw together, as in a run of that request alone), a
+    :class:`DrawnAhead` or a :class:`RowRandom`. A draw of ``shape`` takes, in order, ``rows``
+    rows from each part."""
 
-    def __init__(self, parts: list[tuple[torch.Generator | RowRandom, int]]):
+    def __init__(self, parts: list[tuple[torch.Generator | DrawnAhead | RowRandom, int]]):
         self.parts = list(parts)
 
     def __len__(self) -> int:
@@ -56,6 +95,10 @@ class JoinedRandom:
         if shape[0] != len(self):
             raise TunesmithError(f"{shape[0]} rows drawn from streams of {len(self)} rows")
         rest = tuple(shape[1:])
+        if all(isinstance(stream, DrawnAhead) for stream, _ in self.parts):
+            each = int(np.prod(rest, dtype=np.int64))
+            drawn = np.concatenate([stream.take(rows * each) for stream, rows in self.parts])
+            return torch.from_numpy(drawn).view(shape).to(device)
         return torch.cat([uniform((rows, *rest), stream, device) for stream, rows in self.parts])
 
 
@@ -64,6 +107,8 @@ def uniform(shape: tuple[int, ...], generator, device) -> torch.Tensor:
     :class:`RowRandom` (:class:`JoinedRandom`)."""
     if isinstance(generator, RowRandom | JoinedRandom):
         return generator.rand(tuple(shape), device)
+    if isinstance(generator, DrawnAhead):
+        return torch.from_numpy(generator.take(int(np.prod(shape, dtype=np.int64)))).view(shape).to(device)
     return torch.rand(shape, generator=generator, device=device)
 
 
@@ -183,14 +228,14 @@ def sample(logits: torch.Tensor, generator: torch.Generator | RowRandom | None =
     """
     # inverse-CDF draw: one uniform number per row (torch.multinomial draws one per token)
     cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-    if cdf.shape[0] == 1 and cdf.device.type == "cpu" and not cdf.requires_grad:  # one row: searched in NumPy
-        values = cdf.numpy()[0]
-        total = values[-1]
-        if total != total:  # NaN
+    if cdf.device.type == "cpu" and not cdf.requires_grad:  # rows of a few dozen entries: searched in NumPy
+        values = cdf.numpy()
+        if np.isnan(values[:, -1]).any():  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
             raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
-        # float32 times float32, as the tensor product below; "right" = the first CDF entry above u
-        u = np.float32(uniform((1, 1), generator, cdf.device).item()) * total
-        return torch.tensor([min(int(values.searchsorted(u, "right")), len(values) - 1)])
+        # float32 times float32, as the tensor product below
+        u = uniform((cdf.shape[0], 1), generator, cdf.device).numpy() * values[:, -1:]
+        # "right" = the first CDF entry above u; a CDF never decreases, so that is the count of entries up to u
+        return torch.from_numpy(np.minimum((values <= u).sum(1), values.shape[1] - 1))
     if bool(torch.isnan(cdf[:, -1]).any()):  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
         raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
     u = uniform((cdf.shape[0], 1), generator, cdf.device) * cdf[:, -1:]

@@ -33,7 +33,7 @@ from tunesmith.generate.controls import control_scores
 from tunesmith.generate.copyguard import CopyGuard
 from tunesmith.generate.decode import Decoded, _explain
 from tunesmith.generate.rows import Cohort, RowsContext, prepare
-from tunesmith.generate.sampling import JoinedRandom, SamplingError
+from tunesmith.generate.sampling import DrawnAhead, JoinedRandom, SamplingError, ahead
 
 COMPACT_SLOTS = 512  # slot tables are compacted once this many slots (and more than the live ones) are dead
 
@@ -43,7 +43,7 @@ class _Entry:
     """One plan in the stream."""
 
     plan: Any
-    stream: torch.Generator
+    stream: torch.Generator | DrawnAhead  # drawn ahead where that gives the same numbers (sampling.ahead)
     done: Callable[[Any], None]  # gets the plan's Decoded, or the exception that stopped the loop
     number: int  # the plan's number in ctx.segments and in the row-wise controls
     start: int  # its first free step (the prefix's length)
@@ -59,6 +59,11 @@ class _Entry:
     @property
     def step(self) -> int:
         return self.start + self.t
+
+    def settle(self) -> None:
+        """The plan leaves: its stream stands where its own draws leave it (none drawn ahead)."""
+        if isinstance(self.stream, DrawnAhead):
+            self.stream.settle()
 
 
 class RowStream:
@@ -120,7 +125,7 @@ class RowStream:
         self.chooser.end = vocab.end
         entries = []
         for p, plan in enumerate(plans):
-            entries.append(_Entry(plan, cohort.streams[p], cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
+            entries.append(_Entry(plan, ahead(cohort.streams[p]), cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
                                   self.used, cohort.per[p], cohort.last_free[p], cohort.sizes[p]))  # fmt: skip
             self.used += plan.num
         self._grow_tables(entries, cohort.lengths)
@@ -216,6 +221,7 @@ class RowStream:
         entries = self.entries
         self._reset()
         for e in entries:
+            e.settle()
             if not e.cancelled:
                 e.done(exc)
 
@@ -350,6 +356,7 @@ class RowStream:
     def _finish(self, leaving: list[_Entry]) -> None:
         """Answer the plans that left with their rows (prefix + tokens, scores)."""
         for e in leaving:
+            e.settle()
             if e.cancelled:
                 continue
             plan, base = e.plan, e.base
@@ -360,3 +367,4 @@ class RowStream:
             for row in self.out[base : base + plan.num, :length].tolist():
                 ids.append(list(plan.prefix) + (row[: row.index(self.vocab.end) + 1] if self.vocab.end in row else row))
             e.done(Decoded(ids, self.final[base : base + plan.num].tolist()))
+
