@@ -14,6 +14,11 @@ import torch
 from tunesmith.generate.form import FormControl
 
 
+def as_numpy(values) -> np.ndarray:
+    """``values`` (a tensor on any device, or already an array) as a NumPy array on the host."""
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else values
+
+
 class RowStructure:
     """:class:`~tunesmith.generate.controls.Structure` row by row, with each plan's ``end_from``
     (a plan without a Structure control never ends early: it runs its length)."""
@@ -23,10 +28,10 @@ class RowStructure:
         self.end_from = {i: s.end_from if s is not None else None for i, s in zip(ids, structures)}
         self.plans, self.vocab = dict(zip(ids, plans)), plans[0].vocab
         vocab = self.vocab
-        self.is_pitch = torch.zeros(len(vocab), dtype=torch.bool)
+        self.is_pitch = np.zeros(len(vocab), bool)
         self.is_pitch[vocab.pitch_ids] = True
         has = [bool(self.is_pitch[plan.prefix].any()) if plan.prefix else False for plan in plans]
-        self.has_note = torch.tensor([h for h, size in zip(has, sizes) for _ in range(size)])
+        self.has_note = np.repeat(np.array(has, bool), sizes)
         self.settled = False
         self.base = torch.ones(len(vocab), dtype=torch.bool)
         self.base[[vocab.pad, vocab.start]] = False
@@ -45,25 +50,25 @@ class RowStructure:
             return self.no_end.to(ctx.device)
         at_end = torch.tensor([e for e, n in ends for _ in range(n)], device=ctx.device)
         mask = self.base.to(ctx.device).expand(ctx.rows, len(vocab)).clone()
-        mask[:, vocab.end] = self.has_note.to(ctx.device) & at_end
+        mask[:, vocab.end] = torch.from_numpy(self.has_note).to(ctx.device) & at_end
         mask[:, vocab.hold] = ctx.previous != vocab.start
         return mask
 
     def bias(self, ctx) -> None:
         return None
 
-    def advance(self, chosen: torch.Tensor) -> None:
+    def advance(self, chosen) -> None:
         if not self.settled:
-            self.has_note = self.has_note | self.is_pitch[chosen.cpu()]
+            self.has_note = self.has_note | self.is_pitch[as_numpy(chosen)]
 
-    def reorder(self, index: torch.Tensor) -> None:
-        self.has_note = self.has_note[index.cpu()]
+    def reorder(self, index) -> None:
+        self.has_note = self.has_note[as_numpy(index)]
 
     def extend(self, other: RowStructure) -> None:
         """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`)."""
         self.end_from.update(other.end_from)
         self.plans.update(other.plans)
-        self.has_note = torch.cat([self.has_note, other.has_note])
+        self.has_note = np.concatenate([self.has_note, other.has_note])
         self.settled = False
 
     def forget(self, ids: list[int]) -> None:
@@ -99,11 +104,6 @@ class RowMask:
 
     def reorder(self, index: torch.Tensor) -> None:
         self.mask = self.mask[index.cpu()]
-
-
-def as_numpy(values) -> np.ndarray:
-    """``values`` (a tensor on any device, or already an array) as a NumPy array on the host."""
-    return values.cpu().numpy() if isinstance(values, torch.Tensor) else values
 
 
 class FormRows:

@@ -26,12 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import control_scores
 from tunesmith.generate.copyguard import CopyGuard
 from tunesmith.generate.decode import Decoded, _explain
+from tunesmith.generate.row_controls import as_numpy
 from tunesmith.generate.rows import Cohort, RowsContext, prepare
 from tunesmith.generate.sampling import DrawnAhead, JoinedRandom, SamplingError, ahead
 
@@ -81,16 +83,17 @@ class RowStream:
         self.controls: list = []
         self.width = 0
         self.used = 0  # slots handed out
-        long = dict(dtype=torch.long, device=self.device)
-        self.slot = torch.zeros(0, **long)  # each row's slot
-        self.local = torch.zeros(0, **long)  # each row's steps decoded (its plan's t)
-        self.finished = torch.zeros(0, dtype=torch.bool, device=self.device)
-        self.scored = torch.zeros(0, device=self.device)
-        self.modes, self.meters = torch.zeros(0, **long), torch.zeros(0, **long)
-        self.out = self.given = torch.zeros(0, 0, **long)
-        self.scoring = torch.zeros(0, 0, dtype=torch.bool, device=self.device)
-        self.positions = torch.zeros(0, 1, **long)
-        self.final = torch.zeros(0, device=self.device)
+        # the bookkeeping (a few numbers per row) is NumPy on the host: a step's dozens of small
+        # operations cost a microsecond each there, ten as tensors; the model's inputs go to the device
+        self.slot = np.zeros(0, np.int64)  # each row's slot
+        self.local = np.zeros(0, np.int64)  # each row's steps decoded (its plan's t)
+        self.finished = np.zeros(0, bool)
+        self.scored = np.zeros(0, np.float32)
+        self.modes = self.meters = torch.zeros(0, dtype=torch.long, device=self.device)
+        self.out = self.given = np.zeros((0, 0), np.int64)
+        self.scoring = np.zeros((0, 0), bool)
+        self.positions = np.zeros((0, 1), np.int64)
+        self.final = np.zeros(0, np.float32)
 
     @property
     def busy(self) -> bool:
@@ -131,10 +134,10 @@ class RowStream:
         self._grow_tables(entries, cohort.lengths)
         slots = [e.base + r * e.per for e in entries for r in range(e.rows)]
         device = self.device
-        self.slot = torch.cat([self.slot, torch.tensor(slots, dtype=torch.long, device=device)])
-        self.local = torch.cat([self.local, torch.zeros(len(slots), dtype=torch.long, device=device)])
-        self.finished = torch.cat([self.finished, torch.zeros(len(slots), dtype=torch.bool, device=device)])
-        self.scored = torch.cat([self.scored, torch.zeros(len(slots), device=device)])
+        self.slot = np.concatenate([self.slot, np.array(slots, np.int64)])
+        self.local = np.concatenate([self.local, np.zeros(len(slots), np.int64)])
+        self.finished = np.concatenate([self.finished, np.zeros(len(slots), bool)])
+        self.scored = np.concatenate([self.scored, np.zeros(len(slots), np.float32)])
         which = torch.repeat_interleave(torch.arange(len(plans)), torch.tensor(cohort.sizes)).to(device)
         self.modes = torch.cat([self.modes, torch.tensor([p.mode_id for p in plans], device=device)[which]])
         self.meters = torch.cat([self.meters, torch.tensor([p.meter_id for p in plans], device=device)[which]])
@@ -151,46 +154,44 @@ class RowStream:
 
     def _grow_tables(self, entries: list[_Entry], lengths: list[int]) -> None:
         """Slot tables for the new plans (and wider ones, if a new plan is longer)."""
-        device, end = self.device, self.vocab.end
+        end = self.vocab.end
         width = max([self.width] + lengths)
         if width > self.width:
-            grow = width - self.width
-            self.out = torch.cat([self.out, torch.full((self.out.shape[0], grow), end, dtype=torch.long, device=device)], 1)
-            self.given = torch.cat([self.given, torch.full((self.given.shape[0], grow), -1, dtype=torch.long, device=device)], 1)
-            self.scoring = torch.cat([self.scoring, torch.zeros(self.scoring.shape[0], grow, dtype=torch.bool, device=device)], 1)
-            self.positions = torch.cat([self.positions, torch.zeros(self.positions.shape[0], grow, dtype=torch.long, device=device)], 1)
+            grow = ((0, 0), (0, width - self.width))
+            self.out, self.given = np.pad(self.out, grow, constant_values=end), np.pad(self.given, grow, constant_values=-1)
+            self.scoring, self.positions = np.pad(self.scoring, grow), np.pad(self.positions, grow)
             self.width = width
         count = sum(e.plan.num for e in entries)
-        out = torch.full((count, width), end, dtype=torch.long)
-        given = torch.full((count, width), -1, dtype=torch.long)
-        scoring = torch.zeros(count, width, dtype=torch.bool)
-        positions = torch.zeros(count, width + 1, dtype=torch.long)
+        out = np.full((count, width), end, np.int64)
+        given = np.full((count, width), -1, np.int64)
+        scoring = np.zeros((count, width), bool)
+        positions = np.zeros((count, width + 1), np.int64)
         row = 0
         for e, length in zip(entries, lengths):
             plan, rows = e.plan, slice(row, row + e.plan.num)
-            positions[rows, : length + 1] = torch.tensor(plan.positions[e.start : plan.total_steps + 1])
+            positions[rows, : length + 1] = plan.positions[e.start : plan.total_steps + 1]
             steps = [step for step in plan.fixed if e.start <= step < plan.total_steps]
             if steps:
-                at = torch.tensor(steps) - e.start
-                given[rows, at] = torch.tensor([plan.fixed[step] for step in steps])
+                at = np.array(steps) - e.start
+                given[rows, at] = [plan.fixed[step] for step in steps]
                 if plan.scored_from is not None:
-                    scoring[rows, at] = torch.tensor(steps) >= plan.scored_from
+                    scoring[rows, at] = np.array(steps) >= plan.scored_from
             row += plan.num
-        self.out = torch.cat([self.out, out.to(device)])
-        self.given = torch.cat([self.given, given.to(device)])
-        self.scoring = torch.cat([self.scoring, scoring.to(device)])
-        self.positions = torch.cat([self.positions, positions.to(device)])
-        self.final = torch.cat([self.final, torch.zeros(count, device=device)])
+        self.out = np.concatenate([self.out, out])
+        self.given = np.concatenate([self.given, given])
+        self.scoring = np.concatenate([self.scoring, scoring])
+        self.positions = np.concatenate([self.positions, positions])
+        self.final = np.concatenate([self.final, np.zeros(count, np.float32)])
 
     def _compact(self) -> None:
         """Drop the slots of plans that left: the tables keep only the running plans' slots."""
         keep, base = [], 0
-        remap = torch.full((self.used,), -1, dtype=torch.long, device=self.device)
+        remap = np.full(self.used, -1, np.int64)
         for e in self.entries:
-            keep.append(torch.arange(e.base, e.base + e.plan.num, device=self.device))
-            remap[e.base : e.base + e.plan.num] = torch.arange(base, base + e.plan.num, device=self.device)
+            keep.append(np.arange(e.base, e.base + e.plan.num))
+            remap[e.base : e.base + e.plan.num] = np.arange(base, base + e.plan.num)
             e.base, base = base, base + e.plan.num
-        index = torch.cat(keep)
+        index = np.concatenate(keep)
         self.out, self.given, self.scoring = self.out[index], self.given[index], self.scoring[index]
         self.positions, self.final = self.positions[index], self.final[index]
         self.slot, self.used = remap[self.slot], base
@@ -242,12 +243,12 @@ class RowStream:
             if not bool(torch.isfinite(logits).all()):
                 raise TunesmithError(f"the model gave NaN or infinite scores at step {given[0][1][3]}: the checkpoint is broken")
             column = self.given[self.slot, self.local]
-            chosen = column.clone()  # the free rows' -1 are overwritten below
+            chosen = column.copy()  # the free rows' -1 are overwritten below
             if any(e.plan.scored_from is not None and e.step >= e.plan.scored_from for e, _ in given):
-                log_probs = torch.log_softmax(logits, dim=-1).gather(1, column.clamp(min=0)[:, None])[:, 0]
-                self.scored += torch.where(self.scoring[self.slot, self.local] & ~finished, log_probs, 0.0)
+                log_probs = as_numpy(torch.log_softmax(logits, dim=-1))[np.arange(len(column)), np.maximum(column, 0)]
+                self.scored += np.where(self.scoring[self.slot, self.local] & ~finished, log_probs, np.float32(0.0))
         else:
-            chosen = torch.empty(finished.shape[0], dtype=torch.long, device=device)
+            chosen = np.empty(finished.shape[0], np.int64)
         if free:
             first = self.entries[0].plan
             step0 = segments[0][3]
@@ -260,18 +261,19 @@ class RowStream:
                 index = None
                 pick, done, raw = scores, finished, logits
             else:
-                index = torch.cat([torch.arange(seg[1], seg[2], device=device) for _, seg in free])
-                pick, done, raw = scores[index], finished[index], logits[index]
+                index = np.concatenate([np.arange(seg[1], seg[2]) for _, seg in free])
+                at = torch.from_numpy(index).to(device)
+                pick, done, raw = scores[at], finished[index], logits[at]
             try:
-                picked, _ = self.chooser.choose(pick, done, streams)
+                picked, _ = self.chooser.choose(pick, torch.from_numpy(done).to(device), streams)
             except SamplingError:
                 _explain(pick, raw, free[0][1][3])
                 raise
             if index is None:
-                chosen = picked
+                chosen = as_numpy(picked)
             else:
-                chosen[index] = picked
-        chosen = torch.where(finished, vocab.end, chosen)  # a finished melody only repeats its end
+                chosen[index] = as_numpy(picked)
+        chosen = np.where(finished, vocab.end, chosen)  # a finished melody only repeats its end
         for control in self.controls:
             control.advance(chosen)
         self.out[self.slot, self.local] = chosen
@@ -297,9 +299,10 @@ class RowStream:
         form = None
         if self.form_aware:
             form = next(c for c in self.controls if hasattr(c, "inputs")).inputs(device)
-        logits, self.state = self.model.step(chosen, self.positions[self.slot, self.local], self.modes, self.meters,
-                                             self.state, form=form)  # fmt: skip
-        self.logits, self.previous = logits.float(), chosen
+        tokens = torch.from_numpy(chosen).to(device)
+        positions = torch.from_numpy(self.positions[self.slot, self.local]).to(device)
+        logits, self.state = self.model.step(tokens, positions, self.modes, self.meters, self.state, form=form)
+        self.logits, self.previous = logits.float(), tokens
 
     def _duplicates(self, segments, leaving) -> dict[int, int]:
         """Rows to drop now: in each plan whose free steps are all behind it, every row whose
@@ -339,14 +342,14 @@ class RowStream:
                 keep += rows
                 slots += [int(self.slot[r]) for r in rows]
                 e.rows = len(rows)
-        index = torch.tensor(keep, dtype=torch.long, device=self.device)
-        self._keep = index
-        self.slot = torch.tensor(slots, dtype=torch.long, device=self.device)
+        index = self._keep = np.array(keep, np.int64)
+        self.slot = np.array(slots, np.int64)
         self.local, self.finished, self.scored = self.local[index], self.finished[index], self.scored[index]
-        self.modes, self.meters = self.modes[index], self.meters[index]
-        self.state = self.model.reorder_state(self.state, index)
+        on_device = torch.from_numpy(index).to(self.device)
+        self.modes, self.meters = self.modes[on_device], self.meters[on_device]
+        self.state = self.model.reorder_state(self.state, on_device)
         for control in self.controls:
-            control.reorder(index)
+            control.reorder(on_device)
         if leaving:
             gone = [e.number for e in leaving]
             for control in self.controls:
