@@ -89,8 +89,20 @@ def control_scores(controls, ctx: StepContext, logits: torch.Tensor) -> torch.Te
         stuck = ~both.any(-1, keepdim=True)  # rows the yielding masks would leave with nothing
         allowed = torch.where(stuck, hard if hard is not None else True, both) if bool(stuck.any()) else both
     if allowed is not None:
-        scores = torch.where(allowed, scores, float("-inf"))
+        scores = torch.where(allowed, scores, _minus_infinity(scores.device))
     return scores
+
+
+_MINUS_INFINITY: dict[torch.device, torch.Tensor] = {}
+
+
+def _minus_infinity(device: torch.device) -> torch.Tensor:
+    """``-inf`` as a 0-d float32 tensor on ``device`` (``torch.where`` takes it as it takes the
+    Python float, the scores' dtype, at a third of the cost of wrapping a float at every step)."""
+    value = _MINUS_INFINITY.get(device)
+    if value is None:
+        value = _MINUS_INFINITY[device] = torch.tensor(float("-inf"), device=device)
+    return value
 
 
 class StaticControl:

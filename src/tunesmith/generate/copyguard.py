@@ -251,12 +251,12 @@ class _Row:
         self.done = False
 
     def load(self, guard: CopyGuard, r: int) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(guard, name)[r])
+        self.state, self.matched, self.key, self.steps = guard.state[r], guard.matched[r], guard.key[r], guard.steps[r]
+        self.last, self.longest, self.done = guard.last[r], guard.longest[r], guard.done[r]
 
     def store(self, guard: CopyGuard, r: int) -> None:
-        for name in self.__slots__:
-            getattr(guard, name)[r] = getattr(self, name)
+        guard.state[r], guard.matched[r], guard.key[r], guard.steps[r] = self.state, self.matched, self.key, self.steps
+        guard.last[r], guard.longest[r], guard.done[r] = self.last, self.longest, self.done
 
 
 def load_index(checkpoint: Any, progress: bool = False) -> tuple[OriginalityIndex, int]:

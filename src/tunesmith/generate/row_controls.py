@@ -113,13 +113,15 @@ class FormRows:
     rule at phrase starts, restatement, cadence and closing biases).
 
     The tables and row state are NumPy arrays (a step's work is a few dozen operations on rows of
-    a few dozen entries, where NumPy costs a microsecond and torch ten); each step reads every
-    row's (plan, step) cell of the per-plan tables in one lookup of a packed table (:meth:`_at`).
+    a few dozen entries, where NumPy costs a microsecond and torch ten), and what a step reads of
+    the per-plan tables is packed so that one lookup per table gives every row's (plan, step)
+    cell (:meth:`_at`): whatever depends only on the plan and the step is computed when it joins.
     """
 
-    # the packed table's columns: three static form inputs, the restated step, three flags
-    _STATIC, _SOURCE, _BODY, _CLOSING, _IS_START = slice(0, 3), 3, 4, 5, 6
-    _FILL = np.array([0, 0, 0, -1, 0, 0, 0])  # a step past a form's end: no source, no flag
+    # columns of the packed tables at (plan, step): integers, flags and biases
+    _STATIC, _AT, _BLANK = slice(0, 3), 3, 4  # static form inputs; the restated step (0: none); input without one
+    _INSIDE, _HAS, _BODY, _CLOSING, _IS_START = range(5)  # inside the form; restates a step; flags of FormControl
+    _STRENGTH, _CADENCE = 0, 1  # the restatement bias, and the plan's cadence bias
 
     def __init__(self, forms: list[FormControl | None], sizes: list[int], prefixes: list[list[int]], vocab,
                  total_steps: int, ids: list[int] | None = None):  # fmt: skip
@@ -128,31 +130,31 @@ class FormRows:
         count, size = len(forms), len(vocab)
         width = max([len(f.source) for f in forms if f is not None] + [total_steps + 1])
         self.hold, self.pad = vocab.ids(["_"])[0], vocab.pad
-        self.cells = np.tile(self._FILL, (count, width, 1))  # [plan, step, column]
-        self.strength = np.zeros((count, width), np.float32)
-        self.length = np.zeros(count, np.int64)
-        self.cadence = np.zeros(count, np.float32)
-        self.tonic = np.zeros((count, size), np.float32)
-        self.hold_on_tonic = np.zeros((count, size), np.float32)
+        self.cells = np.zeros((count, width, 5), np.int64)
+        self.flags = np.zeros((count, width, 5), bool)
+        self.biases = np.zeros((count, width, 2), np.float32)
+        # a closing step's bias over the vocabulary: off or on the tonic (FormControl's sum, per plan)
+        self.closing = np.zeros((count, 2, size), np.float32)
         self.is_tonic = np.zeros((count, size), bool)
         for p, f in enumerate(forms):
             if f is None:
                 continue
             n = len(f.source)
-            cells = self.cells[p]
-            cells[:n, self._STATIC], cells[:n, self._SOURCE] = f.static.numpy(), f.source
-            cells[:n, self._BODY], cells[:n, self._CLOSING] = f.body, f.closing
-            cells[f.form.starts, self._IS_START] = 1
-            self.strength[p, :n], self.length[p], self.cadence[p] = f.strength, n, f.cadence_bias
-            self.tonic[p], self.hold_on_tonic[p], self.is_tonic[p] = f.tonic, f.hold_on_tonic, f.is_tonic
+            cells, flags, source = self.cells[p], self.flags[p], np.array(f.source, np.int64)
+            cells[:n, self._STATIC], cells[:n, self._AT], cells[:n, self._BLANK] = f.static.numpy(), source.clip(0), self.pad
+            flags[:n, self._INSIDE], flags[:n, self._HAS] = True, source >= 0
+            flags[:n, self._BODY], flags[:n, self._CLOSING], flags[f.form.starts, self._IS_START] = f.body, f.closing, True
+            self.biases[p, :n, self._STRENGTH], self.biases[p, :n, self._CADENCE] = f.strength, f.cadence_bias
+            tonic, hold_on_tonic = f.tonic.numpy(), f.hold_on_tonic.numpy()
+            self.closing[p] = tonic + np.float32(0.0), tonic + hold_on_tonic
+            self.is_tonic[p] = f.is_tonic.numpy()
         # python views for the per-step checks, by plan number
         self.starts = {i: set(f.form.starts[1:]) if f is not None else set() for i, f in zip(ids, forms)}
         self.active = {i: [bool(s or c) for s, c in zip(f.strength, f.closing)] if f is not None else []
                        for i, f in zip(ids, forms)}  # fmt: skip
         plan = np.repeat(np.arange(count), sizes)  # each row's table row
         self.plan = plan
-        self.ids = np.full((len(plan), width), self.pad, np.int64)
-        self.sounding = self.ids.copy()
+        self.history = np.full((len(plan), width, 2), self.pad, np.int64)  # each row's token and sounding id per step
         self.pitched = np.zeros(len(plan), bool)  # a pitch since the current phrase began
         self.is_pitch = np.zeros(size, bool)
         self.is_pitch[vocab.pitch_ids] = True
@@ -163,31 +165,26 @@ class FormRows:
         for p, prefix in enumerate(prefixes):
             rows = plan == p
             if prefix:
-                self.ids[rows, : len(prefix)] = prefix
-                self.sounding[rows, : len(prefix)] = sounding_ids(prefix, self.hold)
+                self.history[rows, : len(prefix)] = np.stack([prefix, sounding_ids(prefix, self.hold)], 1)
                 starts = [0] + sorted(self.starts[ids[p]])
                 begun = max(s for s in starts if s <= len(prefix) - 1)
                 self.pitched[rows] = bool(self.is_pitch[prefix[begun:]].any())
 
     def _at(self) -> tuple:
-        """Each row's step, table row, whether the step is inside its form, its packed cell and
-        strength; computed once per step (``advance``, ``reorder`` and ``extend`` start a new one)."""
+        """Each row's step, row index, table row and packed cells, flags and biases at its step;
+        computed once per step (``advance``, ``reorder`` and ``extend`` start a new one)."""
         if self._here is None:
-            step, plan = self.step, self.plan
-            flat = plan * self.cells.shape[1] + step  # the row's (plan, step) cell in the flattened tables
-            cells = self.cells.reshape(-1, self.cells.shape[2])[flat]
-            self._here = (step, plan, step < self.length[plan], cells, self.strength.reshape(-1)[flat])
+            step, plan, width = self.step, self.plan, self.cells.shape[1]
+            flat = plan * width + step  # the row's (plan, step) cell in the flattened tables
+            self._here = (step, np.arange(len(step)), plan, self.cells.reshape(-1, 5)[flat],
+                          self.flags.reshape(-1, 5)[flat], self.biases.reshape(-1, 2)[flat])  # fmt: skip
         return self._here
 
     def inputs(self, device) -> torch.Tensor:
         """Form inputs [rows, 5] of each row's next step (zeros past its form's end or without a form)."""
-        step, plan, inside, cells, _ = self._at()
-        source = cells[:, self._SOURCE]
-        has, at, rows = source >= 0, np.maximum(source, 0), np.arange(len(step))
-        token = np.where(has, self.ids[rows, at], self.pad)
-        sounding = np.where(has, self.sounding[rows, at], self.pad)
-        inputs = np.concatenate([cells[:, self._STATIC], token[:, None], sounding[:, None]], 1)
-        return torch.from_numpy(np.where(inside[:, None], inputs, 0)).to(device)
+        _, rows, _, cells, flags, _ = self._at()
+        restated = np.where(flags[:, self._HAS, None], self.history[rows, cells[:, self._AT]], cells[:, self._BLANK, None])
+        return torch.from_numpy(np.concatenate([cells[:, self._STATIC], restated], 1)).to(device)
 
     def allowed(self, ctx) -> torch.Tensor | None:
         starting = [(a, b) for p, a, b, step, _ in ctx.segments if step in self.starts[p]]
@@ -202,66 +199,58 @@ class FormRows:
         segments = ctx.segments
         if not any(step < len(self.active[p]) and self.active[p][step] for p, _, _, step, _ in segments):
             return None
-        step, plan, inside, cells, strength = self._at()
-        zero, rows = np.float32(0.0), np.arange(len(step))
-        strength = np.where(inside, strength, zero)
-        target = self.ids[rows, np.maximum(cells[:, self._SOURCE], 0)]
-        pitched = self.pitched & (cells[:, self._IS_START] == 0)
-        values = np.where((cells[:, self._BODY] != 0) & inside & ~pitched, self.cadence[plan], strength)
-        bias = np.zeros((len(step), len(self.vocab)), np.float32)
+        step, rows, plan, cells, flags, biases = self._at()
+        target = self.history[rows, cells[:, self._AT], 0]
+        pitched = self.pitched & ~flags[:, self._IS_START]
+        values = np.where(flags[:, self._BODY] & ~pitched, biases[:, self._CADENCE], biases[:, self._STRENGTH])
+        bias = np.zeros((len(rows), len(self.vocab)), np.float32)
         bias[rows, target] = values
-        closing = (cells[:, self._CLOSING] != 0) & inside
+        closing = flags[:, self._CLOSING]
         if closing.any():
-            before = self.sounding[rows, np.maximum(step - 1, 0)]
-            sounding = np.where(step > 0, before, self.ids[:, 0])
-            on_tonic = self.is_tonic[plan, sounding][:, None]
-            closing_bias = self.tonic[plan] + np.where(on_tonic, self.hold_on_tonic[plan], zero)
-            bias = bias + np.where(closing[:, None], closing_bias, zero)
+            before = self.history[rows, np.maximum(step - 1, 0), 1]
+            sounding = np.where(step > 0, before, self.history[:, 0, 0])
+            on_tonic = self.is_tonic[plan, sounding]
+            bias = bias + np.where(closing[:, None], self.closing[plan, on_tonic.astype(np.int64)], np.float32(0.0))
         return torch.from_numpy(bias).to(ctx.device)
 
     def advance(self, chosen) -> None:
         chosen = as_numpy(chosen)
-        step, _, _, cells, _ = self._at()
-        rows = np.arange(len(step))
-        before = self.sounding[rows, np.maximum(step - 1, 0)]
+        step, rows, _, _, flags, _ = self._at()
+        before = self.history[rows, np.maximum(step - 1, 0), 1]
         sounding = np.where((chosen == self.hold) & (step > 0), before, chosen)
-        self.ids[rows, step] = chosen
-        self.sounding[rows, step] = sounding
+        self.history[rows, step] = np.stack([chosen, sounding], 1)
         pitch = self.is_pitch[chosen]
-        self.pitched = np.where(cells[:, self._IS_START] != 0, pitch, self.pitched | pitch)
+        self.pitched = np.where(flags[:, self._IS_START], pitch, self.pitched | pitch)
         self.step, self._here = step + 1, None
 
     def reorder(self, index) -> None:
         index = as_numpy(index)
         self._here = None
-        self.ids, self.sounding, self.pitched = self.ids[index], self.sounding[index], self.pitched[index]
+        self.history, self.pitched = self.history[index], self.pitched[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
-    _PER_PLAN = ("cells", "strength", "length", "cadence", "tonic", "hold_on_tonic", "is_tonic")
-    _ALONG_STEPS = ("cells", "strength")
+    _PER_PLAN = ("cells", "flags", "biases", "closing", "is_tonic")
+    _ALONG_STEPS = ("cells", "flags", "biases")
 
     def extend(self, other: FormRows) -> None:
         """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`); the
         table rows of plans that left are dropped on the way."""
         self._here = None
         live = np.unique(self.plan)
-        remap = np.full(self.length.shape[0], -1, np.int64)
+        remap = np.full(self.closing.shape[0], -1, np.int64)
         remap[live] = np.arange(live.shape[0])
-        width = max(self.ids.shape[1], other.ids.shape[1])
+        width = max(self.history.shape[1], other.history.shape[1])
 
         def pad(table: np.ndarray, fill) -> np.ndarray:  # [n, width, ...] along the steps
-            extra = np.empty((table.shape[0], width - table.shape[1], *table.shape[2:]), table.dtype)
-            extra[...] = fill
+            extra = np.full((table.shape[0], width - table.shape[1], *table.shape[2:]), fill, table.dtype)
             return np.concatenate([table, extra], 1)
 
         for name in self._PER_PLAN:
             mine, theirs = getattr(self, name)[live], getattr(other, name)
             if name in self._ALONG_STEPS:
-                fill = self._FILL if name == "cells" else 0
-                mine, theirs = pad(mine, fill), pad(theirs, fill)
+                mine, theirs = pad(mine, 0), pad(theirs, 0)
             setattr(self, name, np.concatenate([mine, theirs]))
-        self.ids = np.concatenate([pad(self.ids, self.pad), pad(other.ids, self.pad)])
-        self.sounding = np.concatenate([pad(self.sounding, self.pad), pad(other.sounding, self.pad)])
+        self.history = np.concatenate([pad(self.history, self.pad), pad(other.history, self.pad)])
         self.plan = np.concatenate([remap[self.plan], other.plan + live.shape[0]])
         self.pitched = np.concatenate([self.pitched, other.pitched])
         self.step = np.concatenate([self.step, other.step])

@@ -6,6 +6,8 @@ state. Forbidden tokens carry ``-inf`` and stay forbidden through every transfor
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -86,19 +88,21 @@ class JoinedRandom:
 
     def __init__(self, parts: list[tuple[torch.Generator | DrawnAhead | RowRandom, int]]):
         self.parts = list(parts)
+        self.rows = sum(rows for _, rows in self.parts)
+        self.ahead = all(isinstance(stream, DrawnAhead) for stream, _ in self.parts)
 
     def __len__(self) -> int:
-        return sum(rows for _, rows in self.parts)
+        return self.rows
 
     def rand(self, shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
         """Uniform [0, 1) numbers of ``shape``; each part's rows from its own stream."""
-        if shape[0] != len(self):
-            raise TunesmithError(f"{shape[0]} rows drawn from streams of {len(self)} rows")
+        if shape[0] != self.rows:
+            raise TunesmithError(f"{shape[0]} rows drawn from streams of {self.rows} rows")
         rest = tuple(shape[1:])
-        if all(isinstance(stream, DrawnAhead) for stream, _ in self.parts):
-            each = int(np.prod(rest, dtype=np.int64))
+        if self.ahead:
+            each = math.prod(rest)
             drawn = np.concatenate([stream.take(rows * each) for stream, rows in self.parts])
-            return torch.from_numpy(drawn).view(shape).to(device)
+            return torch.from_numpy(drawn.reshape(shape)).to(device)
         return torch.cat([uniform((rows, *rest), stream, device) for stream, rows in self.parts])
 
 
@@ -108,7 +112,7 @@ def uniform(shape: tuple[int, ...], generator, device) -> torch.Tensor:
     if isinstance(generator, RowRandom | JoinedRandom):
         return generator.rand(tuple(shape), device)
     if isinstance(generator, DrawnAhead):
-        return torch.from_numpy(generator.take(int(np.prod(shape, dtype=np.int64)))).view(shape).to(device)
+        return torch.from_numpy(generator.take(math.prod(shape)).reshape(shape)).to(device)
     return torch.rand(shape, generator=generator, device=device)
 
 
@@ -234,8 +238,9 @@ def sample(logits: torch.Tensor, generator: torch.Generator | RowRandom | None =
             raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
         # float32 times float32, as the tensor product below
         u = uniform((cdf.shape[0], 1), generator, cdf.device).numpy() * values[:, -1:]
-        # "right" = the first CDF entry above u; a CDF never decreases, so that is the count of entries up to u
-        return torch.from_numpy(np.minimum((values <= u).sum(1), values.shape[1] - 1))
+        above = values > u  # the first CDF entry above u, as searchsorted "right" (the last one at most)
+        above[:, -1] = True
+        return torch.from_numpy(above.argmax(1))
     if bool(torch.isnan(cdf[:, -1]).any()):  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
         raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
     u = uniform((cdf.shape[0], 1), generator, cdf.device) * cdf[:, -1:]

@@ -278,9 +278,10 @@ class RowStream:
             control.advance(chosen)
         self.out[self.slot, self.local] = chosen
         finished = self.finished = finished | (chosen == vocab.end)
-        any_finished = bool(finished.any())
-        leaving = [e for e, (_, a, b, step, total) in zip(self.entries, segments)
-                   if e.cancelled or step + 1 == total or (any_finished and bool(finished[a:b].all()))]  # fmt: skip
+        # each plan's rows all ended (every plan has a row: its segment starts are increasing)
+        ended = np.logical_and.reduceat(finished, [seg[1] for seg in segments]).tolist()
+        leaving = [e for e, (_, _, _, step, total), end in zip(self.entries, segments, ended)
+                   if e.cancelled or step + 1 == total or end]  # fmt: skip
         for e in leaving:
             _, a, b, _, _ = segments[self.entries.index(e)]
             self.final[self.slot[a:b]] = self.scored[a:b]
