@@ -19,14 +19,23 @@ def as_numpy(values) -> np.ndarray:
     return values.cpu().numpy() if isinstance(values, torch.Tensor) else values
 
 
+def ending_steps(end_from: int | None, positions: list[int]) -> frozenset[int]:
+    """The steps at which :class:`~tunesmith.generate.controls.Structure` lets a melody end
+    (pure function): bar lines (``positions[step] == 0``) from ``end_from`` on; none for None."""
+    if end_from is None:
+        return frozenset()
+    return frozenset(step for step in range(max(end_from, 0), len(positions)) if positions[step] == 0)
+
+
 class RowStructure:
     """:class:`~tunesmith.generate.controls.Structure` row by row, with each plan's ``end_from``
     (a plan without a Structure control never ends early: it runs its length)."""
 
     def __init__(self, structures: list, sizes: list[int], plans: list, ids: list[int] | None = None):
         ids = list(range(len(plans))) if ids is None else ids  # the plans' numbers in ctx.segments
-        self.end_from = {i: s.end_from if s is not None else None for i, s in zip(ids, structures)}
-        self.plans, self.vocab = dict(zip(ids, plans)), plans[0].vocab
+        self.ends = {i: ending_steps(s.end_from if s is not None else None, plan.positions)
+                     for i, s, plan in zip(ids, structures, plans)}  # fmt: skip
+        self.vocab = plans[0].vocab
         vocab = self.vocab
         self.is_pitch = np.zeros(len(vocab), bool)
         self.is_pitch[vocab.pitch_ids] = True
@@ -38,15 +47,11 @@ class RowStructure:
         self.no_end = self.base.clone()
         self.no_end[vocab.end] = False
 
-    def _may_end(self, p: int, step: int) -> bool:
-        end_from = self.end_from[p]
-        return end_from is not None and step >= end_from and self.plans[p].positions[step] == 0
-
     def allowed(self, ctx) -> torch.Tensor:
         vocab = self.vocab
-        ends = [(self._may_end(p, step), b - a) for p, a, b, step, _ in ctx.segments]
+        ends = [(step in self.ends[p], b - a) for p, a, b, step, _ in ctx.segments]
         self.settled = self.settled or bool(self.has_note.all())
-        if self.settled and all(not e for e, _ in ends):
+        if self.settled and not any(e for e, _ in ends):
             return self.no_end.to(ctx.device)
         at_end = torch.tensor([e for e, n in ends for _ in range(n)], device=ctx.device)
         mask = self.base.to(ctx.device).expand(ctx.rows, len(vocab)).clone()
@@ -66,16 +71,14 @@ class RowStructure:
 
     def extend(self, other: RowStructure) -> None:
         """Append ``other``'s rows and plans (plans joining a running stream, :mod:`stream`)."""
-        self.end_from.update(other.end_from)
-        self.plans.update(other.plans)
+        self.ends.update(other.ends)
         self.has_note = np.concatenate([self.has_note, other.has_note])
         self.settled = False
 
     def forget(self, ids: list[int]) -> None:
         """Plans ``ids`` left (their rows are already reordered away)."""
         for i in ids:
-            self.end_from.pop(i, None)
-            self.plans.pop(i, None)
+            self.ends.pop(i, None)
 
 
 class RowMask:
@@ -218,7 +221,7 @@ class FormRows:
         step, rows, _, _, flags, _ = self._at()
         before = self.history[rows, np.maximum(step - 1, 0), 1]
         sounding = np.where((chosen == self.hold) & (step > 0), before, chosen)
-        self.history[rows, step] = np.stack([chosen, sounding], 1)
+        self.history[rows, step, 0], self.history[rows, step, 1] = chosen, sounding
         pitch = self.is_pitch[chosen]
         self.pitched = np.where(flags[:, self._IS_START], pitch, self.pitched | pitch)
         self.step, self._here = step + 1, None

@@ -232,7 +232,7 @@ def sample(logits: torch.Tensor, generator: torch.Generator | RowRandom | None =
     """
     # inverse-CDF draw: one uniform number per row (torch.multinomial draws one per token)
     cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-    if cdf.device.type == "cpu" and not cdf.requires_grad:  # rows of a few dozen entries: searched in NumPy
+    if cdf.is_cpu and not cdf.requires_grad:  # rows of a few dozen entries: searched in NumPy
         values = cdf.numpy()
         if np.isnan(values[:, -1]).any():  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
             raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")

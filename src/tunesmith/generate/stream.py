@@ -240,7 +240,7 @@ class RowStream:
         for e, seg in zip(self.entries, segments):
             (given if e.step in e.plan.fixed else free).append((e, seg))
         if given:
-            if not bool(torch.isfinite(logits).all()):
+            if not np.isfinite(as_numpy(logits)).all():
                 raise TunesmithError(f"the model gave NaN or infinite scores at step {given[0][1][3]}: the checkpoint is broken")
             column = self.given[self.slot, self.local]
             chosen = column.copy()  # the free rows' -1 are overwritten below
