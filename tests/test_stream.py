@@ -151,3 +151,26 @@ def test_a_busy_stream_with_compactions_and_cancels_still_gives_each_plan_alone(
     assert compactions and 3 not in answers and len(answers) == len(plans) - 1
     for i, decoded in answers.items():
         assert decoded.ids == generator.decode_plans([plans[i]], GenerationConfig())[0].ids, f"plan {i}"
+
+
+def test_plans_sharing_one_generator_draw_from_it_in_turn(generator, melody, monkeypatch):
+    """Two plans given the same generator draw as they do straight from it, step by step: each
+    step, the first plan's rows, then the second's (and the generator ends where they leave it)."""
+    from tunesmith.generate import stream as stream_module
+
+    plans = _requests(generator, melody)[:2]
+
+    def run():
+        shared = torch.Generator().manual_seed(11)
+        stream = RowStream(generator.model, StepChooser("sample", 1.0, 8, 0.9, 0.5), generator.device)
+        got = {}
+        stream.add(plans, [shared, shared], [lambda d, i=i: got.__setitem__(i, d) for i in range(2)])
+        while stream.busy:
+            stream.step()
+        return [got[0].ids, got[1].ids], shared.get_state()
+
+    ahead_ids, ahead_state = run()
+    monkeypatch.setattr(stream_module, "ahead", lambda g: g)  # every draw straight from the generator
+    direct_ids, direct_state = run()
+    assert ahead_ids == direct_ids
+    assert torch.equal(ahead_state, direct_state)

@@ -138,7 +138,7 @@ class FormRows:
         self.biases = np.zeros((count, width, 2), np.float32)
         # a closing step's bias over the vocabulary: off or on the tonic (FormControl's sum, per plan)
         self.closing = np.zeros((count, 2, size), np.float32)
-        self.is_tonic = np.zeros((count, size), bool)
+        self.is_tonic = np.zeros((count, size), np.int64)  # 1 on the tonic (the index of its closing bias)
         for p, f in enumerate(forms):
             if f is None:
                 continue
@@ -172,6 +172,8 @@ class FormRows:
                 starts = [0] + sorted(self.starts[ids[p]])
                 begun = max(s for s in starts if s <= len(prefix) - 1)
                 self.pitched[rows] = bool(self.is_pitch[prefix[begun:]].any())
+        # each row's sounding id before its step (<pad> before the first)
+        self.sounding = self.history[np.arange(len(plan)), np.maximum(self.step - 1, 0), 1]
 
     def _at(self) -> tuple:
         """Each row's step, row index, table row and packed cells, flags and biases at its step;
@@ -210,18 +212,16 @@ class FormRows:
         bias[rows, target] = values
         closing = flags[:, self._CLOSING]
         if closing.any():
-            before = self.history[rows, np.maximum(step - 1, 0), 1]
-            sounding = np.where(step > 0, before, self.history[:, 0, 0])
-            on_tonic = self.is_tonic[plan, sounding]
-            bias = bias + np.where(closing[:, None], self.closing[plan, on_tonic.astype(np.int64)], np.float32(0.0))
+            on_tonic = self.is_tonic[plan, self.sounding]
+            bias = bias + np.where(closing[:, None], self.closing[plan, on_tonic], np.float32(0.0))
         return torch.from_numpy(bias).to(ctx.device)
 
     def advance(self, chosen) -> None:
         chosen = as_numpy(chosen)
         step, rows, _, _, flags, _ = self._at()
-        before = self.history[rows, np.maximum(step - 1, 0), 1]
-        sounding = np.where((chosen == self.hold) & (step > 0), before, chosen)
+        sounding = np.where((chosen == self.hold) & (step > 0), self.sounding, chosen)
         self.history[rows, step, 0], self.history[rows, step, 1] = chosen, sounding
+        self.sounding = sounding
         pitch = self.is_pitch[chosen]
         self.pitched = np.where(flags[:, self._IS_START], pitch, self.pitched | pitch)
         self.step, self._here = step + 1, None
@@ -229,7 +229,7 @@ class FormRows:
     def reorder(self, index) -> None:
         index = as_numpy(index)
         self._here = None
-        self.history, self.pitched = self.history[index], self.pitched[index]
+        self.history, self.pitched, self.sounding = self.history[index], self.pitched[index], self.sounding[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
     _PER_PLAN = ("cells", "flags", "biases", "closing", "is_tonic")
@@ -256,6 +256,7 @@ class FormRows:
         self.history = np.concatenate([pad(self.history, self.pad), pad(other.history, self.pad)])
         self.plan = np.concatenate([remap[self.plan], other.plan + live.shape[0]])
         self.pitched = np.concatenate([self.pitched, other.pitched])
+        self.sounding = np.concatenate([self.sounding, other.sounding])
         self.step = np.concatenate([self.step, other.step])
         self.starts.update(other.starts)
         self.active.update(other.active)

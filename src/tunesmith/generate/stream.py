@@ -62,11 +62,6 @@ class _Entry:
     def step(self) -> int:
         return self.start + self.t
 
-    def settle(self) -> None:
-        """The plan leaves: its stream stands where its own draws leave it (none drawn ahead)."""
-        if isinstance(self.stream, DrawnAhead):
-            self.stream.settle()
-
 
 class RowStream:
     """The loop (see the module docstring). Not thread-safe: one thread calls add/step/fail."""
@@ -78,6 +73,7 @@ class RowStream:
 
     def _reset(self) -> None:
         self.entries: list[_Entry] = []
+        self.drawn: dict[int, DrawnAhead] = {}  # id of a running plan's generator → its one DrawnAhead
         self.vocab = None
         self.state = self.logits = self.previous = None
         self.controls: list = []
@@ -128,7 +124,7 @@ class RowStream:
         self.chooser.end = vocab.end
         entries = []
         for p, plan in enumerate(plans):
-            entries.append(_Entry(plan, ahead(cohort.streams[p]), cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
+            entries.append(_Entry(plan, self._ahead(cohort.streams[p]), cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
                                   self.used, cohort.per[p], cohort.last_free[p], cohort.sizes[p]))  # fmt: skip
             self.used += plan.num
         self._grow_tables(entries, cohort.lengths)
@@ -151,6 +147,16 @@ class RowStream:
             self.previous = torch.cat([self.previous, cohort.previous])
         self.entries += entries
         return entries
+
+    def _ahead(self, generator):
+        """``generator`` drawn ahead (:func:`ahead`), one wrapper per generator: plans that share
+        one draw from it in turn, as they would without it."""
+        if id(generator) not in self.drawn:
+            wrapped = ahead(generator)
+            if not isinstance(wrapped, DrawnAhead):
+                return generator
+            self.drawn[id(generator)] = wrapped
+        return self.drawn[id(generator)]
 
     def _grow_tables(self, entries: list[_Entry], lengths: list[int]) -> None:
         """Slot tables for the new plans (and wider ones, if a new plan is longer)."""
@@ -222,7 +228,8 @@ class RowStream:
         entries = self.entries
         self._reset()
         for e in entries:
-            e.settle()
+            if isinstance(e.stream, DrawnAhead):
+                e.stream.settle()  # its generator left where its draws leave it
             if not e.cancelled:
                 e.done(exc)
 
@@ -360,7 +367,9 @@ class RowStream:
     def _finish(self, leaving: list[_Entry]) -> None:
         """Answer the plans that left with their rows (prefix + tokens, scores)."""
         for e in leaving:
-            e.settle()
+            if isinstance(e.stream, DrawnAhead) and not any(other.stream is e.stream for other in self.entries):
+                e.stream.settle()  # its generator left where its draws leave it, once no running plan draws from it
+                self.drawn.pop(id(e.stream.generator), None)
             if e.cancelled:
                 continue
             plan, base = e.plan, e.base
