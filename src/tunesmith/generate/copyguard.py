@@ -34,6 +34,9 @@ from tunesmith.originality.automaton import FIRST_KEY, INTERVAL_OFFSET, REST_KEY
 from tunesmith.song import Song
 
 
+WALKS_KEPT = 1 << 16  # automaton steps a guard remembers (then it starts afresh)
+
+
 class CopyGuard:
     """A ``generate.controls.Control``: forbid tokens that would copy more than ``max_copy`` notes.
 
@@ -50,6 +53,7 @@ class CopyGuard:
             raise TunesmithError(f"--max-copy must be >= 1 note, got {max_copy!r}")
         self.index, self.max_copy, self.vocab = index, int(max_copy), vocab
         self.automaton = index.automaton
+        self.walks: dict[tuple[int, int, int], tuple[int, int]] = {}  # automaton.walk's answers, remembered
         self.pitch_of = {token_id: pitch for pitch, token_id in zip(vocab.pitches, vocab.pitch_ids, strict=True)}
         self.onset_ids = torch.tensor([vocab.end, vocab.rest, *vocab.pitch_ids])
         self.fallbacks = 0  # (row, step) pairs where the guard had to allow everything
@@ -145,7 +149,7 @@ class CopyGuard:
             onset_ok = not key or matched < limit or not self.automaton.has(state, fixed)
             banned: list[int] = []
             if onset_ok:
-                new_state, new_matched = self.automaton.walk(state, matched, fixed) if key else (state, matched)
+                new_state, new_matched = self._walk(state, matched, fixed) if key else (state, matched)
                 if new_matched >= limit:
                     banned = self._banned_onsets(new_state, new_matched, last, left - 1, limit)
             pitches_left = len(self.pitch_of) - sum(1 for i in banned if i in self.pitch_of)
@@ -207,6 +211,17 @@ class CopyGuard:
             self._take(row, token)
             row.store(self, r)
 
+    def _walk(self, state: int, matched: int, symbol: int) -> tuple[int, int]:
+        """``automaton.walk``, remembered: rows of a pass keep taking the same few steps (a tune's
+        common openings and figures), and a remembered step costs one dict look-up."""
+        key = (state, matched, symbol)
+        walked = self.walks.get(key)
+        if walked is None:
+            if len(self.walks) >= WALKS_KEPT:
+                self.walks.clear()
+            walked = self.walks[key] = self.automaton.walk(state, matched, symbol)
+        return walked
+
     def _take(self, row: _Row, token: int) -> None:
         """Apply one token to one row's state: lengthen the pending note, or fix it and start one."""
         vocab = self.vocab
@@ -219,7 +234,7 @@ class CopyGuard:
         if token not in self.pitch_of and token not in (vocab.rest, vocab.end):
             return  # <s>/<pad> are never generated; they carry no note
         if row.key:
-            row.state, row.matched = self.automaton.walk(row.state, row.matched, symbol_code(row.key, row.steps))
+            row.state, row.matched = self._walk(row.state, row.matched, symbol_code(row.key, row.steps))
             row.longest = max(row.longest, row.matched)
         row.key, row.steps = 0, 0
         if token == vocab.end:
