@@ -16,7 +16,9 @@ from tunesmith.generate.form import FormControl
 
 def as_numpy(values) -> np.ndarray:
     """``values`` (a tensor on any device, or already an array) as a NumPy array on the host."""
-    return values.cpu().numpy() if isinstance(values, torch.Tensor) else values
+    if isinstance(values, np.ndarray):
+        return values
+    return values.numpy() if values.is_cpu else values.cpu().numpy()
 
 
 def ending_steps(end_from: int | None, positions: list[int]) -> frozenset[int]:
