@@ -146,9 +146,11 @@ class FormRows:
                 continue
             n = len(f.source)
             cells, flags, source = self.cells[p], self.flags[p], np.array(f.source, np.int64)
-            cells[:n, self._STATIC], cells[:n, self._AT], cells[:n, self._BLANK] = f.static.numpy(), source.clip(0), self.pad
+            cells[:n, self._STATIC], cells[:n, self._AT] = f.static.numpy(), source.clip(0)
+            cells[:n, self._BLANK] = self.pad
             flags[:n, self._INSIDE], flags[:n, self._HAS] = True, source >= 0
-            flags[:n, self._BODY], flags[:n, self._CLOSING], flags[f.form.starts, self._IS_START] = f.body, f.closing, True
+            flags[:n, self._BODY], flags[:n, self._CLOSING] = f.body, f.closing
+            flags[f.form.starts, self._IS_START] = True
             self.biases[p, :n, self._STRENGTH], self.biases[p, :n, self._CADENCE] = f.strength, f.cadence_bias
             tonic, hold_on_tonic = f.tonic.numpy(), f.hold_on_tonic.numpy()
             self.closing[p] = tonic + np.float32(0.0), tonic + hold_on_tonic
@@ -190,7 +192,8 @@ class FormRows:
     def inputs(self, device) -> torch.Tensor:
         """Form inputs [rows, 5] of each row's next step (zeros past its form's end or without a form)."""
         _, rows, _, cells, flags, _ = self._at()
-        restated = np.where(flags[:, self._HAS, None], self.history[rows, cells[:, self._AT]], cells[:, self._BLANK, None])
+        restated = self.history[rows, cells[:, self._AT]]  # the restated step's token and sounding id
+        restated = np.where(flags[:, self._HAS, None], restated, cells[:, self._BLANK, None])
         return torch.from_numpy(np.concatenate([cells[:, self._STATIC], restated], 1)).to(device)
 
     def allowed(self, ctx) -> torch.Tensor | None:

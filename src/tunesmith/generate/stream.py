@@ -124,8 +124,9 @@ class RowStream:
         self.chooser.end = vocab.end
         entries = []
         for p, plan in enumerate(plans):
-            entries.append(_Entry(plan, self._ahead(cohort.streams[p]), cohort.callbacks[p], cohort.numbers[p], cohort.starts[p],
-                                  self.used, cohort.per[p], cohort.last_free[p], cohort.sizes[p]))  # fmt: skip
+            entries.append(_Entry(plan, self._ahead(cohort.streams[p]), cohort.callbacks[p], cohort.numbers[p],
+                                  cohort.starts[p], self.used, cohort.per[p], cohort.last_free[p],
+                                  cohort.sizes[p]))  # fmt: skip
             self.used += plan.num
         self._grow_tables(entries, cohort.lengths)
         slots = [e.base + r * e.per for e in entries for r in range(e.rows)]
@@ -164,7 +165,8 @@ class RowStream:
         width = max([self.width] + lengths)
         if width > self.width:
             grow = ((0, 0), (0, width - self.width))
-            self.out, self.given = np.pad(self.out, grow, constant_values=end), np.pad(self.given, grow, constant_values=-1)
+            self.out = np.pad(self.out, grow, constant_values=end)
+            self.given = np.pad(self.given, grow, constant_values=-1)
             self.scoring, self.positions = np.pad(self.scoring, grow), np.pad(self.positions, grow)
             self.width = width
         count = sum(e.plan.num for e in entries)
