@@ -135,9 +135,9 @@ class RowStream:
         self.local = np.concatenate([self.local, np.zeros(len(slots), np.int64)])
         self.finished = np.concatenate([self.finished, np.zeros(len(slots), bool)])
         self.scored = np.concatenate([self.scored, np.zeros(len(slots), np.float32)])
-        which = torch.repeat_interleave(torch.arange(len(plans)), torch.tensor(cohort.sizes)).to(device)
-        self.modes = torch.cat([self.modes, torch.tensor([p.mode_id for p in plans], device=device)[which]])
-        self.meters = torch.cat([self.meters, torch.tensor([p.meter_id for p in plans], device=device)[which]])
+        modes = torch.from_numpy(np.repeat([p.mode_id for p in plans], cohort.sizes).astype(np.int64)).to(device)
+        meters = torch.from_numpy(np.repeat([p.meter_id for p in plans], cohort.sizes).astype(np.int64)).to(device)
+        self.modes, self.meters = torch.cat([self.modes, modes]), torch.cat([self.meters, meters])
         if self.state is None:
             self.controls, self.state, self.logits, self.previous = cohort.controls, cohort.state, cohort.logits, cohort.previous
         else:
@@ -160,36 +160,31 @@ class RowStream:
         return self.drawn[id(generator)]
 
     def _grow_tables(self, entries: list[_Entry], lengths: list[int]) -> None:
-        """Slot tables for the new plans (and wider ones, if a new plan is longer)."""
+        """Slot tables for the new plans (and wider ones, if a new plan is longer). The tables keep
+        spare slots (twice the rows when full), so a join writes its own rows, not all of them."""
         end = self.vocab.end
         width = max([self.width] + lengths)
-        if width > self.width:
-            grow = ((0, 0), (0, width - self.width))
-            self.out = np.pad(self.out, grow, constant_values=end)
-            self.given = np.pad(self.given, grow, constant_values=-1)
-            self.scoring, self.positions = np.pad(self.scoring, grow), np.pad(self.positions, grow)
+        first, count = entries[0].base, sum(e.plan.num for e in entries)  # the new slots
+        capacity = self.out.shape[0]
+        if width > self.width or first + count > capacity:
+            capacity = max(2 * capacity, first + count) if first + count > capacity else capacity
+            self.out, self.given = _resized(self.out, capacity, width, end), _resized(self.given, capacity, width, -1)
+            self.scoring = _resized(self.scoring, capacity, width, False)
+            self.positions = _resized(self.positions, capacity, width + 1, 0)
+            final, self.final = self.final, np.zeros(capacity, np.float32)
+            self.final[: final.shape[0]] = final
             self.width = width
-        count = sum(e.plan.num for e in entries)
-        out = np.full((count, width), end, np.int64)
-        given = np.full((count, width), -1, np.int64)
-        scoring = np.zeros((count, width), bool)
-        positions = np.zeros((count, width + 1), np.int64)
-        row = 0
+        new = slice(first, first + count)
+        self.out[new], self.given[new], self.scoring[new], self.positions[new], self.final[new] = end, -1, False, 0, 0.0
         for e, length in zip(entries, lengths):
-            plan, rows = e.plan, slice(row, row + e.plan.num)
-            positions[rows, : length + 1] = plan.positions[e.start : plan.total_steps + 1]
+            plan, rows = e.plan, slice(e.base, e.base + e.plan.num)
+            self.positions[rows, : length + 1] = plan.positions[e.start : plan.total_steps + 1]
             steps = [step for step in plan.fixed if e.start <= step < plan.total_steps]
             if steps:
                 at = np.array(steps) - e.start
-                given[rows, at] = [plan.fixed[step] for step in steps]
+                self.given[rows, at] = [plan.fixed[step] for step in steps]
                 if plan.scored_from is not None:
-                    scoring[rows, at] = np.array(steps) >= plan.scored_from
-            row += plan.num
-        self.out = np.concatenate([self.out, out])
-        self.given = np.concatenate([self.given, given])
-        self.scoring = np.concatenate([self.scoring, scoring])
-        self.positions = np.concatenate([self.positions, positions])
-        self.final = np.concatenate([self.final, np.zeros(count, np.float32)])
+                    self.scoring[rows, at] = np.array(steps) >= plan.scored_from
 
     def _compact(self) -> None:
         """Drop the slots of plans that left: the tables keep only the running plans' slots."""
@@ -383,3 +378,9 @@ class RowStream:
                 ids.append(list(plan.prefix) + (row[: row.index(self.vocab.end) + 1] if self.vocab.end in row else row))
             e.done(Decoded(ids, self.final[base : base + plan.num].tolist()))
 
+
+def _resized(table: np.ndarray, rows: int, columns: int, fill) -> np.ndarray:
+    """``table`` [r, c] at the top left of a new ``[rows, columns]`` array of ``fill`` (pure function)."""
+    resized = np.full((rows, columns), fill, table.dtype)
+    resized[: table.shape[0], : table.shape[1]] = table
+    return resized
