@@ -301,12 +301,16 @@ class MelodyLSTM(nn.Module):
         self._folded_cache = (key, folded)
         return folded
 
-    @torch.no_grad()
     def step(self, token: torch.Tensor, position: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
              state: State | None = None, form: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
         """One generation step: ``token``, ``position`` are [B], ``form`` [B, 5] or None (unknown);
-        returns logits [B, V] and the new state."""
-        return self._step(token, position.clamp(0, self.config.max_position - 1), mode, meter, state, form)
+        returns logits [B, V] and the new state (no autograd graph: a decoding loop that already
+        runs without one skips the context manager, a cost paid on every step)."""
+        position = position.clamp(0, self.config.max_position - 1)
+        if not torch.is_grad_enabled():
+            return self._step(token, position, mode, meter, state, form)
+        with torch.no_grad():
+            return self._step(token, position, mode, meter, state, form)
 
     def row_stepper(self, state: State, mode: int, meter: int) -> RowStepper:
         """One row's generation from ``state`` (batch 1) on: :meth:`step` with Python ints (see

@@ -103,6 +103,7 @@ class SharedDecoder:
 
     def _loop(self) -> None:
         """Admit waiting plans, step every busy stream, repeat; return when there is nothing to do."""
+        torch.set_grad_enabled(False)  # this thread only decodes (thread-local: no graph, no per-step context)
         while True:
             with self.condition:
                 if self.closed:
