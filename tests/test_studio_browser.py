@@ -94,7 +94,7 @@ def test_compose_regenerate_play_download(server_url, browser, tmp_path):
     Select(browser.find_element(By.ID, "key")).select_by_visible_text("D")
     Select(browser.find_element(By.ID, "meter")).select_by_visible_text("6/8")
     Select(browser.find_element(By.ID, "program")).select_by_visible_text("Fiddle")
-    Select(browser.find_element(By.ID, "pickup")).select_by_visible_text("a quarter")
+    Select(browser.find_element(By.ID, "pickup")).select_by_visible_text("1/4")
     for field, value in (("bars", "8"), ("seed", "7")):
         box = browser.find_element(By.ID, field)
         box.clear()
