@@ -99,3 +99,19 @@ def test_shipped_model_draws_pickups_like_its_corpus():
     for melody in with_pickup:
         assert all(start % 16 == 0 for start in melody.song.phrase_starts)  # pickup steps before a bar line
         assert melody.params["form_honoured"] == compliance(melody.song, melody.params["form"]).ok
+
+
+def test_the_pickup_completes_the_last_bar_in_every_written_form():
+    from music21 import converter
+
+    from tunesmith.export.abc import abc_text
+    from tunesmith.export.musicxml import musicxml_bytes
+    from tunesmith.meter import bar_lines
+
+    tune = Song([Note(67, 4), Note(72, 12), Note(71, 12), Note(72, 8)], meter="3/4", bar_starts=[4])  # upbeat, 2 bars, 2 beats
+    assert bar_lines(tune) == [0, 4, 16, 28, 36]  # no rest pads the last bar
+    assert abc_text(tune).rstrip().endswith("c4 |]")
+    last = converter.parseData(musicxml_bytes(tune), format="musicxml").parts[0].getElementsByClass("Measure")[-1]
+    assert [type(e).__name__ for e in last.notesAndRests] == ["Note"]
+    other = Song([Note(67, 4), Note(72, 12), Note(71, 12), Note(72, 4)], meter="3/4", bar_starts=[4])
+    assert bar_lines(other)[-1] == 40  # a last bar the pickup does not complete is padded, as before

@@ -31,12 +31,17 @@ def song_bar_starts(song: Song) -> list[int]:
 
 
 def bar_lines(song: Song) -> list[int]:
-    """Step of every bar line from 0 to the end of the last (padded) bar, a pickup's included:
-    what a score draws. An empty song still has one bar."""
+    """Step of every bar line from 0 to the end of the last bar, a pickup's included: what a
+    score draws. The last bar is padded to a full bar, except where it is exactly what the
+    pickup leaves of one (the pickup completes it, as folk tunes are written). An empty song
+    still has one bar."""
     bar = bar_steps(song.meter, song.steps_per_quarter)
     total = max(song.total_steps, 1)
     starts = full_bar_starts(song.bar_starts or [0], total, bar)
     lines = ([0] if starts[0] > 0 else []) + starts
+    pickup = starts[0] if len(lines) > 1 and lines[0] == 0 and starts[0] < bar else 0
+    if pickup and len(lines) > 2 and total - lines[-1] == bar - pickup:
+        return lines + [total]
     return lines + [max(total, lines[-1] + bar)]
 
 

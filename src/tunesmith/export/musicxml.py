@@ -44,6 +44,8 @@ def to_score(song: Song, bpm: float | None = None):
                 measure.insert(0, tempo.MetronomeMark(number=bpm, referent=1.0))
             if right - left < full_bar:
                 measure.paddingLeft = Fraction(full_bar - (right - left), spq)
+        elif right == lines[-1] and right - left < full_bar:  # the last bar the pickup completes
+            measure.paddingRight = Fraction(full_bar - (right - left), spq)
         for piece in bar:
             if piece.start in chords:
                 measure.insert(Fraction(piece.start - left, spq), _chord_symbol(harmony, chords[piece.start].symbol))
