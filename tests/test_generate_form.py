@@ -12,7 +12,7 @@ from tunesmith.cli import main
 from tunesmith.errors import TunesmithError
 from tunesmith.form import compliance, label_phrases, parse_form
 from tunesmith.generate import GenerationConfig, Generator, default_model_path
-from tunesmith.generate.form import draw_fitting, fit_bars
+from tunesmith.generate.layout import draw_fitting, fit_bars
 
 
 @pytest.fixture(scope="module")

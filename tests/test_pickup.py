@@ -17,7 +17,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.form import compliance, parse_form
 from tunesmith.form.inputs import corpus_pickups, pickups_distribution, song_ends
 from tunesmith.generate import GenerationConfig, Generator, default_model_path
-from tunesmith.generate.form import draw_ends, lay_out, legacy_lay_out, melody_form
+from tunesmith.generate.layout import draw_ends, lay_out, legacy_lay_out, melody_form
 from tunesmith.song import Note, Song
 
 

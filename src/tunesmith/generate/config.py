@@ -75,7 +75,7 @@ class GenerationConfig:
                 raise TunesmithError(f"cannot read meter {self.meter!r}: write it like 3/4 or 6/8") from None
         if self.scheme != "greedy" and self.temperature <= 0:
             raise TunesmithError(f"--temperature must be > 0 with --scheme {self.scheme}, got {self.temperature!r}")
-        from tunesmith.generate.form import is_free
+        from tunesmith.generate.layout import is_free
 
         if self.form is not None:
             from tunesmith.form.labels import parse_form

@@ -26,7 +26,8 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.config import DEFAULT_BARS, GenerationConfig
 from tunesmith.generate.constraints import parse_range, range_mask, require_pitches, scale_mask
 from tunesmith.generate.controls import MOTIF_ORDER, Control, MotifEcho, Structure, TokenMask
-from tunesmith.generate.form import FormControl, resolve_form
+from tunesmith.generate.form import FormControl
+from tunesmith.generate.layout import resolve_form
 from tunesmith.generate.primer import parse_primer, primer_tokens_of_song, read_primer_file, to_model_key
 from tunesmith.meter import bar_of_steps, full_bar_starts
 from tunesmith.song import bar_steps, key_name, step_positions, tonic_pitch_class, transposition_to

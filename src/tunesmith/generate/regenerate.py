@@ -265,7 +265,8 @@ def region_form(generator, melody: Melody, bar_length: int):
         return None
     if not isinstance(text, str):
         raise TunesmithError(f"the melody's form must be text such as 'A2 A2 B2 A2', got {text!r}")
-    from tunesmith.generate.form import FormControl, melody_form
+    from tunesmith.generate.form import FormControl
+    from tunesmith.generate.layout import melody_form
 
     song = melody.song
     form = melody_form(text, str(melody.params.get("form_source") or ""), song.phrase_starts, len(melody.tokens),
