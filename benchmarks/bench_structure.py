@@ -24,6 +24,9 @@ not at all; above 0.5 = higher in generated songs). ``--half dev`` / ``--half te
 one fixed half of the validation songs (by title group, ``tunesmith.evaluate.pipeline
 .evaluation_half``): generation settings are chosen on dev and confirmed on test, so the test
 figure was never tuned on; ``--half all`` (the default) is the whole validation split.
+``--half calib`` compares with a fixed fifth of the *training* songs instead (306 for erk;
+``tunesmith.evaluate.pipeline.calibration_group``): generation settings calibrated there have
+not looked at any validation song, and the set is larger than either half.
 """
 
 from __future__ import annotations
@@ -70,7 +73,12 @@ def measure(model: str, form: str = "", num: int = 0, seed: int = 0, progress: b
     config = EvaluateConfig(num=num, seed=seed, form=form, progress=progress, dryout=DryoutConfig(num=0),
                             classifier=classifier, half=half)  # fmt: skip
     results = evaluate(model, config, dataset=dataset)
-    reference = real_reference(results, dataset.split("train"), seed, classifier)
+    train = dataset.split("train")
+    if half == "calib":  # the reference compares the calibration songs with the other training songs
+        from tunesmith.evaluate.pipeline import calibration_group
+
+        train = [e for e in train if not calibration_group(e.group)]
+    reference = real_reference(results, train, seed, classifier)
     real, gen = results["structure"]["real"], results["structure"]["generated"]
     prediction = results["prediction"]["model"]
     return {
@@ -239,8 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num", type=int, default=0, help="generated melodies; 0 = one per held-out song (0)")
     parser.add_argument("--seed", type=int, nargs="+", default=[0],
                         help="generation and cross-validation seeds; several add their means (0)")
-    parser.add_argument("--half", choices=("all", "dev", "test"), default="all",
-                        help="validation songs: all, or the fixed dev or test half (all)")
+    parser.add_argument("--half", choices=("all", "dev", "test", "calib"), default="all",
+                        help="validation songs: all, or the fixed dev or test half; calib: the calibration "
+                             "songs, a fixed fifth of the training split (all)")
     parser.add_argument("--name", default="", help="results file name: structure-NAME.md (default: model name)")
     args = parser.parse_args(argv)
     runs = [measure(args.model, args.form, args.num, seed, half=args.half) for seed in args.seed]

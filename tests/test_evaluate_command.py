@@ -135,6 +135,35 @@ def test_evaluation_halves_are_fixed_and_keep_title_groups_together():
         select_half(examples, "train")
 
 
+def test_calibration_songs_are_a_fixed_fifth_of_whole_title_groups():
+    """``--half calib``: settings are calibrated on training songs, never on a validation song."""
+    from types import SimpleNamespace
+
+    from tunesmith.evaluate.pipeline import calibration_group, select_half
+
+    examples = [SimpleNamespace(group=f"tune {i // 2}") for i in range(1000)]
+    calib = select_half(examples, "calib")
+    assert 120 < len(calib) < 280  # about a fifth
+    groups = {e.group for e in calib}
+    assert all((e in calib) == (e.group in groups) for e in examples)  # whole title groups only
+    assert select_half(examples, "calib") == calib and calibration_group("tune 3") == calibration_group("tune 3")
+    # not the dev half again: the two selections are independent hashes
+    assert 0.2 < len(select_half(calib, "dev")) / len(calib) < 0.8
+
+
+def test_calibration_evaluation_reads_the_training_split(tiny_checkpoint):
+    from tunesmith.checkpoint import Checkpoint
+    from tunesmith.errors import TunesmithError
+    from tunesmith.evaluate.pipeline import EvaluateConfig, _load_sets
+
+    payload = Checkpoint.load(tiny_checkpoint).to_dict()
+    train, _, held, described = _load_sets(payload, EvaluateConfig(half="calib", progress=False))
+    assert described.startswith("calibration songs") and 0 < len(held) < len(train) / 3
+    assert {id(e) for e in held} <= {id(e) for e in train}
+    with pytest.raises(TunesmithError, match="takes no --corpus"):
+        _load_sets(payload, EvaluateConfig(half="calib", corpus=["essen/erk"], progress=False))
+
+
 def test_each_generated_melody_is_its_own_request(tiny_checkpoint):
     """One melody per request, each with its own seed: what `tunesmith generate` gives that seed alone."""
     from tunesmith.evaluate.pipeline import SEED_STRIDE, generate_melody_set

@@ -18,9 +18,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bars", type=int, default=0,
                         help="length of each generated melody in bars (default 0: the real songs' lengths)")
     parser.add_argument("--seed", type=int, default=0, help="generation and cross-validation seed (0)")
-    parser.add_argument("--half", choices=("all", "dev", "test"), default="all",
+    parser.add_argument("--half", choices=("all", "dev", "test", "calib"), default="all",
                         help="evaluate on one fixed half of the evaluation set (by title group): choose settings "
-                             "on dev, report test (all)")
+                             "on dev, report test; calib: a fixed fifth of the training songs, to calibrate "
+                             "generation settings without any validation song (all)")
     parser.add_argument("--dryout-num", type=int, default=32, help="long melodies for the dry-out test; 0 = skip (32)")
     parser.add_argument("--dryout-bars", type=int, default=64, help="length of the dry-out melodies in bars (64)")
     parser.add_argument("--classifier", choices=("forest", "logistic"), default="forest",

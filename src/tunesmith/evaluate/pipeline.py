@@ -33,7 +33,7 @@ class EvaluateConfig:
     bars: int = 0  # length of each generated melody in bars; 0 = the lengths of the real songs
     seed: int = 0  # generation, subsampling and cross-validation seed
     corpus: list[str] = field(default_factory=list)  # evaluation sources; [] = the model's validation split
-    half: str = "all"  # all | dev | test: one fixed half of the evaluation set (choose settings on dev, report test)
+    half: str = "all"  # all | dev | test: one fixed half of the evaluation set (choose settings on dev, report test); calib: a fixed fifth of the training songs
     copy_bars: float = 2.0  # a shared stretch longer than this many bars counts as copying
     form: str = ""  # a form every generated melody is asked for ("AABA"); "" = the generator's default
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -69,7 +69,20 @@ class EvaluateConfig:
         return self
 
 
-HALVES = ("all", "dev", "test")  # the whole evaluation set, or one of its two fixed halves
+HALVES = ("all", "dev", "test", "calib")  # the whole evaluation set, one of its two fixed halves, or the calibration songs
+CALIBRATION_SHARE = 5  # one training title group in this many is a calibration song
+
+
+def calibration_group(group: str) -> bool:
+    """Whether a training song's title group is in the fixed calibration set (about a fifth).
+
+    Generation settings (sampling biases and the like, not the model) may be calibrated by
+    comparing melodies generated in the shape of these songs with the songs themselves, so that
+    no validation song — dev or test — is looked at while choosing them. The model has seen
+    these songs, so they calibrate how the sampler's output matches what the model learned, not
+    how well it generalises. A stable hash of the group, salted apart from the other splits.
+    """
+    return hashlib.sha256(f"calibration:{group}".encode()).digest()[0] % CALIBRATION_SHARE == 0
 
 
 def evaluation_half(group: str) -> str:
@@ -87,6 +100,8 @@ def select_half(examples: list, half: str) -> list:
     """The examples of one half (:func:`evaluation_half` of each ``example.group``); "all" = every one."""
     if half not in HALVES:
         raise TunesmithError(f"the evaluation half must be one of {', '.join(HALVES)}, got {half!r}")
+    if half == "calib":
+        return [e for e in examples if calibration_group(e.group)]
     return list(examples) if half == "all" else [e for e in examples if evaluation_half(e.group) == half]
 
 
@@ -193,6 +208,10 @@ def _load_sets(payload: dict[str, Any], config: EvaluateConfig, dataset=None):
     train, val = dataset.split("train"), dataset.split("val")
     sources = dataset.report.get("sources") or run_config.corpus.sources
     half = "" if config.half == "all" else f", {config.half} half"
+    if config.half == "calib":
+        if config.corpus:
+            raise TunesmithError("--half calib reads the model's own training songs; it takes no --corpus")
+        return train, val, select_half(train, "calib"), "calibration songs (a fixed fifth of the training split) of " + ", ".join(sources)
     if not config.corpus:
         return train, val, select_half(val, config.half), "validation split of " + ", ".join(sources) + half
     other = prepare(replace(run_config.corpus, sources=list(config.corpus)), run_config.encoding, progress=config.progress)
