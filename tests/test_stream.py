@@ -1,6 +1,8 @@
 """Continuous batching: plans that join a running decoding loop mid-way, leave when done, split
 into candidates or are cancelled still give exactly what they give decoded alone."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -174,3 +176,31 @@ def test_plans_sharing_one_generator_draw_from_it_in_turn(generator, melody, mon
     direct_ids, direct_state = run()
     assert ahead_ids == direct_ids
     assert torch.equal(ahead_state, direct_state)
+
+
+def test_encoded_prefixes_are_cached_and_give_the_same_numbers(generator, melody, monkeypatch):
+    """A prefix encoded before (the same melody's kept bars, regenerated again) comes from the
+    model's cache: the very numbers a fresh encode gives, alone or beside other plans (each
+    prefix is encoded on its own, so no plan's numbers depend on the plans beside it)."""
+    from tunesmith.generate.rows import _prefix_cache, encode_prefixes
+
+    model, device = generator.model, generator.device
+    plans = _requests(generator, melody)
+    sizes = [plan.num for plan in plans]
+    model.__dict__.pop("_prefix_cache", None)
+    together = encode_prefixes(model, plans, sizes, True, device)
+    assert len(_prefix_cache(model).entries) == len(plans)
+    model.__dict__.pop("_prefix_cache", None)
+    alone = [encode_prefixes(model, [plan], [size], True, device) for plan, size in zip(plans, sizes)]
+    monkeypatch.setattr(model, "encode", lambda *a, **k: pytest.fail("a cached prefix was encoded again"))
+    cached = encode_prefixes(model, plans, sizes, True, device)
+    rows = [0] + list(itertools.accumulate(sizes))
+    for p, one in enumerate(alone):
+        part = slice(rows[p], rows[p + 1])
+        for got in (together, cached):
+            assert torch.equal(got[0][part], one[0]) and torch.equal(got[2][part], one[2])
+            assert all(torch.equal(a[:, part] if i < 2 else a[part], b) for i, (a, b) in enumerate(zip(got[1], one[1])))
+    monkeypatch.undo()
+    with torch.no_grad():  # a weight changes (training, loading): the cache starts again
+        model.head.bias.add_(0.0)
+    assert len(_prefix_cache(model).entries) == 0

@@ -254,18 +254,23 @@ class MelodyLSTM(nn.Module):
         h, c = (hs[0][None], cs[0][None]) if len(hs) == 1 else (torch.stack(hs), torch.stack(cs))
         return logits, State(h, c, sounding, since, recent, position)
 
+    def weights_key(self) -> tuple:
+        """Changes whenever a weight does (each parameter's storage and version counter): what
+        caches of computed weights (:meth:`_folded`, encoded prefixes) are keyed on."""
+        weights = self.__dict__.get("_weights")  # the Parameter objects (load_state_dict and training update them in place)
+        if weights is None:
+            weights = self.__dict__["_weights"] = tuple(self.parameters())
+        try:
+            return tuple((p.data_ptr(), p._version) for p in weights)
+        except RuntimeError:  # a model built in inference mode: its tensors keep no version counter
+            return tuple(p.data_ptr() for p in weights)
+
     def _folded(self):
         """Lookup tables of ``embedding @ W_ih`` per input, built when first needed and again
         whenever a weight has changed (training steps, ``load_state_dict``: each parameter's
         storage and version counter are the key), so every caller — a fresh generation, a
         server's running loop — sees the current weights."""
-        weights = self.__dict__.get("_weights")  # the Parameter objects (load_state_dict and training update them in place)
-        if weights is None:
-            weights = self.__dict__["_weights"] = tuple(self.parameters())
-        try:
-            key = tuple((p.data_ptr(), p._version) for p in weights)
-        except RuntimeError:  # a model built in inference mode: its tensors keep no version counter
-            key = tuple(p.data_ptr() for p in weights)
+        key = self.weights_key()
         cached = self._folded_cache  # read once: another thread may replace it meanwhile
         if cached is not None and cached[0] == key:
             return cached[1]

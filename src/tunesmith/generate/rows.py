@@ -125,27 +125,83 @@ def branches(plan, start: int, last_free: int) -> bool:
         and start < branch <= last_free  # fmt: skip
 
 
+PREFIX_CACHE = 256  # encoded prefixes kept per model: a musician regenerates the same bars again and again
+
+
 def encode_prefixes(model, plans, sizes, form_aware, device):
-    """``<s>`` + each plan's prefix through the model, all plans in one call (padded to the longest,
-    each read to its own end); returns the logits after each row's prefix, the state and each
-    row's last fed token."""
+    """``<s>`` + each plan's prefix through the model (:meth:`MelodyLSTM.encode`, one packed call
+    per prefix); returns the logits after each row's prefix, the state and each row's last fed token.
+
+    Each distinct prefix is encoded on its own, so its numbers never depend on the plans beside
+    it, and kept in the model's cache of the last :data:`PREFIX_CACHE` (keyed on the tokens,
+    positions, mode, meter and form inputs, for the current weights): regenerating bars of a
+    melody again, or other bars after the same opening, does not read the kept bars through the
+    model again, and gives what a fresh encode gives."""
     fed = [[plan.vocab.start] + plan.prefix for plan in plans]
     lengths = [len(f) for f in fed]
-    longest = max(lengths)
-    tokens = torch.tensor([f + [plans[0].vocab.pad] * (longest - len(f)) for f in fed], device=device)
-    positions = torch.tensor([plan.positions[:n] + [0] * (longest - n) for plan, n in zip(plans, lengths)], device=device)
-    modes = torch.tensor([plan.mode_id for plan in plans], device=device)
-    meters = torch.tensor([plan.meter_id for plan in plans], device=device)
     form = None
     if form_aware and any(plan.form is not None for plan in plans):
-        form = torch.zeros(len(plans), longest, 5, dtype=torch.long, device=device)
-        for p, plan in enumerate(plans):
-            if plan.form is not None:
-                form[p, : lengths[p]] = plan.form.prefix_inputs(plan.prefix, device)[0]
-    logits, state = model.encode(tokens, lengths, positions, modes, meters, form=form)
+        form = [plan.form.prefix_inputs(plan.prefix, device)[0] if plan.form is not None else None for plan in plans]
+    keys = [(tuple(f), tuple(plan.positions[:n]), plan.mode_id, plan.meter_id, str(device),
+             None if form is None else (b"" if form[p] is None else form[p].cpu().numpy().tobytes()))
+            for p, (plan, f, n) in enumerate(zip(plans, fed, lengths))]  # fmt: skip
+    cache = _prefix_cache(model)
+    found = cache.get(keys)
+    for p in range(len(plans)):
+        if found[p] is None:  # each prefix alone: its numbers never depend on the plans beside it
+            plan = plans[p]
+            inputs = None if form is None else torch.zeros(1, lengths[p], 5, dtype=torch.long, device=device)
+            if form is not None and form[p] is not None:
+                inputs[0] = form[p]
+            logits, state = model.encode(torch.tensor([fed[p]], device=device), [lengths[p]],
+                                         torch.tensor([plan.positions[: lengths[p]]], device=device),
+                                         torch.tensor([plan.mode_id], device=device),
+                                         torch.tensor([plan.meter_id], device=device), form=inputs)  # fmt: skip
+            found[p] = (logits.float(), state)
+            cache.put(keys[p], found[p])
+            for q in range(p + 1, len(plans)):  # the same prefix again in this call
+                if found[q] is None and keys[q] == keys[p]:
+                    found[q] = found[p]
+    logits = torch.cat([f[0] for f in found])
+    state = type(found[0][1])(*(torch.cat(parts, dim=1 if i < 2 else 0) for i, parts in enumerate(zip(*(f[1] for f in found)))))
     which = torch.repeat_interleave(torch.arange(len(plans), device=device), torch.tensor(sizes, device=device))
     last = torch.tensor([f[-1] for f in fed], device=device)[which]
-    return logits[which].float(), model.reorder_state(state, which), last
+    return logits[which], model.reorder_state(state, which), last
+
+
+class PrefixCache:
+    """The last :data:`PREFIX_CACHE` encoded prefixes of one model's weights (thread-safe: a
+    server prepares requests in many threads). Entries are never handed out to be changed: the
+    caller indexes them (a copy) into its own rows."""
+
+    def __init__(self, weights: tuple):
+        import collections
+        import threading
+
+        self.weights, self.entries, self.lock = weights, collections.OrderedDict(), threading.Lock()
+
+    def get(self, keys: list) -> list:
+        with self.lock:
+            found = [self.entries.get(key) for key in keys]
+            for key, hit in zip(keys, found):
+                if hit is not None:
+                    self.entries.move_to_end(key)
+            return found
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.entries[key] = value
+            while len(self.entries) > PREFIX_CACHE:
+                self.entries.popitem(last=False)
+
+
+def _prefix_cache(model) -> PrefixCache:
+    """``model``'s prefix cache, a fresh one whenever its weights changed (training, loading)."""
+    weights = model.weights_key()
+    cache = model.__dict__.get("_prefix_cache")
+    if cache is None or cache.weights != weights:
+        cache = model.__dict__["_prefix_cache"] = PrefixCache(weights)
+    return cache
 
 
 ROW_WISE = (Structure, TokenMask, CopyGuard, FormControl)  # the controls merge_controls merges
