@@ -122,3 +122,58 @@ def test_shipped_model_honours_aaba_and_draws_a_corpus_form():
     if generator.form_aware:
         melody = generator.generate(GenerationConfig(seed=0, max_copy=0))[0]
         assert melody.params["form_source"] == "corpus" and melody.params["ended_by"] == "form"
+
+
+def test_the_ending_penalises_other_degrees_in_the_last_beat():
+    """FormControl's ending rule, on a hand-made 2-bar 4/4 form: in the last beat (4 steps) rests
+    and pitches off the final degrees are penalised, and at its first step so is holding them."""
+    import torch
+
+    from tunesmith.encoding import Vocabulary
+    from tunesmith.generate.controls import StepContext
+    from tunesmith.generate.form import ENDING_BIAS, FormControl, final_pitch_ids
+    from tunesmith.form.labels import FormPhrase
+    from tunesmith.generate.layout import PlannedForm
+
+    vocab = Vocabulary.build([[str(p) for p in range(60, 73)] + ["r", "_"]])
+    form = PlannedForm([FormPhrase("A", 0, 1), FormPhrase("B", 0, 1)], [0, 16], 32, 16, "requested")
+    finals = final_pitch_ids(vocab, "major")
+    assert sorted(vocab.tokens[i] for i in finals) == ["60", "64", "72"]  # C and E: degrees 1 and 3
+    control = FormControl(form, vocab, tonic_ids=[vocab.index["60"], vocab.index["72"]], final_ids=finals, final_steps=4)
+    assert [t for t, f in enumerate(control.final) if f] == [28, 29, 30, 31] and control.final[28] == 2
+    held_g, held_e = vocab.ids(["67"] + ["_"] * 27), vocab.ids(["64"] + ["_"] * 27)
+    control.start(2, [])
+    for step in range(28):
+        control.advance(torch.tensor([held_g[step], held_e[step]]))
+    ctx = StepContext(28, 0, 1, False, 32, 2, torch.device("cpu"), vocab, torch.zeros(2, dtype=torch.long))
+    bias = control.bias(ctx)
+    hold, rest, g, c = vocab.index["_"], vocab.index["r"], vocab.index["67"], vocab.index["60"]
+    assert bias[0, hold] == -ENDING_BIAS and bias[1, hold] == 0  # G may not be held into the last beat, E may
+    assert (bias[:, rest] == -ENDING_BIAS).all() and (bias[:, g] == -ENDING_BIAS).all() and (bias[:, c] > 0).all()
+    control.advance(torch.tensor([c, hold]))
+    ctx.step = 29
+    later = control.bias(ctx)
+    assert (later[:, g] == -ENDING_BIAS).all() and (later[:, hold] >= 0).all()  # holding is free again
+    assert not any(FormControl(form, vocab, final_steps=4).final)  # no final degrees: no ending rule
+
+
+def test_default_melodies_end_on_a_degree_songs_end_on():
+    """What a listener hears: a default melody ends on the tonic or (in major) its third, never on
+    the 5th, 2nd or 4th, in every meter and mode; regenerating its last bars keeps that."""
+    from tunesmith.evaluate.structure import final_degree
+    from tunesmith.meter import bar_spans
+
+    generator = Generator.from_checkpoint(None, "cpu")
+    if not generator.form_aware:
+        pytest.skip("the shipped model draws no form")
+    allowed = {"major": {"1", "3"}, "minor": {"1"}}
+    melodies = []
+    for seed, (meter, mode) in enumerate([("4/4", "major"), ("3/4", "major"), ("6/8", "major"), ("2/4", "minor"),
+                                          ("3/4", "minor"), ("6/8", "minor")] * 3):  # fmt: skip
+        melody = generator.generate(GenerationConfig(meter=meter, mode=mode, seed=seed))[0]
+        assert final_degree(melody.song) in allowed[mode], (meter, mode, seed, melody.tokens[-16:])
+        melodies.append(melody)
+    for melody in melodies[:3]:
+        last = max(bar_spans(melody.song))
+        for new in generator.regenerate(melody, (last - 1, last), num=2, seed=1):
+            assert final_degree(new.song) in allowed[melody.song.mode]

@@ -12,6 +12,13 @@ from __future__ import annotations
 from tunesmith.song import Song, bar_steps
 
 
+def beat_steps(meter: str, steps_per_quarter: int) -> int:
+    """Steps per counted beat: a dotted quarter in compound meters (6/8, 9/8, 12/8), else the denominator."""
+    num, den = (int(x) for x in meter.split("/"))
+    unit = steps_per_quarter * 4 // den if (steps_per_quarter * 4) % den == 0 else steps_per_quarter
+    return unit * 3 if num % 3 == 0 and num > 3 and den == 8 else unit
+
+
 def full_bar_starts(bar_starts: list[int], total_steps: int, bar_length: int) -> list[int]:
     """Every downbeat of a melody of ``total_steps`` steps: the known ``bar_starts`` before the
     end, then regular bars of ``bar_length`` after the last one (``[0]`` when none is known).

@@ -24,6 +24,9 @@ NATURAL_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 # The pitches a melody in each mode may use: minor is natural minor plus the raised 7th (the
 # leading tone folk minor tunes use at cadences), so a constrained minor melody can close on the tonic.
 SCALES = {"major": MAJOR_SCALE, "minor": NATURAL_MINOR_SCALE + (11,)}
+# The degrees a folk melody ends on (semitones above the tonic): the training songs of essen/erk
+# end on 1 or 3 in major (79.4% and 17.7% of 1,480; 5 in 2.1%) and on 1 in minor (96.6% of 119).
+FINAL_DEGREES = {"major": (0, 4), "minor": (0,)}
 _NOTE = re.compile(r"^\s*([A-Ga-g])([#b-]*)(-?\d+)\s*$")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from tunesmith.meter import bar_lines
+from tunesmith.meter import bar_lines, beat_steps
 from tunesmith.song import PITCH_CLASSES, Song, bar_steps, key_name, tonic_pitch_class
 
 LETTERS = "CDEFGAB"
@@ -115,13 +115,6 @@ def spell(pitch: int, tonic: str, mode: str, direction: int = 0) -> Spelling:
     alter += shift
     natural = pitch - alter
     return Spelling(letter, alter, natural // 12 - 1)
-
-
-def beat_steps(meter: str, steps_per_quarter: int) -> int:
-    """Steps per counted beat: a dotted quarter in compound meters (6/8, 9/8, 12/8), else the denominator."""
-    num, den = (int(x) for x in meter.split("/"))
-    unit = steps_per_quarter * 4 // den if (steps_per_quarter * 4) % den == 0 else steps_per_quarter
-    return unit * 3 if num % 3 == 0 and num > 3 and den == 8 else unit
 
 
 def _power_of_two(value: Fraction) -> bool:

@@ -26,10 +26,10 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.config import DEFAULT_BARS, GenerationConfig
 from tunesmith.generate.constraints import parse_range, range_mask, require_pitches, scale_mask
 from tunesmith.generate.controls import MOTIF_ORDER, Control, MotifEcho, Structure, TokenMask
-from tunesmith.generate.form import FormControl
+from tunesmith.generate.form import FormControl, final_pitch_ids
 from tunesmith.generate.layout import resolve_form
 from tunesmith.generate.primer import parse_primer, primer_tokens_of_song, read_primer_file, to_model_key
-from tunesmith.meter import bar_of_steps, full_bar_starts
+from tunesmith.meter import bar_of_steps, beat_steps, full_bar_starts
 from tunesmith.song import bar_steps, key_name, step_positions, tonic_pitch_class, transposition_to
 
 
@@ -123,7 +123,11 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
     # with a form the melody lasts exactly the form: it ends after its last phrase, not before
     controls: list[Control] = [Structure(None if config.full_length or form is not None else 0)]
     tonic_ids = [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic] if form is not None else []
-    form_control = FormControl(form, vocab, tonic_ids, tonic_bias=config.cadence) if form is not None else None
+    form_control = None
+    if form is not None:
+        form_control = FormControl(form, vocab, tonic_ids, tonic_bias=config.cadence,
+                                   final_ids=final_pitch_ids(vocab, mode) if config.cadence else [],
+                                   final_steps=beat_steps(meter, generator.steps_per_quarter))  # fmt: skip
     if form_control is not None:
         controls.append(form_control)
     if config.motif:

@@ -265,7 +265,8 @@ def region_form(generator, melody: Melody, bar_length: int):
         return None
     if not isinstance(text, str):
         raise TunesmithError(f"the melody's form must be text such as 'A2 A2 B2 A2', got {text!r}")
-    from tunesmith.generate.form import FormControl
+    from tunesmith.generate.form import FormControl, final_pitch_ids
+    from tunesmith.meter import beat_steps
     from tunesmith.generate.layout import melody_form
 
     song = melody.song
@@ -273,7 +274,8 @@ def region_form(generator, melody: Melody, bar_length: int):
                        bar_length, song.bar_starts[0] if song.bar_starts else 0)  # fmt: skip
     vocab = generator.vocab
     model_tonic = 0 if song.mode == "major" else 9
-    return FormControl(form, vocab, [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic])
+    return FormControl(form, vocab, [vocab.index[str(p)] for p in vocab.pitches if p % 12 == model_tonic],
+                       final_ids=final_pitch_ids(vocab, song.mode), final_steps=beat_steps(song.meter, song.steps_per_quarter))  # fmt: skip
 
 
 def copy_guard(generator, prefix: list[str]):

@@ -125,7 +125,7 @@ class FormRows:
 
     # columns of the packed tables at (plan, step): integers, flags and biases
     _STATIC, _AT, _BLANK = slice(0, 3), 3, 4  # static form inputs; the restated step (0: none); input without one
-    _INSIDE, _HAS, _BODY, _CLOSING, _IS_START = range(5)  # inside the form; restates a step; flags of FormControl
+    _INSIDE, _HAS, _BODY, _CLOSING, _IS_START, _FINAL, _FINAL_START = range(7)  # inside the form; restates a step; flags of FormControl
     _STRENGTH, _CADENCE = 0, 1  # the restatement bias, and the plan's cadence bias
 
     def __init__(self, forms: list[FormControl | None], sizes: list[int], prefixes: list[list[int]], vocab,
@@ -136,11 +136,14 @@ class FormRows:
         width = max([len(f.source) for f in forms if f is not None] + [total_steps + 1])
         self.hold, self.pad = vocab.ids(["_"])[0], vocab.pad
         self.cells = np.zeros((count, width, 5), np.int64)
-        self.flags = np.zeros((count, width, 5), bool)
+        self.flags = np.zeros((count, width, 7), bool)
         self.biases = np.zeros((count, width, 2), np.float32)
         # a closing step's bias over the vocabulary: off or on the tonic (FormControl's sum, per plan)
         self.closing = np.zeros((count, 2, size), np.float32)
         self.is_tonic = np.zeros((count, size), np.int64)  # 1 on the tonic (the index of its closing bias)
+        self.ending = np.zeros((count, size), np.float32)  # the last beat's penalty of other degrees and rests
+        self.is_final = np.zeros((count, size), bool)  # the pitches a closing phrase may end on
+        self.hold_penalty = np.zeros(count, np.float32)  # holding another degree into the last beat
         for p, f in enumerate(forms):
             if f is None:
                 continue
@@ -151,6 +154,10 @@ class FormRows:
             flags[:n, self._INSIDE], flags[:n, self._HAS] = True, source >= 0
             flags[:n, self._BODY], flags[:n, self._CLOSING] = f.body, f.closing
             flags[f.form.starts, self._IS_START] = True
+            final = np.array(f.final, np.int64)
+            flags[:n, self._FINAL], flags[:n, self._FINAL_START] = final > 0, final == 2
+            self.ending[p], self.is_final[p] = f.ending.numpy(), f.is_final.numpy()
+            self.hold_penalty[p] = -float(f.hold_off_final[self.hold])
             self.biases[p, :n, self._STRENGTH], self.biases[p, :n, self._CADENCE] = f.strength, f.cadence_bias
             tonic, hold_on_tonic = f.tonic.numpy(), f.hold_on_tonic.numpy()
             self.closing[p] = tonic + np.float32(0.0), tonic + hold_on_tonic
@@ -186,7 +193,7 @@ class FormRows:
             step, plan, width = self.step, self.plan, self.cells.shape[1]
             flat = plan * width + step  # the row's (plan, step) cell in the flattened tables
             self._here = (step, np.arange(len(step)), plan, self.cells.reshape(-1, 5)[flat],
-                          self.flags.reshape(-1, 5)[flat], self.biases.reshape(-1, 2)[flat])  # fmt: skip
+                          self.flags.reshape(-1, 7)[flat], self.biases.reshape(-1, 2)[flat])  # fmt: skip
         return self._here
 
     def inputs(self, device) -> torch.Tensor:
@@ -219,6 +226,11 @@ class FormRows:
         if closing.any():
             on_tonic = self.is_tonic[plan, self.sounding]
             bias = bias + np.where(closing[:, None], self.closing[plan, on_tonic], np.float32(0.0))
+        final = flags[:, self._FINAL]
+        if final.any():  # the last beat of a closing phrase: FormControl._ending
+            bias = bias + np.where(final[:, None], self.ending[plan], np.float32(0.0))
+            off = flags[:, self._FINAL_START] & ~(self.is_final[plan, self.sounding] & (step > 0))
+            bias[rows[off], self.hold] -= self.hold_penalty[plan[off]]
         return torch.from_numpy(bias).to(ctx.device)
 
     def advance(self, chosen) -> None:
@@ -237,7 +249,7 @@ class FormRows:
         self.history, self.pitched, self.sounding = self.history[index], self.pitched[index], self.sounding[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
-    _PER_PLAN = ("cells", "flags", "biases", "closing", "is_tonic")
+    _PER_PLAN = ("cells", "flags", "biases", "closing", "is_tonic", "ending", "is_final", "hold_penalty")
     _ALONG_STEPS = ("cells", "flags", "biases")
 
     def extend(self, other: FormRows) -> None:
