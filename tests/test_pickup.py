@@ -47,6 +47,24 @@ def test_phrases_begin_with_the_upbeat_and_the_last_bar_is_what_the_pickup_leave
         lay_out(parse_form("A2 B2"), 12, 12, "requested")
 
 
+def test_the_cadence_begins_at_the_phrases_last_bar_line_as_the_compliance_check_reads_it():
+    """Restatement copies the cadence and leaves a variant's free from the last bar line inside
+    the phrase: with an upbeat that is the upbeat's length after the phrase's last whole bar, and
+    in a shortened last phrase earlier still (a variant's body must be followed up to there)."""
+    from tunesmith.form.labels import _last_bar_line, song_phrases
+
+    form = lay_out(parse_form("A2 B2 A2 B'2"), 12, 2, "corpus", last=8)  # 6/8, an eighth upbeat
+    assert [form.cadence_from(i) for i in range(4)] == [14, 38, 62, 86]  # bar lines at 2, 14, 26…
+    assert form.total_steps == 94  # the last phrase is 22 steps; its last bar line is still at 86
+    assert lay_out(parse_form("A2 B2"), 12, 0, "requested").cadence_from(1) == 36  # no upbeat: the last bar
+    generator = Generator.from_checkpoint(None, "cpu")
+    if generator.form_aware:
+        melody = generator.generate(GenerationConfig(form="A2 B2 A2 B'2", meter="6/8", pickup=0.5, seed=8))[0]
+        laid = melody_form(melody.params["form"], "requested", melody.song.phrase_starts, len(melody.tokens), 12, 2)
+        phrases = song_phrases(melody.song)
+        assert [laid.cadence_from(i) for i in range(4)] == [_last_bar_line(melody.song, p) for p in phrases]
+
+
 def test_a_melody_keeps_its_layout_old_and_new():
     phrases = parse_form("A2 B2 A2 B2")
     new = lay_out(phrases, 12, 4, "corpus", last=8)

@@ -49,9 +49,13 @@ class PlannedForm:
         return " ".join(f"{p.label}{p.bars}" for p in self.phrases)
 
     def cadence_from(self, index: int) -> int:
-        """First step of phrase ``index``'s last bar (its cadence bar)."""
+        """First step of phrase ``index``'s cadence: its last bar line inside the phrase (its start
+        when it has none), where the compliance check (``form.labels``) divides body and cadence;
+        with an upbeat that is the upbeat's length after the phrase's last bar-length step."""
+        start = self.starts[index]
         end = self.starts[index + 1] if index + 1 < len(self.starts) else self.total_steps
-        return max(self.starts[index], end - self.bar_length)
+        last = self.pickup + (end - 1 - self.pickup) // self.bar_length * self.bar_length
+        return last if start < last < end else start
 
 
 def is_free(form: str | None) -> bool:
