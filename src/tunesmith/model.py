@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -317,9 +316,11 @@ class MelodyLSTM(nn.Module):
         with torch.no_grad():
             return self._step(token, position, mode, meter, state, form)
 
-    def row_stepper(self, state: State, mode: int, meter: int) -> RowStepper:
+    def row_stepper(self, state: State, mode: int, meter: int):
         """One row's generation from ``state`` (batch 1) on: :meth:`step` with Python ints (see
-        :class:`RowStepper`); the same arithmetic, so the same logits."""
+        :class:`tunesmith.stepper.RowStepper`); the same arithmetic, so the same logits."""
+        from tunesmith.stepper import RowStepper
+
         return RowStepper(self, state, mode, meter)
 
     @staticmethod
@@ -337,74 +338,6 @@ class MelodyLSTM(nn.Module):
         """
         logits, _ = self.forward(tokens[:, :-1], positions[:, 1:], mode, meter, form=form)
         return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]
-
-
-class RowStepper:
-    """One row's generation steps: :meth:`MelodyLSTM.step` (eval mode) for a batch of one, with
-    the token context (sounding pitch, steps since it, the lookback table) kept as Python ints and
-    the input rows' indices written into one reused buffer, so a step is the few tensor operations
-    of the folded LSTM cell and the head (a melody alone is bound by per-operation overhead, not
-    arithmetic). The tensor operations are those of :meth:`MelodyLSTM._fast_step` on the same
-    values, so the logits are the very same; the model must not change while a stepper runs.
-    """
-
-    def __init__(self, model: MelodyLSTM, state: State, mode: int, meter: int):
-        if state.h.shape[1] != 1:
-            raise TunesmithError(f"a row stepper follows one row, the state has {state.h.shape[1]}")
-        self.model, self.mode, self.meter = model, int(mode), int(meter)
-        self.table, offsets, self.bias, self.layers = model._folded()
-        self.offsets = offsets.tolist()
-        self.hold, self.places = model.hold_id, model.config.max_position
-        self.lags, self.form_inputs = model.lags, model.form_inputs
-        self.restatement = getattr(model.config, "form_restatement", True)
-        self.sounding, self.since = int(state.sounding[0]), int(state.since[0])
-        self.position = int(state.position[0])
-        self.recent = state.recent[0].tolist()  # [position][newest first][token, sounding]
-        self.h = [state.h[layer] for layer in range(len(self.layers))]
-        self.c = [state.c[layer] for layer in range(len(self.layers))]
-        self.hidden = self.h[0].shape[1]
-        self._index = np.zeros(len(self.offsets), dtype=np.int64)
-        self._index_tensor = torch.from_numpy(self._index)  # shares the buffer: no tensor built per step
-        self._bag = torch.zeros(1, dtype=torch.long)  # one bag: the offsets nn.functional.embedding_bag makes
-        self._head_t, self._head_bias = model.head.weight.t(), model.head.bias
-        self._lag_rows = [lag - 1 for lag in self.lags]
-
-    def step(self, token: int, position: int, form: list[int] | None = None) -> torch.Tensor:
-        """Feed ``token`` (the step before's choice), predict the step at ``position`` (in the
-        bar) with its form inputs ``form`` (5 ints; None = unknown): logits [1, V]."""
-        position = min(max(position, 0), self.places - 1)
-        if token != self.hold:
-            self.sounding, self.since = token, 0
-        else:
-            self.since = min(self.since + 1, MAX_SINCE - 1)
-        if self.recent[0]:  # the fed token becomes its position's newest
-            slot = self.recent[self.position]
-            slot.insert(0, [token, self.sounding])
-            slot.pop()
-        self.position = position
-        back = self.recent[position]
-        values = [token, position, self.mode, self.meter, self.sounding, self.since]
-        values += [back[row][0] for row in self._lag_rows]
-        values += [back[row][1] for row in self._lag_rows]
-        if self.form_inputs:
-            if form is None:
-                values += [0] * form_inputs.WIDTH
-            else:
-                values += list(form) if self.restatement else [form[0], form[1], 0, 0, 0]
-        self._index[:] = [v + o for v, o in zip(values, self.offsets)]
-        # nn.functional.embedding_bag(index[None], table, mode="sum") without its argument checks
-        bag = torch.embedding_bag(self.table, self._index_tensor, self._bag, False, 0, False, None, False, None)[0]
-        gates_in = bag + self.bias
-        hidden = self.hidden
-        for layer, (w_hh_t, w_ih_t, b_next) in enumerate(self.layers):
-            gates = torch.addmm(gates_in, self.h[layer], w_hh_t)  # gate order i, f, o, g
-            i, f, o = torch.sigmoid(gates[:, : 3 * hidden]).chunk(3, dim=1)
-            c = torch.addcmul(f * self.c[layer], i, torch.tanh(gates[:, 3 * hidden :]))
-            h = o * torch.tanh(c)
-            self.h[layer], self.c[layer] = h, c
-            if w_ih_t is not None:
-                gates_in = torch.addmm(b_next, h, w_ih_t)
-        return torch.addmm(self._head_bias, self.h[-1], self._head_t)
 
 
 def pick_device(name: str = "auto") -> torch.device:
