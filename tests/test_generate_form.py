@@ -177,3 +177,33 @@ def test_default_melodies_end_on_a_degree_songs_end_on():
         last = max(bar_spans(melody.song))
         for new in generator.regenerate(melody, (last - 1, last), num=2, seed=1):
             assert final_degree(new.song) in allowed[melody.song.mode]
+
+
+def test_a_new_letter_may_not_copy_an_earlier_phrase():
+    """FormControl's contrast, on a hand-made "A B" in 4/4: a B striking A's notes at A's onsets
+    has A's next onset penalised (never a hold: the rhythm may agree); a B of its own has not."""
+    import torch
+
+    from tunesmith.encoding import Vocabulary
+    from tunesmith.form.labels import FormPhrase
+    from tunesmith.generate.controls import StepContext
+    from tunesmith.generate.form import CONTRAST_BIAS, FormControl
+    from tunesmith.generate.layout import PlannedForm
+
+    vocab = Vocabulary.build([[str(p) for p in range(60, 73)] + ["r", "_"]])
+    form = PlannedForm([FormPhrase("A", 0, 1), FormPhrase("B", 0, 1)], [0, 16], 32, 16, "requested")
+    control = FormControl(form, vocab)
+    assert control.rivals[16] == [0] and control.rivals[3] == [] and control.rivals[31] == [15]
+    a = vocab.ids("60 _ 62 _ 64 _ 65 _ 67 _ _ _ 65 _ 64 _".split())
+    copy, own = vocab.ids("60 _ 62 _".split()), vocab.ids("72 _ 71 _".split())
+    control.start(2, [])
+    for step in range(20):
+        control.advance(torch.tensor([a[step], a[step]] if step < 16 else [copy[step - 16], own[step - 16]]))
+    ctx = StepContext(20, 4, 1, False, 32, 2, torch.device("cpu"), vocab, torch.zeros(2, dtype=torch.long))
+    bias = control.bias(ctx)
+    e = vocab.index["64"]
+    assert bias[0, e] == -CONTRAST_BIAS and bias[1, e] == 0  # the copy may not go on; the other B may play E
+    assert (bias[0] < 0).sum() == 1  # only that onset: holds, rests and other notes are free
+    control.advance(torch.tensor([vocab.index["_"], vocab.index["_"]]))
+    ctx.step = 21  # A holds here: nothing to avoid
+    assert control.bias(ctx) is None

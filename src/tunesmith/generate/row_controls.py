@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tunesmith.generate.form import FormControl
+from tunesmith.generate.form import CONTRAST_BIAS, CONTRAST_FROM, CONTRAST_SHARE, FormControl
 
 
 def as_numpy(values) -> np.ndarray:
@@ -144,6 +144,9 @@ class FormRows:
         self.ending = np.zeros((count, size), np.float32)  # the last beat's penalty of other degrees and rests
         self.is_final = np.zeros((count, size), bool)  # the pitches a closing phrase may end on
         self.hold_penalty = np.zeros(count, np.float32)  # holding another degree into the last beat
+        # contrast (FormControl._contrast): the step at the same offset in each earlier phrase, and the offset
+        phrases = max([len(f.form.starts) for f in forms if f is not None] + [1])
+        self.rivals = np.full((count, width, phrases), -1, np.int64)
         for p, f in enumerate(forms):
             if f is None:
                 continue
@@ -158,13 +161,15 @@ class FormRows:
             flags[:n, self._FINAL], flags[:n, self._FINAL_START] = final > 0, final == 2
             self.ending[p], self.is_final[p] = f.ending.numpy(), f.is_final.numpy()
             self.hold_penalty[p] = -float(f.hold_off_final[self.hold])
+            for t, sources in enumerate(f.rivals):
+                self.rivals[p, t, : len(sources)] = sources
             self.biases[p, :n, self._STRENGTH], self.biases[p, :n, self._CADENCE] = f.strength, f.cadence_bias
             tonic, hold_on_tonic = f.tonic.numpy(), f.hold_on_tonic.numpy()
             self.closing[p] = tonic + np.float32(0.0), tonic + hold_on_tonic
             self.is_tonic[p] = f.is_tonic.numpy()
         # python views for the per-step checks, by plan number
         self.starts = {i: set(f.form.starts[1:]) if f is not None else set() for i, f in zip(ids, forms)}
-        self.active = {i: [bool(s or c) for s, c in zip(f.strength, f.closing)] if f is not None else []
+        self.active = {i: [bool(s or c or r) for s, c, r in zip(f.strength, f.closing, f.rivals)] if f is not None else []
                        for i, f in zip(ids, forms)}  # fmt: skip
         plan = np.repeat(np.arange(count), sizes)  # each row's table row
         self.plan = plan
@@ -185,6 +190,13 @@ class FormRows:
                 self.pitched[rows] = bool(self.is_pitch[prefix[begun:]].any())
         # each row's sounding id before its step (<pad> before the first)
         self.sounding = self.history[np.arange(len(plan)), np.maximum(self.step - 1, 0), 1]
+        # per row, per earlier phrase: its onsets the current phrase has reached, and those it struck too
+        self.seen = np.zeros((len(plan), phrases), np.int64)
+        self.agree = np.zeros((len(plan), phrases), np.int64)
+        for p, f in enumerate(forms):
+            if f is not None and prefixes[p]:
+                seen, agree = f.prefix_agree(prefixes[p])
+                self.seen[plan == p, : len(seen)], self.agree[plan == p, : len(agree)] = seen, agree
 
     def _at(self) -> tuple:
         """Each row's step, row index, table row and packed cells, flags and biases at its step;
@@ -231,11 +243,26 @@ class FormRows:
             bias = bias + np.where(final[:, None], self.ending[plan], np.float32(0.0))
             off = flags[:, self._FINAL_START] & ~(self.is_final[plan, self.sounding] & (step > 0))
             bias[rows[off], self.hold] -= self.hold_penalty[plan[off]]
+        sources = self.rivals[plan, step]
+        there = self.history[rows[:, None], np.maximum(sources, 0), 0]  # each earlier phrase's token here
+        copied = (sources >= 0) & (there != self.hold) & (self.seen >= CONTRAST_FROM) & (self.agree >= CONTRAST_SHARE * self.seen)
+        if copied.any():  # a new letter copying an earlier phrase: FormControl._contrast
+            row, rival = np.nonzero(copied)
+            penalty = np.zeros_like(bias)
+            penalty[row, there[row, rival]] = CONTRAST_BIAS
+            bias = bias - penalty
         return torch.from_numpy(bias).to(ctx.device)
 
     def advance(self, chosen) -> None:
         chosen = as_numpy(chosen)
         step, rows, _, _, flags, _ = self._at()
+        sources = self.rivals[self.plan, step]
+        starting = flags[:, self._IS_START]  # a phrase begins: nothing copied yet
+        self.seen[starting], self.agree[starting] = 0, 0
+        there = self.history[rows[:, None], np.maximum(sources, 0), 0]
+        onset = (sources >= 0) & (there != self.hold)
+        self.seen += onset
+        self.agree += onset & (there == chosen[:, None])
         sounding = np.where((chosen == self.hold) & (step > 0), self.sounding, chosen)
         self.history[rows, step, 0], self.history[rows, step, 1] = chosen, sounding
         self.sounding = sounding
@@ -247,6 +274,7 @@ class FormRows:
         index = as_numpy(index)
         self._here = None
         self.history, self.pitched, self.sounding = self.history[index], self.pitched[index], self.sounding[index]
+        self.seen, self.agree = self.seen[index], self.agree[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
     _PER_PLAN = ("cells", "flags", "biases", "closing", "is_tonic", "ending", "is_final", "hold_penalty")
@@ -265,11 +293,21 @@ class FormRows:
             extra = np.full((table.shape[0], width - table.shape[1], *table.shape[2:]), fill, table.dtype)
             return np.concatenate([table, extra], 1)
 
+
         for name in self._PER_PLAN:
             mine, theirs = getattr(self, name)[live], getattr(other, name)
             if name in self._ALONG_STEPS:
                 mine, theirs = pad(mine, 0), pad(theirs, 0)
             setattr(self, name, np.concatenate([mine, theirs]))
+        phrases = max(self.rivals.shape[2], other.rivals.shape[2])
+
+        def wider(table: np.ndarray, fill) -> np.ndarray:  # [..., phrases]: the most phrases of either
+            extra = np.full((*table.shape[:-1], phrases - table.shape[-1]), fill, table.dtype)
+            return np.concatenate([table, extra], -1)
+
+        self.rivals = np.concatenate([wider(pad(self.rivals[live], -1), -1), wider(pad(other.rivals, -1), -1)])
+        self.seen = np.concatenate([wider(self.seen, 0), wider(other.seen, 0)])
+        self.agree = np.concatenate([wider(self.agree, 0), wider(other.agree, 0)])
         self.history = np.concatenate([pad(self.history, self.pad), pad(other.history, self.pad)])
         self.plan = np.concatenate([remap[self.plan], other.plan + live.shape[0]])
         self.pitched = np.concatenate([self.pitched, other.pitched])
