@@ -44,8 +44,9 @@ _TONIC_PC = {"major": 0, "minor": 9}  # songs are transposed to C major / A mino
 class Phrase:
     """One phrase: steps ``start`` to ``start + steps``; ``notes`` are indexes into ``song.notes``.
 
-    ``bars`` is the phrase's length in whole bars (steps / bar length, rounded: a pickup and
-    the rest that ends a phrase offset each other). ``final_pitch`` is the last sounding
+    ``bars`` is the phrase's length in whole bars (steps / bar length, rounded, halves up: a
+    pickup and the rest that ends a phrase offset each other, and a last phrase an upbeat of half
+    a bar shortens keeps its count). ``final_pitch`` is the last sounding
     note's MIDI pitch, ``final_degree`` its scale degree ("1", "5", "b7"…), ``final_steps``
     its length in steps.
     """
@@ -163,7 +164,7 @@ def song_phrases(song: Song) -> list[Phrase]:
         final = song.notes[pitched[-1]] if pitched else None
         phrases.append(Phrase(
             index=i, start=start, steps=end - start, first_note=first, last_note=last,
-            bars=max(1, round((end - start) / bar)),
+            bars=max(1, int((end - start) / bar + 0.5)),  # halves up: 2.5 bars (3 less an upbeat) are 3
             final_pitch=final.pitch if final else None,
             final_degree=scale_degree(final.pitch, song.mode) if final and final.pitch is not None else "",
             final_steps=final.steps if final else 0,
