@@ -72,6 +72,8 @@ class ModelConfig:
     hidden: int = 256  # LSTM units per layer
     layers: int = 2  # stacked LSTM layers
     dropout: float = 0.3  # between layers and before the output layer
+    input_dropout: float = 0.0  # variational dropout of the LSTM input vector, one mask per song (training only)
+    weight_drop: float = 0.0  # DropConnect on the recurrent (hidden-to-hidden) weights, one mask per batch (training only)
     max_position: int = 48  # steps within a bar are clipped to this (48 = a 3/1 bar of 16ths)
     sounding_embedding: int = 32  # width of the embedding of the pitch (or rest) still sounding
     since_embedding: int = 8  # width of the embedding of steps since that onset (clipped at 31)
@@ -90,8 +92,9 @@ class ModelConfig:
                 raise TunesmithError(f"model.{name} must be >= 1, got {value!r}")
         if any(lag < 1 or lag > 16 for lag in self.lookback) or len(set(self.lookback)) != len(self.lookback):
             raise TunesmithError(f"model.lookback must be distinct bar counts in 1..16, got {self.lookback!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise TunesmithError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "input_dropout", "weight_drop"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise TunesmithError(f"model.{name} must be in [0, 1), got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -102,7 +105,8 @@ class TrainConfig:
     batch_size: int = 32  # songs (or chunks) per batch
     chunk_steps: int = 256  # longer songs are cut into chunks of this many steps
     lr: float = 1e-3  # Adam learning rate
-    weight_decay: float = 0.0  # Adam L2 penalty
+    weight_decay: float = 0.0  # Adam L2 penalty (with decoupled_decay: AdamW's per-step shrink, times lr)
+    decoupled_decay: bool = False  # AdamW: weight_decay shrinks the weights directly instead of adding to the gradient
     grad_clip: float = 1.0  # max global gradient norm
     lr_factor: float = 0.5  # multiply lr by this when validation stalls
     lr_patience: int = 2  # epochs without improvement before annealing

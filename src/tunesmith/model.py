@@ -28,6 +28,7 @@ from tunesmith.config import ModelConfig
 from tunesmith.encoding import HOLD, PAD, SPECIALS
 from tunesmith.errors import TunesmithError
 from tunesmith.form import inputs as form_inputs
+from tunesmith.regularization import locked_dropout, weight_dropped_lstm
 
 MAX_SINCE = 32  # steps since the last onset are clipped to this many classes
 FORM_WIDTHS = (8, 4, 4)  # embedding widths of steps to the phrase's end, phrases left, phrase role
@@ -174,7 +175,7 @@ class MelodyLSTM(nn.Module):
                 logits.append(step_logits)
             return torch.stack(logits, dim=1), state
         sounding, since, lookback, recent = self._context(tokens, positions)
-        output, (h, c) = self.lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form))
+        output, (h, c) = self._lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form))
         state = State(h, c, sounding[:, -1], since[:, -1], recent, positions[:, -1])
         return self.head(self.dropout(output)), state
 
@@ -218,8 +219,15 @@ class MelodyLSTM(nn.Module):
             return self._fast_step(token, position, mode, meter, sounding, since, lookback, lstm_state, recent, form)
         inputs = self._inputs(token[:, None], position[:, None], mode, meter, sounding[:, None], since[:, None],
                               lookback[:, None], None if form is None else form[:, None])  # fmt: skip
-        output, (h, c) = self.lstm(inputs, lstm_state)
+        output, (h, c) = self._lstm(inputs, lstm_state)
         return self.head(self.dropout(output[:, 0])), State(h, c, sounding, since, recent, position)
+
+    def _lstm(self, inputs: torch.Tensor, lstm_state=None):
+        """``self.lstm`` with the config's training-only regularization (:mod:`tunesmith.regularization`:
+        variational input dropout, DropConnect on the recurrent weights); in eval mode, or with
+        both rates 0, exactly ``self.lstm(inputs, lstm_state)``."""
+        inputs = locked_dropout(inputs, self.config.input_dropout, self.training)
+        return weight_dropped_lstm(self.lstm, inputs, lstm_state, self.config.weight_drop, self.training)
 
     def _fast_step(self, token, position, mode, meter, sounding, since, lookback, lstm_state, recent, form=None):
         """The same step as ``nn.LSTM`` in eval mode, with the input layer folded into lookup tables.

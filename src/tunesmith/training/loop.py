@@ -139,7 +139,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     _seed(tc.seed)
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // dist.world))
     model = MelodyLSTM(config.model, len(vocab), len(modes), len(meters)).to(dist.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = _optimizer(model.parameters(), tc)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=tc.lr_factor, patience=tc.lr_patience)
     # The averaged copy is what validation scores and checkpoints hold (sampling uses it).
     averaged = copy.deepcopy(model).requires_grad_(False) if tc.average else None
@@ -208,6 +208,12 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
             print(f"interrupted in epoch {state.epoch + 1} after {state.epoch_step} batches; saved "
                   f"{run_dir / LAST}; continue with: tunesmith train --resume {run_dir}", file=sys.stderr)  # fmt: skip
     return RunResult(run_dir, reason, state, code, shipped)
+
+
+def _optimizer(parameters: Any, tc: Any) -> torch.optim.Optimizer:
+    """Adam with ``train.weight_decay`` as an L2 term in the gradient, or with
+    ``train.decoupled_decay`` as AdamW's direct shrink of the weights (by lr × weight_decay per step)."""
+    return torch.optim.Adam(parameters, lr=tc.lr, weight_decay=tc.weight_decay, decoupled_weight_decay=tc.decoupled_decay)
 
 
 def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: MelodyLSTM | None, optimizer: Any,
