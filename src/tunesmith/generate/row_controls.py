@@ -115,7 +115,7 @@ class FormRows:
     """:class:`~tunesmith.generate.form.FormControl` row by row: each row follows its own plan's
     form (None = no form: zeros as inputs, no bias), its restatement lookback read from its own
     history. Computes, for every row, what the plan's FormControl computes (inputs, the no-hold
-    rule at phrase starts, restatement, cadence and closing biases).
+    rule at phrase starts, restatement, cadence, closing, ending and contrast biases).
 
     The tables and row state are NumPy arrays (a step's work is a few dozen operations on rows of
     a few dozen entries, where NumPy costs a microsecond and torch ten), and what a step reads of
