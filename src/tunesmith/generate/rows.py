@@ -25,7 +25,9 @@ single-plan loop in :mod:`decode` stays the scalar special case (one melody's sp
 
 from __future__ import annotations
 
+import collections
 import itertools
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,9 +177,6 @@ class PrefixCache:
     caller indexes them (a copy) into its own rows."""
 
     def __init__(self, weights: tuple):
-        import collections
-        import threading
-
         self.weights, self.entries, self.lock = weights, collections.OrderedDict(), threading.Lock()
 
     def get(self, keys: list) -> list:
