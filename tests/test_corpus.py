@@ -199,3 +199,43 @@ def test_real_kern_files_from_shared_data(tmp_path):
     for example in dataset.examples:
         assert example.song.mode in ("major", "minor")
         assert encode_notes(example.song.notes) == example.tokens
+
+
+def _tune(number: int, title: str, body: str) -> str:
+    return f"X:{number}\nT:{title}\nM:4/4\nL:1/8\nK:C\n{body}|]\n"
+
+
+def test_train_sources_add_training_songs_and_leave_out_validation_tunes(tmp_path, monkeypatch, capsys):
+    from tunesmith.corpus.split import is_validation, normalise_title
+
+    titles = [f"Lied vom {word}" for word in ("Apfel", "Baum", "Dorf", "Feld", "Hof", "Wald", "Berg", "See", "Tal", "Fluss", "Stern", "Mond")]
+    held = next(t for t in titles if is_validation(normalise_title(t), 0.5))
+    free = [t for t in titles if not is_validation(normalise_title(t), 0.5)][:3]
+    melody = "CDEF GABc|dcBA GFED|C8"  # 17 notes: a run of 10 intervals and more
+    other = "EEGG AAGE|FFEE DDC2|C8"
+    main_file = tmp_path / "main.abc"
+    main_file.write_text(_tune(1, held, melody) + "\n" + _tune(2, free[0], other))
+    extra_file = tmp_path / "extra.abc"
+    extra_file.write_text(
+        _tune(1, held + " (Var. 2)", other)  # a validation title: left out
+        + "\n" + _tune(2, free[1], "cdef gabc'|d'c'ba gfed|c8")  # the held-out melody an octave up: left out
+        + "\n" + _tune(3, free[2], "G2E2 G2E2|F2D2 F2D2|C8")  # a new tune: kept for training
+    )  # fmt: skip
+    corpus = CorpusConfig(sources=[str(main_file)], train_sources=[str(extra_file), str(main_file)],
+                          cache_dir=str(tmp_path / "cache"), workers=1, val_fraction=0.5)  # fmt: skip
+    dataset = prepare(corpus, EncodingConfig(), progress=False)
+    assert [e.song.title for e in dataset.split("val")] == [held]
+    assert sorted(e.song.title for e in dataset.split("train")) == sorted([free[0], free[2]])
+    assert dataset.report["train_only"] == {"kept": 1, "left_out": {"validation title": 1, "validation melody": 1}}
+    assert dataset.report["songs_read"] == 5  # main.abc, listed again among train_sources, is read once
+    assert dataset.report["songs_kept"] + dataset.report["songs_rejected"] + 2 == dataset.report["songs_read"]
+    plain = prepare(CorpusConfig(sources=[str(main_file)], cache_dir=str(tmp_path / "cache"), workers=1,
+                                 val_fraction=0.5), EncodingConfig(), progress=False)  # fmt: skip
+    assert plain.folder != dataset.folder and "train_only" not in plain.report
+    assert [e.tokens for e in plain.split("val")] == [e.tokens for e in dataset.split("val")]
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["prepare", "--corpus", str(main_file), "--set", f"corpus.train_sources=[{str(extra_file)!r}]",
+                 "--set", "corpus.val_fraction=0.5", "--set", f"corpus.cache_dir={str(tmp_path / 'cli')!r}"]) == 0
+    shown = capsys.readouterr().out
+    assert f"│ training only                 │ {extra_file}: 1 songs kept" in shown
+    assert "│   left out: validation melody │ 1 " in shown and "│ split val                     │ 1 songs" in shown

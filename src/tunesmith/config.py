@@ -30,6 +30,7 @@ class CorpusConfig:
     """Where melodies come from and how they are filtered and split."""
 
     sources: list[str] = field(default_factory=lambda: ["essen/erk"])  # files, folders, bundled names
+    train_sources: list[str] = field(default_factory=list)  # more songs for training only; those of a validation title or melody are left out
     accepted_durations: list[float] = field(default_factory=lambda: list(DEFAULT_DURATIONS))  # quarters
     val_fraction: float = 0.1  # share of tune-title groups held out for validation
     split_seed: int = 0  # changes which title groups land in validation
@@ -110,6 +111,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm
     lr_factor: float = 0.5  # multiply lr by this when validation stalls
     lr_patience: int = 2  # epochs without improvement before annealing
+    cosine: bool = False  # lr falls from train.lr to 0 along a cosine over train.epochs (each update), instead of halving on a stall
     early_stop: int = 5  # epochs without improvement before stopping; 0 = never
     max_minutes: float = 0.0  # wall-clock budget; 0 = none
     seed: int = 1234  # torch, numpy and python random seed

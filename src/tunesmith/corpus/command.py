@@ -62,6 +62,10 @@ def print_report(report: dict, folder: Path) -> None:
         ("songs rejected", str(report["songs_rejected"])),
     ]
     rows += [(f"  {reason}", str(n)) for reason, n in report["rejected_by_reason"].items()]
+    if "train_only" in report:
+        extra = report["train_only"]
+        rows.append(("training only", f"{', '.join(report['train_sources'])}: {extra['kept']} songs kept"))
+        rows += [(f"  left out: {why}", str(n)) for why, n in extra["left_out"].items()]
     rows += [
         ("chords → top note", str(report["chords_to_top_note"])),
         ("grace notes dropped", str(report["grace_notes_dropped"])),

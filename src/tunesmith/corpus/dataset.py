@@ -26,7 +26,7 @@ from tunesmith import __version__
 from tunesmith.config import CorpusConfig, EncodingConfig
 from tunesmith.corpus.reader import Job, job_key, make_jobs, read_job
 from tunesmith.corpus.sources import resolve_sources
-from tunesmith.corpus.split import assign_splits, normalise_title
+from tunesmith.corpus.split import LEAK_INTERVALS, assign_splits, interval_grams, normalise_title, shares_melody
 from tunesmith.encoding import Vocabulary, decode_tokens, encode_notes
 from tunesmith.errors import TunesmithError
 from tunesmith.form import form_statistics
@@ -105,12 +105,19 @@ def prepare(corpus: CorpusConfig, encoding: EncodingConfig, progress: bool = Tru
     corpus.validate()
     encoding.validate()
     started = time.perf_counter()
-    jobs = [job for source in resolve_sources(corpus.sources) for job in make_jobs(source)]
+    main = resolve_sources(corpus.sources)
+    listed = {source.path.resolve() for source in main}
+    extra = [s for s in resolve_sources(corpus.train_sources) if s.path.resolve() not in listed] if corpus.train_sources else []
+    jobs = [job for source in main for job in make_jobs(source)]
     if not jobs:
         raise TunesmithError(f"no files found in {corpus.sources!r}")
+    train_only = len(jobs)  # jobs from here on come from corpus.train_sources
+    jobs += [job for source in extra for job in make_jobs(source)]
     settings = {"steps_per_quarter": encoding.steps_per_quarter, "accepted_durations": corpus.accepted_durations}
     keys = [job_key(job, settings) for job in jobs]
     split_settings = [corpus.val_fraction, corpus.split_seed, DATASET_VERSION, __version__]
+    if extra:
+        split_settings += [train_only, LEAK_INTERVALS]
     labels = [job.label for job in jobs]  # the same files under another path report that path
     dataset_key = hashlib.sha256(json.dumps([keys, labels, split_settings]).encode()).hexdigest()[:20]
     root = cache_root(corpus)
@@ -129,7 +136,7 @@ def prepare(corpus: CorpusConfig, encoding: EncodingConfig, progress: bool = Tru
                 notice(f"rebuilding the dataset cache in {str(folder)!r}: it does not match its key")
 
         results = _read_all(jobs, keys, settings, root / "songs", corpus.workers, progress)
-        dataset = _assemble(jobs, results, corpus, encoding, folder)
+        dataset = _assemble(jobs, results, corpus, encoding, folder, train_only)
         dataset.report["seconds"] = round(time.perf_counter() - started, 3)
         _write(dataset)
     dataset.report["cache"] = "miss"
@@ -228,14 +235,19 @@ def _collect(outputs, todo: list[int], keys: list[str], results: list, song_cach
 
 
 def _assemble(jobs: list[Job], results: list[dict], corpus: CorpusConfig, encoding: EncodingConfig,
-              folder: Path) -> Dataset:  # fmt: skip
+              folder: Path, train_only: int) -> Dataset:  # fmt: skip
+    """Songs, tokens and splits; songs of jobs from index ``train_only`` on (``corpus.train_sources``)
+    are training songs only, and are left out when their title group is a validation group or
+    their melody shares a run with a validation song (:func:`~tunesmith.corpus.split.shares_melody`)."""
     songs: list[Song] = []
+    extra: list[bool] = []  # from corpus.train_sources
     rejected: Counter[str] = Counter()
     rejections = []
     counts: Counter[str] = Counter()
-    for job, result in zip(jobs, results):
+    for index, (job, result) in enumerate(zip(jobs, results)):
         if "song" in result:
             songs.append(Song.from_dict(result["song"]))
+            extra.append(index >= train_only)
             counts.update(result["counts"])
         else:
             rejected[result["reason"]] += 1
@@ -246,12 +258,26 @@ def _assemble(jobs: list[Job], results: list[dict], corpus: CorpusConfig, encodi
     token_lists = [encode_notes(s.notes) for s in songs]
     groups = [normalise_title(s.title) or s.source for s in songs]
     splits = assign_splits(groups, corpus.val_fraction, corpus.split_seed)
+    held_out: set[tuple[int, ...]] = set()
+    for song, split, more in zip(songs, splits, extra):
+        if split == "val" and not more:
+            held_out |= interval_grams([n.pitch for n in song.notes])
+    left_out: Counter[str] = Counter()
     examples = []
-    for song, tokens, group, split in zip(songs, token_lists, groups, splits):
+    for song, tokens, group, split, more in zip(songs, token_lists, groups, splits, extra):
+        if more and split == "val":
+            left_out["validation title"] += 1
+            continue
+        if more and shares_melody([n.pitch for n in song.notes], held_out):
+            left_out["validation melody"] += 1
+            continue
         song.notes = decode_tokens(tokens)  # the canonical notes (rests merged, trailing rests gone)
         examples.append(Example(song, tokens, group, split))
-    vocab = Vocabulary.build(token_lists)
+    vocab = Vocabulary.build([e.tokens for e in examples])
     report = _report(jobs, examples, vocab, rejected, rejections, counts, corpus, encoding)
+    if corpus.train_sources:
+        report["train_sources"] = corpus.train_sources
+        report["train_only"] = {"kept": sum(extra) - sum(left_out.values()), "left_out": dict(left_out)}
     return Dataset(examples, vocab, report, folder, encoding.steps_per_quarter)
 
 
