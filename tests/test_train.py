@@ -145,18 +145,3 @@ def test_weight_average_is_validated_saved_and_resumed(tmp_path):
     assert not torch.equal(a.state_dict["head.weight"], a.extra["training_model"]["head.weight"])
     saved = {k: v for k, v in a.build_model().state_dict().items()}
     assert all(torch.equal(saved[k], v) for k, v in straight.model.state_dict().items())
-
-
-def test_cosine_schedule_sets_each_update_rate_from_its_place_in_the_run(tmp_path):
-    from tunesmith.regularization import cosine_rate
-
-    dataset = synthetic_dataset(tmp_path / "data", songs=24)
-    config = tiny_config(epochs=3, cosine=True)
-    run = train(config, tmp_path / "run", dataset=dataset, progress=False)
-    per_epoch = len(batching.epoch_batches(batching.chunk(batching.tensorize(dataset.split("train"), dataset.vocab,
-        *batching.condition_vocabularies(dataset.split("train")), dataset.steps_per_quarter), config.train.chunk_steps),
-        config.train.batch_size, 0))  # fmt: skip
-    rates = [h["lr"] for h in run.state.history]
-    expected = [cosine_rate(config.train.lr, (epoch + (per_epoch - 1) / per_epoch) / 3) for epoch in range(3)]
-    assert rates == pytest.approx(expected) and rates[0] > rates[1] > rates[2]
-    assert rates[2] < 0.1 * config.train.lr  # the last update's step is small

@@ -111,7 +111,6 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm
     lr_factor: float = 0.5  # multiply lr by this when validation stalls
     lr_patience: int = 2  # epochs without improvement before annealing
-    cosine: bool = False  # lr falls from train.lr to 0 along a cosine over train.epochs (each update), instead of halving on a stall
     early_stop: int = 5  # epochs without improvement before stopping; 0 = never
     max_minutes: float = 0.0  # wall-clock budget; 0 = none
     seed: int = 1234  # torch, numpy and python random seed

@@ -19,8 +19,6 @@ kept values by 1/(1 − p), so the plain weights are the expectation the eval mo
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -54,15 +52,3 @@ def weight_dropped_lstm(lstm: nn.LSTM, inputs: torch.Tensor, hx: tuple[torch.Ten
     output, h, c = torch.lstm(inputs, hx, weights, lstm.bias, lstm.num_layers, lstm.dropout, True,
                               lstm.bidirectional, lstm.batch_first)  # fmt: skip
     return output, (h, c)
-
-
-def cosine_rate(lr: float, done: float) -> float:
-    """The learning rate after a share ``done`` (0…1) of training on a cosine from ``lr`` to 0
-    (``train.cosine``; Loshchilov & Hutter's SGDR without restarts): a fixed budget of epochs
-    ends with small steps, which a halving on a stall never reaches when the run is short.
-
-    >>> cosine_rate(0.004, 0.0), cosine_rate(0.004, 0.5), cosine_rate(0.004, 1.0)
-    (0.004, 0.002, 0.0)
-    """
-    done = min(max(done, 0.0), 1.0)
-    return lr * 0.5 * (1.0 + math.cos(math.pi * done)) if done < 1.0 else 0.0

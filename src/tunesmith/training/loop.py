@@ -31,7 +31,6 @@ from tunesmith.config import Config, to_toml
 from tunesmith.errors import TunesmithError
 from tunesmith.form import inputs as form_inputs
 from tunesmith.model import MelodyLSTM
-from tunesmith.regularization import cosine_rate
 from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
 from tunesmith.training import data as batching
 from tunesmith.training.distributed import Distributed
@@ -237,9 +236,6 @@ def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: Mel
                                  "train.grad_clip; last.pt keeps the last good epoch")  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if tc.cosine:  # from the position alone, so a resumed run continues on the same curve
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_rate(tc.lr, (state.epoch + index / len(batches)) / tc.epochs)
         if tc.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         optimizer.step()
@@ -280,8 +276,7 @@ def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: An
     if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)) or not math.isfinite(train_loss):
         raise TunesmithError(f"validation after epoch {state.epoch + 1} gave non-finite figures (loss "
                              f"{metrics['loss']}): lower train.lr; last.pt keeps the last good epoch")  # fmt: skip
-    if not tc.cosine:
-        scheduler.step(metrics["loss"])
+    scheduler.step(metrics["loss"])
     state.epoch += 1
     state.epoch_step, state.partial = 0, [0.0, 0.0]
     improved = not state.best or metrics["loss"] < state.best["loss"]
