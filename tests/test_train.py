@@ -145,3 +145,26 @@ def test_weight_average_is_validated_saved_and_resumed(tmp_path):
     assert not torch.equal(a.state_dict["head.weight"], a.extra["training_model"]["head.weight"])
     saved = {k: v for k, v in a.build_model().state_dict().items()}
     assert all(torch.equal(saved[k], v) for k, v in straight.model.state_dict().items())
+
+
+def test_focus_epochs_train_the_last_epochs_on_the_sources_songs_alone(tmp_path):
+    dataset = synthetic_dataset(tmp_path / "data", songs=48)
+    train_songs = dataset.split("train")
+    for example in train_songs[: len(train_songs) * 3 // 4]:
+        example.extra = True  # as if read from corpus.train_sources
+    config = tiny_config(epochs=3, focus_epochs=1, batch_size=4)
+    run = train(config, tmp_path / "run", dataset=dataset, progress=False)
+
+    def batches(examples, epoch):
+        modes, meters = batching.condition_vocabularies(train_songs)
+        songs = batching.tensorize(examples, dataset.vocab, modes, meters, dataset.steps_per_quarter)
+        chunks = batching.chunk(songs, config.train.chunk_steps)
+        return len(batching.epoch_batches(chunks, 4, config.train.seed * 100_003 + epoch))
+
+    own = [e for e in train_songs if not e.extra]
+    assert run.state.updates == batches(train_songs, 0) + batches(train_songs, 1) + batches(own, 2)
+    assert batches(own, 2) < batches(train_songs, 2)
+    with pytest.raises(TunesmithError, match="focus_epochs"):
+        for example in own:
+            example.extra = True
+        train(config, tmp_path / "none", dataset=dataset, progress=False)

@@ -119,6 +119,7 @@ class TrainConfig:
     unknown_share: float = 0.1  # share of training songs whose mode/meter are shown as <unk>
     form_unknown_share: float = 0.1  # share of training songs whose form inputs are hidden (form-aware models)
     average: float = 0.0  # per-step decay of the weight average that is validated and saved; 0 = off
+    focus_epochs: int = 0  # the last N epochs train on corpus.sources' songs alone (without corpus.train_sources)
     out_dir: str = "runs"  # parent folder of run folders
 
     def validate(self) -> None:
@@ -138,7 +139,7 @@ class TrainConfig:
             raise TunesmithError(f"train.unknown_share must be in [0, 1), got {self.unknown_share!r}")
         if not 0.0 <= self.form_unknown_share < 1.0:
             raise TunesmithError(f"train.form_unknown_share must be in [0, 1), got {self.form_unknown_share!r}")
-        for name in ("grad_clip", "max_minutes", "threads", "lr_patience", "early_stop"):
+        for name in ("grad_clip", "max_minutes", "threads", "lr_patience", "early_stop", "focus_epochs"):
             if getattr(self, name) < 0:
                 raise TunesmithError(f"train.{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.seed <= MAX_SEED:

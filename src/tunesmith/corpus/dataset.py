@@ -43,6 +43,7 @@ class Example:
     tokens: list[str]
     group: str  # normalised title
     split: str  # "train" | "val"
+    extra: bool = False  # from corpus.train_sources (training only)
 
 
 @dataclass
@@ -77,13 +78,13 @@ class Dataset:
             for item in data["songs"]:
                 item = dict(item)
                 tokens = item.pop("tokens").split()
-                group, split = item.pop("group"), item.pop("split")
+                group, split, extra = item.pop("group"), item.pop("split"), item.pop("extra", False)
                 if split not in ("train", "val") or not isinstance(group, str):
                     raise ValueError(f"split {split!r}")
                 unknown = [t for t in tokens if t not in vocab]
                 if unknown:
                     raise ValueError(f"token {unknown[0]!r} is not in the vocabulary")
-                examples.append(Example(Song(notes=decode_tokens(tokens), **item), tokens, group, split))
+                examples.append(Example(Song(notes=decode_tokens(tokens), **item), tokens, group, split, extra is True))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, TunesmithError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:120]
             raise TunesmithError(f"no readable dataset in {str(folder)!r} ({type(exc).__name__}: {why})") from None
@@ -117,7 +118,7 @@ def prepare(corpus: CorpusConfig, encoding: EncodingConfig, progress: bool = Tru
     keys = [job_key(job, settings) for job in jobs]
     split_settings = [corpus.val_fraction, corpus.split_seed, DATASET_VERSION, __version__]
     if extra:
-        split_settings += [train_only, LEAK_INTERVALS]
+        split_settings += [train_only, LEAK_INTERVALS, "extra"]  # "extra": the entry marks those songs
     labels = [job.label for job in jobs]  # the same files under another path report that path
     dataset_key = hashlib.sha256(json.dumps([keys, labels, split_settings]).encode()).hexdigest()[:20]
     root = cache_root(corpus)
@@ -272,7 +273,7 @@ def _assemble(jobs: list[Job], results: list[dict], corpus: CorpusConfig, encodi
             left_out["validation melody"] += 1
             continue
         song.notes = decode_tokens(tokens)  # the canonical notes (rests merged, trailing rests gone)
-        examples.append(Example(song, tokens, group, split))
+        examples.append(Example(song, tokens, group, split, more))
     vocab = Vocabulary.build([e.tokens for e in examples])
     report = _report(jobs, examples, vocab, rejected, rejections, counts, corpus, encoding)
     if corpus.train_sources:
@@ -314,7 +315,8 @@ def _write(dataset: Dataset) -> None:
     for e in dataset.examples:
         meta = e.song.to_dict()
         del meta["notes"]
-        songs.append({**meta, "group": e.group, "split": e.split, "tokens": " ".join(e.tokens)})
+        songs.append({**meta, "group": e.group, "split": e.split, **({"extra": True} if e.extra else {}),
+                      "tokens": " ".join(e.tokens)})  # fmt: skip
     data = {"version": DATASET_VERSION, "steps_per_quarter": dataset.steps_per_quarter, "songs": songs}
     (dataset.folder / "report.json").unlink(missing_ok=True)  # unmark while the entry is rewritten
     _atomic_write(dataset.folder / "dataset.json", json.dumps(data))

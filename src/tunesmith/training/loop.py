@@ -151,8 +151,12 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     if checkpoint is None:
         torch.manual_seed(tc.seed + dist.rank)  # same initial weights, different dropout masks per rank
     uses_form = bool(config.model.form_inputs)
-    chunks = batching.chunk(batching.tensorize(train_examples, vocab, modes, meters, spq, form=uses_form),
-                            tc.chunk_steps)  # fmt: skip
+    songs = batching.tensorize(train_examples, vocab, modes, meters, spq, form=uses_form)
+    chunks = batching.chunk(songs, tc.chunk_steps)
+    # train.focus_epochs: the last epochs see only the songs of corpus.sources, the style validated on
+    own = batching.chunk([t for t, e in zip(songs, train_examples) if not e.extra], tc.chunk_steps) if tc.focus_epochs else chunks
+    if not own:
+        raise TunesmithError("train.focus_epochs needs training songs from corpus.sources; all of them are from corpus.train_sources")
     loss_fn = nn.CrossEntropyLoss(ignore_index=vocab.pad)
     fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
              "steps_per_quarter": spq}  # fmt: skip
@@ -181,7 +185,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
         while state.epoch < tc.epochs:
             epoch_start = time.perf_counter()
             epoch_seed = tc.seed * 100_003 + state.epoch  # same on every rank and on resume
-            batches = batching.epoch_batches(chunks, tc.batch_size, epoch_seed, dist.rank, dist.world)
+            focused = state.epoch >= tc.epochs - tc.focus_epochs
+            batches = batching.epoch_batches(own if focused else chunks, tc.batch_size, epoch_seed, dist.rank, dist.world)
             bar = _progress_bar(len(batches), state, tc.epochs, progress and dist.is_main)
             seen_tokens, interrupted = _run_batches(batches, net, model, averaged, optimizer, loss_fn, state, tc,
                                                     dist, stop, bar, epoch_start)  # fmt: skip
