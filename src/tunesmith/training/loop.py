@@ -34,7 +34,7 @@ from tunesmith.model import MelodyLSTM
 from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
 from tunesmith.training import data as batching
 from tunesmith.training.distributed import Distributed
-from tunesmith.training.plot import plot_history
+from tunesmith.training.plot import epoch_summary, plot_history
 from tunesmith.training.validation import prior_bits, validation_metrics
 
 LAST, BEST = "last.pt", "best.pt"
@@ -202,7 +202,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
             if dist.is_main:
                 _write_epoch(run_dir, state, payload)
                 if progress:
-                    print(_summary(state.history[-1]), file=sys.stderr, flush=True)
+                    print(epoch_summary(state.history[-1]), file=sys.stderr, flush=True)
             if reason != "continue":
                 break
     reason = "done" if reason == "continue" else reason
@@ -322,24 +322,6 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise TunesmithError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-
-
-def _summary(entry: dict[str, Any]) -> str:
-    val = entry["val"]
-    return (f"epoch {entry['epoch']}: train loss {entry['train_loss']:.4f}  val loss {val['loss']:.4f}  "
-            f"bits/step {val['bits_per_step']:.3f}  pitch bits/note {val['pitch_bits_per_note']:.3f}  "
-            f"onset acc {val['onset_accuracy']:.3f}  {entry['tokens_per_s']:,} tok/s  {entry['seconds']:.0f} s"
-            + ("  *" if entry["improved"] else "") + _form_summary(val))  # fmt: skip
-
-
-def _form_summary(val: dict[str, Any]) -> str:
-    """A form-aware model's two-stage and form-hidden figures (bits/step, pitch bits/note), on a second line."""
-    parts = []
-    if "two_stage_bits_per_step" in val:
-        parts.append(f"two-stage {val['two_stage_bits_per_step']:.3f}, {val['two_stage_pitch_bits_per_note']:.3f}")
-    if "hidden_bits_per_step" in val:
-        parts.append(f"form hidden {val['hidden_bits_per_step']:.3f}, {val['hidden_pitch_bits_per_note']:.3f}")
-    return ("\n  " + "  ".join(parts)) if parts else ""
 
 
 def _progress_bar(total: int, state: RunState, epochs: int, enabled: bool) -> Any:
