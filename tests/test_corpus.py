@@ -227,6 +227,9 @@ def test_train_sources_add_training_songs_and_leave_out_validation_tunes(tmp_pat
     assert [e.song.title for e in dataset.split("val")] == [held]
     assert sorted(e.song.title for e in dataset.split("train")) == sorted([free[0], free[2]])
     assert dataset.report["train_only"] == {"kept": 1, "left_out": {"validation title": 1, "validation melody": 1}}
+    assert {e.song.title: e.extra for e in dataset.split("train")} == {free[0]: False, free[2]: True}
+    again = prepare(corpus, EncodingConfig(), progress=False)
+    assert again.report["cache"] == "hit" and [e.extra for e in again.examples] == [e.extra for e in dataset.examples]
     assert dataset.report["songs_read"] == 5  # main.abc, listed again among train_sources, is read once
     assert dataset.report["songs_kept"] + dataset.report["songs_rejected"] + 2 == dataset.report["songs_read"]
     plain = prepare(CorpusConfig(sources=[str(main_file)], cache_dir=str(tmp_path / "cache"), workers=1,
