@@ -259,6 +259,9 @@ def test_a_default_request_the_guard_and_form_once_contradicted_composes():
     if not default_model_path().is_file():
         pytest.skip("needs the shipped models/erk.pt")
     generator = Generator.from_checkpoint(None, "cpu")
-    # its form restates a phrase where the guard allowed only a hold at the phrase's start
-    melody = generator.generate(GenerationConfig(bars=14, meter="2/4", seed=1000017))[0]
-    assert melody.bars == 14 and melody.params["form"] == "A2 B2 B'2 B'2 B''2 C2 C'2"
+    # seed 1000017 once drew a form that restated a phrase where the guard allowed only a hold at
+    # the phrase's start, and the request was refused; which seed meets that depends on the shipped
+    # model, so default 2/4 requests around it must all compose their 14 bars (and a pickup)
+    for seed in range(1000010, 1000026):
+        melody = generator.generate(GenerationConfig(bars=14, meter="2/4", seed=seed))[0]
+        assert round(melody.bars) == 14 and melody.params["form"], (seed, melody.params)

@@ -153,11 +153,17 @@ def test_focus_epochs_train_the_last_epochs_on_the_sources_songs_alone(tmp_path)
     for example in train_songs[: len(train_songs) * 3 // 4]:
         example.extra = True  # as if read from corpus.train_sources
     config = tiny_config(epochs=3, focus_epochs=1, batch_size=4)
+    config.model.form_inputs = True
     run = train(config, tmp_path / "run", dataset=dataset, progress=False)
+    from tunesmith.form.inputs import corpus_forms, corpus_pickups
+
+    saved = Checkpoint.load(tmp_path / "run" / "best.pt").extra  # default forms: the sources' songs alone
+    assert saved["forms"] == corpus_forms([e.song for e in train_songs if not e.extra]) != corpus_forms([e.song for e in train_songs])
+    assert saved["pickups"] == corpus_pickups([e.song for e in train_songs if not e.extra])
 
     def batches(examples, epoch):
         modes, meters = batching.condition_vocabularies(train_songs)
-        songs = batching.tensorize(examples, dataset.vocab, modes, meters, dataset.steps_per_quarter)
+        songs = batching.tensorize(examples, dataset.vocab, modes, meters, dataset.steps_per_quarter, form=True)
         chunks = batching.chunk(songs, config.train.chunk_steps)
         return len(batching.epoch_batches(chunks, 4, config.train.seed * 100_003 + epoch))
 

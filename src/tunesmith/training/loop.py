@@ -161,8 +161,10 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
              "steps_per_quarter": spq}  # fmt: skip
     # the training songs' forms, from which generation draws a default form (form-aware models)
-    forms = form_inputs.corpus_forms([e.song for e in train_examples]) if uses_form else None
-    pickups = form_inputs.corpus_pickups([e.song for e in train_examples]) if uses_form else None  # drawn with them
+    # (with train.focus_epochs, from the songs of corpus.sources: the style the model ends on)
+    styled = [e.song for e in train_examples if not (tc.focus_epochs and e.extra)]
+    forms = form_inputs.corpus_forms(styled) if uses_form else None
+    pickups = form_inputs.corpus_pickups(styled) if uses_form else None  # drawn with them
     # the validation forms' code length under the training forms' prior, for the two-stage figures
     val_prior = prior_bits(train_examples, val_examples) if uses_form and dist.is_main else None
 
