@@ -174,3 +174,18 @@ def test_focus_epochs_train_the_last_epochs_on_the_sources_songs_alone(tmp_path)
         for example in own:
             example.extra = True
         train(config, tmp_path / "none", dataset=dataset, progress=False)
+
+
+def test_corpus_option_replaces_the_presets_sources_and_its_training_only_songs():
+    import argparse
+
+    from tunesmith.config import add_config_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, default_preset="erk")
+    shipped = config_from_args(parser.parse_args([]))
+    assert shipped.corpus.sources == ["essen/erk"] and shipped.corpus.train_sources == ["essen/german"]
+    mine = config_from_args(parser.parse_args(["--corpus", "my_tunes/"]))
+    assert mine.corpus.sources == ["my_tunes/"] and mine.corpus.train_sources == []
+    both = config_from_args(parser.parse_args(["--corpus", "a/", "--set", 'corpus.train_sources=["b/"]']))
+    assert both.corpus.train_sources == ["b/"]

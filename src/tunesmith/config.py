@@ -325,7 +325,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | 
     parser.add_argument("--preset", default=default_preset,
                         help=f"preset name ({', '.join(preset_names())}) or TOML file{default}")  # fmt: skip
     parser.add_argument("--corpus", action="append", metavar="SOURCE",
-                        help="file, folder or bundled name (repeatable; default: the preset's, else essen/erk)")  # fmt: skip
+                        help="file, folder or bundled name (repeatable; default: the preset's, else essen/erk); "
+                             "replaces the preset's sources and its training-only ones")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a setting, e.g. model.hidden=512 or corpus.val_fraction=0.2")  # fmt: skip
 
@@ -333,6 +334,6 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The Config those options mean: the preset, then ``--corpus``, then each ``--set``."""
     config = load_preset(args.preset) if args.preset else Config()
-    if args.corpus:
-        config.corpus.sources = list(args.corpus)
+    if args.corpus:  # the preset's training-only songs go with its sources
+        config.corpus.sources, config.corpus.train_sources = list(args.corpus), []
     return apply_overrides(config, list(args.set))
