@@ -164,6 +164,22 @@ def test_calibration_evaluation_reads_the_training_split(tiny_checkpoint):
         _load_sets(payload, EvaluateConfig(half="calib", corpus=["essen/erk"], progress=False))
 
 
+def test_calibration_songs_leave_out_training_only_songs(tiny_checkpoint, tmp_path):
+    """A model trained with ``corpus.train_sources`` calibrates on the songs of its sources: the style validated on."""
+    from synthetic_songs import synthetic_dataset
+    from tunesmith.checkpoint import Checkpoint
+    from tunesmith.evaluate.pipeline import EvaluateConfig, _load_sets, select_half
+
+    dataset = synthetic_dataset(tmp_path / "data", songs=300)
+    for i, example in enumerate(dataset.split("train")):
+        example.extra = i % 2 == 0
+    payload = Checkpoint.load(tiny_checkpoint).to_dict()
+    train, _, held, _ = _load_sets(payload, EvaluateConfig(half="calib", progress=False), dataset=dataset)
+    own = [e for e in train if not e.extra]
+    assert held and held == select_half(own, "calib") and not any(e.extra for e in held)
+    assert len(select_half(train, "calib")) > len(held)
+
+
 def test_each_generated_melody_is_its_own_request(tiny_checkpoint):
     """One melody per request, each with its own seed: what `tunesmith generate` gives that seed alone."""
     from tunesmith.evaluate.pipeline import SEED_STRIDE, generate_melody_set

@@ -211,10 +211,12 @@ def _load_sets(payload: dict[str, Any], config: EvaluateConfig, dataset=None):
     if config.half == "calib":
         if config.corpus:
             raise TunesmithError("--half calib reads the model's own training songs; it takes no --corpus")
-        return train, val, select_half(train, "calib"), "calibration songs (a fixed fifth of the training split) of " + ", ".join(sources)
+        own = [e for e in train if not e.extra]  # the style validated on, not corpus.train_sources' songs
+        return train, val, select_half(own, "calib"), "calibration songs (a fixed fifth of the training split) of " + ", ".join(sources)
     if not config.corpus:
         return train, val, select_half(val, config.half), "validation split of " + ", ".join(sources) + half
-    other = prepare(replace(run_config.corpus, sources=list(config.corpus)), run_config.encoding, progress=config.progress)
+    other = prepare(replace(run_config.corpus, sources=list(config.corpus), train_sources=[]), run_config.encoding,
+                    progress=config.progress)  # fmt: skip
     return train, val, select_half(other.examples, config.half), ", ".join(config.corpus) + half
 
 
