@@ -259,8 +259,8 @@ def _assemble(jobs: list[Job], results: list[dict], corpus: CorpusConfig, encodi
     token_lists = [encode_notes(s.notes) for s in songs]
     groups = [normalise_title(s.title) or s.source for s in songs]
     splits = assign_splits(groups, corpus.val_fraction, corpus.split_seed)
-    held_out: set[tuple[int, ...]] = set()
-    for song, split, more in zip(songs, splits, extra):
+    held_out: set[tuple[int, ...]] = set()  # only needed to screen training-only songs
+    for song, split, more in zip(songs, splits, extra) if any(extra) else ():
         if split == "val" and not more:
             held_out |= interval_grams([n.pitch for n in song.notes])
     left_out: Counter[str] = Counter()
