@@ -82,7 +82,6 @@ class ModelConfig:
     lookback_embedding: int = 24  # width of each lookback token's embedding
     lookback_sounding_embedding: int = 16  # width of each lookback's sounding-pitch embedding
     form_inputs: bool = False  # read the song's form per step (tunesmith.form.inputs): phrase ends, restatements
-    collection: bool = False  # with corpus.train_sources: the mode condition also says whether a song is of corpus.sources or of the other collections (melodies are composed in corpus.sources' style)
     form_restatement: bool = True  # with form_inputs: also the phrase's role and restated token (False = phrase positions only)
 
     def validate(self) -> None:
@@ -121,7 +120,6 @@ class TrainConfig:
     form_unknown_share: float = 0.1  # share of training songs whose form inputs are hidden (form-aware models)
     average: float = 0.0  # per-step decay of the weight average that is validated and saved; 0 = off
     focus_epochs: int = 0  # the last N epochs train on corpus.sources' songs alone (without corpus.train_sources)
-    focus_lr: float = 1.0  # the learning rate is multiplied by this when the focus epochs begin
     out_dir: str = "runs"  # parent folder of run folders
 
     def validate(self) -> None:
@@ -135,8 +133,6 @@ class TrainConfig:
             raise TunesmithError(f"train.weight_decay must be in [0, 1], got {self.weight_decay!r}")
         if not 0.0 < self.lr_factor < 1.0:
             raise TunesmithError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
-        if not 0.0 < self.focus_lr <= 1.0:
-            raise TunesmithError(f"train.focus_lr must be in (0, 1], got {self.focus_lr!r}")
         if not 0.0 <= self.average < 1.0:
             raise TunesmithError(f"train.average must be in [0, 1), got {self.average!r}")
         if not 0.0 <= self.unknown_share < 1.0:

@@ -5,18 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from collections.abc import Sequence
 from typing import Any
 
 MODES = ("major", "minor")
-
-
-def own_modes(modes: Sequence[str]) -> list[str]:
-    """The modes of a model's condition list a melody may be asked for: without ``<unk>`` and
-    without the other collections' styles a ``model.collection`` model also learned."""
-    return [mode for mode in modes if mode in MODES]
-
-
 # Semitones above C of each pitch-class name (sharps and flats, music21 spelling with '-').
 PITCH_CLASSES = {
     "C": 0, "B#": 0, "C#": 1, "D-": 1, "D": 2, "D#": 3, "E-": 3, "E": 4, "F-": 4, "E#": 5, "F": 5,

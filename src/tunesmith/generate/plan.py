@@ -30,7 +30,7 @@ from tunesmith.generate.form import FormControl, final_pitch_ids
 from tunesmith.generate.layout import resolve_form
 from tunesmith.generate.primer import parse_primer, primer_tokens_of_song, read_primer_file, to_model_key
 from tunesmith.meter import bar_of_steps, beat_steps, full_bar_starts
-from tunesmith.song import bar_steps, key_name, own_modes, step_positions, tonic_pitch_class, transposition_to
+from tunesmith.song import bar_steps, key_name, step_positions, tonic_pitch_class, transposition_to
 
 
 @dataclass
@@ -162,7 +162,7 @@ def resolve_kind(generator, mode: str, meter: str) -> tuple[int, int, int]:
     """Conditioning ids of ``mode`` and ``meter`` and the bar length; a kind the model never saw
     is a one-line error."""
     if mode not in generator.modes:
-        raise TunesmithError(f"this model does not know mode {mode!r}; known: {', '.join(own_modes(generator.modes))}")
+        raise TunesmithError(f"this model does not know mode {mode!r}; known: {', '.join(generator.modes[1:])}")
     if meter not in generator.meters:
         raise TunesmithError(f"this model does not know meter {meter!r}; known: {', '.join(generator.meters[1:])}")
     try:

@@ -22,7 +22,7 @@ from tunesmith.generate import GenerationConfig, Generator, Melody
 from tunesmith.generate.regenerate import regenerate_many
 from tunesmith.meter import bar_spans as meter_bar_spans
 from tunesmith.meter import full_bar_starts
-from tunesmith.song import Chord, Song, bar_steps, own_modes, tonic_pitch_class
+from tunesmith.song import Chord, Song, bar_steps, tonic_pitch_class
 
 # Corpus-reader formats an uploaded file may have (the suffix decides how it is parsed).
 OPEN_SUFFIXES = (".abc", ".krn", ".musicxml", ".xml", ".mxl", ".mid", ".midi")
@@ -66,7 +66,7 @@ class Models:
 
     def describe(self, name: str) -> dict[str, Any]:
         generator = self.get(name)
-        return {"name": name, "modes": own_modes(generator.modes), "meters": generator.meters[1:],
+        return {"name": name, "modes": generator.modes[1:], "meters": generator.meters[1:],
                 "steps_per_quarter": generator.steps_per_quarter}  # fmt: skip
 
 

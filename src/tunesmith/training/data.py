@@ -21,7 +21,6 @@ from tunesmith.form import inputs as form_inputs
 from tunesmith.song import MODES, Song, bar_steps, step_positions
 
 UNKNOWN = "<unk>"
-OTHER = "(other collections)"  # suffix of the modes of corpus.train_sources' songs under model.collection
 
 
 @dataclass
@@ -36,23 +35,10 @@ class SongTensors:
     form: torch.Tensor | None = None  # [T, 5] form inputs of each target (None: not computed)
 
 
-def condition_vocabularies(train_examples: Sequence[Any], collection: bool = False) -> tuple[list[str], list[str]]:
-    """``modes`` and ``meters`` lists (index 0 = ``<unk>``); meters are those the training split has.
-
-    With ``collection`` and training-only songs (``corpus.train_sources``), the modes list also
-    holds "major (other collections)" and "minor (other collections)": those songs are learned as
-    a style of their own, and a melody asked for "major" is composed in the style of
-    ``corpus.sources``, the songs the model is validated on.
-    """
+def condition_vocabularies(train_examples: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """``modes`` and ``meters`` lists (index 0 = ``<unk>``); meters are those the training split has."""
     meters = sorted({e.song.meter for e in train_examples})
-    others = [f"{mode} {OTHER}" for mode in MODES] if collection and any(e.extra for e in train_examples) else []
-    return [UNKNOWN, *MODES, *others], [UNKNOWN, *meters]
-
-
-def mode_name(example: Any, modes: Sequence[str]) -> str:
-    """The mode condition of a training example: its mode, or its other-collections mode when ``modes`` has it."""
-    other = f"{example.song.mode} {OTHER}"
-    return other if getattr(example, "extra", False) and other in modes else example.song.mode
+    return [UNKNOWN, *MODES], [UNKNOWN, *meters]
 
 
 def condition_id(value: str, vocabulary: Sequence[str]) -> int:
@@ -82,7 +68,7 @@ def tensorize(examples: Sequence[Any], vocab: Vocabulary, modes: Sequence[str], 
             inputs=torch.tensor(ids[:-1], dtype=torch.long),
             positions=torch.tensor(positions, dtype=torch.long),
             targets=torch.tensor(ids[1:], dtype=torch.long),
-            mode=condition_id(mode_name(example, modes), modes),
+            mode=condition_id(example.song.mode, modes),
             meter=condition_id(example.song.meter, meters),
             form=None if rows is None else torch.tensor(rows, dtype=torch.long),
         ))  # fmt: skip

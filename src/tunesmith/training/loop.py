@@ -132,8 +132,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
         raise TunesmithError(f"the corpus {config.corpus.sources!r} has {len(train_examples)} training and "
                              f"{len(val_examples)} validation songs; both must be > 0")  # fmt: skip
     vocab, spq = dataset.vocab, dataset.steps_per_quarter
-    modes, meters = batching.condition_vocabularies(train_examples, config.model.collection)
-    if checkpoint is not None and (checkpoint.vocab != vocab.tokens or checkpoint.meters != meters or checkpoint.modes != modes):
+    modes, meters = batching.condition_vocabularies(train_examples)
+    if checkpoint is not None and (checkpoint.vocab != vocab.tokens or checkpoint.meters != meters):
         raise TunesmithError(f"the corpus {config.corpus.sources!r} no longer matches the run in {str(run_dir)!r}")
 
     _seed(tc.seed)
@@ -161,8 +161,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
     fixed = {"config": config.to_dict(), "vocab": vocab.tokens, "modes": modes, "meters": meters,
              "steps_per_quarter": spq}  # fmt: skip
     # the training songs' forms, from which generation draws a default form (form-aware models)
-    # (with train.focus_epochs or model.collection, from the songs of corpus.sources: the style composed in)
-    styled = [e.song for e in train_examples if not ((tc.focus_epochs or config.model.collection) and e.extra)]
+    # (with train.focus_epochs, from the songs of corpus.sources: the style the model ends on)
+    styled = [e.song for e in train_examples if not (tc.focus_epochs and e.extra)]
     forms = form_inputs.corpus_forms(styled) if uses_form else None
     pickups = form_inputs.corpus_pickups(styled) if uses_form else None  # drawn with them
     # the validation forms' code length under the training forms' prior, for the two-stage figures
@@ -188,9 +188,6 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
             epoch_start = time.perf_counter()
             epoch_seed = tc.seed * 100_003 + state.epoch  # same on every rank and on resume
             focused = state.epoch >= tc.epochs - tc.focus_epochs
-            if tc.focus_epochs and state.epoch == tc.epochs - tc.focus_epochs and state.epoch_step == 0:
-                for group in optimizer.param_groups:  # once, as the focus begins (a resumed run keeps the saved rate)
-                    group["lr"] *= tc.focus_lr
             batches = batching.epoch_batches(own if focused else chunks, tc.batch_size, epoch_seed, dist.rank, dist.world)
             bar = _progress_bar(len(batches), state, tc.epochs, progress and dist.is_main)
             seen_tokens, interrupted = _run_batches(batches, net, model, averaged, optimizer, loss_fn, state, tc,
