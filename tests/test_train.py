@@ -122,6 +122,25 @@ def test_batches_cover_every_chunk_and_shard_evenly(tmp_path):
     assert inputs.shape == positions.shape == targets.shape and mode.shape == meter.shape == (len(whole[0]),)
 
 
+def test_ranks_take_batches_of_about_one_length_at_each_step():
+    """The ranks synchronise every update, so a step costs its longest batch: the ranks' batches
+    at one step are neighbours in length order, every song is taken once, none is empty."""
+    from types import SimpleNamespace
+
+    lengths = [5 + (37 * i) % 200 for i in range(103)]
+    chunks = [SimpleNamespace(targets=[0] * n) for n in lengths]
+    assert batching.epoch_batches(chunks, 4, seed=9) == batching.epoch_batches(chunks, 4, seed=9, rank=0, world=1)
+    for world in (2, 3):
+        shards = [batching.epoch_batches(chunks, 4, seed=9, rank=r, world=world) for r in range(world)]
+        assert len({len(s) for s in shards}) == 1 and all(b for s in shards for b in s)
+        taken = [id(c) for s in shards for b in s for c in b]
+        assert len(taken) == len(set(taken)) == len(chunks)  # 103 songs: the short last group is split, not dropped
+        longest = [max(len(c.targets) for c in b) for s in shards for b in s]
+        spread = [max(len(c.targets) for b in step for c in b) - min(len(c.targets) for b in step for c in b)
+                  for step in zip(*shards)]  # fmt: skip
+        assert max(spread) <= 0.25 * max(longest)  # a random pairing of buckets spans most of the range
+
+
 def test_cli_trains_on_the_test_files_then_refuses_to_overwrite(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
     data = str(Path(__file__).parent / "data")

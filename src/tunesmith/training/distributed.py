@@ -93,6 +93,16 @@ class Distributed:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, obj: dict) -> dict:
+        """Every rank's ``obj`` (a dict) merged into one, on every rank."""
+        if self.world == 1:
+            return dict(obj)
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * self.world
+        dist.all_gather_object(parts, obj)
+        return {key: value for part in parts for key, value in part.items()}
+
     def close(self) -> None:
         if self.world > 1:
             import torch.distributed as dist

@@ -34,8 +34,9 @@ from tunesmith.model import MelodyLSTM
 from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
 from tunesmith.training import data as batching
 from tunesmith.training.distributed import Distributed
+from tunesmith.training.process import StopRequest, keep_freed_memory, release_freed_memory
 from tunesmith.training.plot import epoch_summary, plot_history
-from tunesmith.training.validation import prior_bits, validation_metrics
+from tunesmith.training.validation import combine_passes, prior_bits, validation_pass, validation_passes
 
 LAST, BEST = "last.pt", "best.pt"
 
@@ -64,35 +65,6 @@ class RunResult:
     state: RunState
     exit_code: int = 0
     model: MelodyLSTM | None = None
-
-
-class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a flag the loop checks between batches."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopRequest:
-        if hasattr(signal, "SIGTERM") and _in_main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        if self.signal is not None:  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def train(config: Config, run_dir: str | Path, dataset: Any = None, resume: bool = False,
@@ -137,6 +109,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
         raise TunesmithError(f"the corpus {config.corpus.sources!r} no longer matches the run in {str(run_dir)!r}")
 
     _seed(tc.seed)
+    if dist.device.type == "cpu":
+        keep_freed_memory()  # each step's large buffers are not unmapped and faulted in again
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // dist.world))
     model = MelodyLSTM(config.model, len(vocab), len(modes), len(meters)).to(dist.device)
     optimizer = _optimizer(model.parameters(), tc)
@@ -194,6 +168,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
                                                     dist, stop, bar, epoch_start)  # fmt: skip
             bar.close()
             state.train_seconds += time.perf_counter() - epoch_start
+            if dist.device.type == "cpu":
+                release_freed_memory()  # what the steps kept (keep_freed_memory): validation starts on a trimmed heap
             if interrupted:
                 if dist.is_main:
                     payload().save(run_dir / LAST)
@@ -201,6 +177,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
                 break
             reason = _end_epoch(state, shipped, optimizer, scheduler, val_examples, fixed, dist, tc,
                                 seen_tokens, time.perf_counter() - epoch_start, val_prior)  # fmt: skip
+            if dist.device.type == "cpu":
+                release_freed_memory()  # and what validation kept
             if dist.is_main:
                 _write_epoch(run_dir, state, payload)
                 if progress:
@@ -274,11 +252,12 @@ def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: An
     """Validate (:mod:`tunesmith.training.validation`), anneal, record history; returns continue |
     early_stop | time_budget."""
     train_loss = state.partial[0] / max(state.partial[1], 1)
-    metrics = None
-    if dist.is_main:
-        metrics = validation_metrics(model, val_examples, _vocab(fixed), fixed["modes"], fixed["meters"],
-                                     fixed["steps_per_quarter"], dist.device, val_prior)  # fmt: skip
-    metrics = dist.broadcast(metrics)
+    # the validation passes (form given, form hidden) shared among the ranks, which would idle otherwise
+    mine = {name: validation_pass(name, model, val_examples, _vocab(fixed), fixed["modes"], fixed["meters"],
+                                  fixed["steps_per_quarter"], dist.device)
+            for name in validation_passes(model)[dist.rank :: dist.world]}  # fmt: skip
+    passes = dist.gather(mine)
+    metrics = dist.broadcast(combine_passes(passes, val_prior) if dist.is_main else None)
     train_loss = dist.mean(train_loss)
     if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)) or not math.isfinite(train_loss):
         raise TunesmithError(f"validation after epoch {state.epoch + 1} gave non-finite figures (loss "
@@ -298,10 +277,20 @@ def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: An
     })  # fmt: skip
     if tc.early_stop and state.bad_epochs >= tc.early_stop:
         return "early_stop"
-    epoch_mean = state.train_seconds / state.epoch
-    if tc.max_minutes and state.train_seconds + epoch_mean > tc.max_minutes * 60:
+    if tc.max_minutes and state.train_seconds + _next_epoch_seconds(state, tc) > tc.max_minutes * 60:
         return "time_budget"
     return "continue"
+
+
+def _next_epoch_seconds(state: RunState, tc: Any) -> float:
+    """The next epoch's expected seconds: the mean of the epochs of its kind so far (a focused
+    epoch, ``train.focus_epochs``, sees fewer songs), else of every epoch."""
+
+    def focused(epoch: int) -> bool:  # 0-based
+        return epoch >= tc.epochs - tc.focus_epochs
+
+    alike = [entry["seconds"] for entry in state.history if focused(entry["epoch"] - 1) == focused(state.epoch)]
+    return sum(alike) / len(alike) if alike else state.train_seconds / state.epoch
 
 
 def _write_epoch(run_dir: Path, state: RunState, payload: Any) -> None:

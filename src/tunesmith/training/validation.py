@@ -47,18 +47,40 @@ def prior_bits(train_examples: Sequence[Any], val_examples: Sequence[Any]) -> fl
     return float(sum(songs_prior_bits([e.song for e in train_examples], [e.song for e in val_examples])))
 
 
+def validation_passes(model: Any) -> list[str]:
+    """The passes over the validation songs a model needs: ``given`` (its plain figures) and, for a
+    form-aware model, ``hidden`` (every form unknown). Independent, so ranks can share them."""
+    core = getattr(model, "module", model)
+    return ["given", "hidden"] if getattr(core, "form_inputs", False) else ["given"]
+
+
+def validation_pass(name: str, model: Any, val_examples: Sequence[Any], vocab: Any, modes: Sequence[str],
+                    meters: Sequence[str], steps_per_quarter: int, device: Any = "cpu") -> dict[str, float]:  # fmt: skip
+    """One of :func:`validation_passes`: :func:`evaluate_model`'s figures of the model as it is
+    (``given``) or with every song's form unknown (``hidden``)."""
+    core = getattr(model, "module", model)
+    scored = FormHidden(core) if name == "hidden" else model
+    return evaluate_model(scored, val_examples, vocab, modes, meters, steps_per_quarter, device)
+
+
+def combine_passes(passes: dict[str, dict[str, float]], form_prior_bits: float | None = None) -> dict[str, float]:
+    """The validation figures from the passes' results: the ``given`` figures, the form-hidden
+    ones and (with ``form_prior_bits``, from :func:`prior_bits`) the two-stage ones."""
+    metrics = dict(passes["given"])
+    if "hidden" not in passes:
+        return metrics
+    metrics["hidden_bits_per_step"] = passes["hidden"]["bits_per_step"]
+    metrics["hidden_pitch_bits_per_note"] = passes["hidden"]["pitch_bits_per_note"]
+    if form_prior_bits is not None:
+        metrics.update(two_stage(metrics, form_prior_bits))
+    return metrics
+
+
 def validation_metrics(model: Any, val_examples: Sequence[Any], vocab: Any, modes: Sequence[str],
                        meters: Sequence[str], steps_per_quarter: int, device: Any = "cpu",
                        form_prior_bits: float | None = None) -> dict[str, float]:  # fmt: skip
     """:func:`evaluate_model`'s figures, and for a form-aware model the form-hidden ones and (with
-    ``form_prior_bits``, from :func:`prior_bits`) the two-stage ones."""
-    metrics = evaluate_model(model, val_examples, vocab, modes, meters, steps_per_quarter, device)
-    core = getattr(model, "module", model)
-    if not getattr(core, "form_inputs", False):
-        return metrics
-    hidden = evaluate_model(FormHidden(core), val_examples, vocab, modes, meters, steps_per_quarter, device)
-    metrics["hidden_bits_per_step"] = hidden["bits_per_step"]
-    metrics["hidden_pitch_bits_per_note"] = hidden["pitch_bits_per_note"]
-    if form_prior_bits is not None:
-        metrics.update(two_stage(metrics, form_prior_bits))
-    return metrics
+    ``form_prior_bits``, from :func:`prior_bits`) the two-stage ones: every pass in this process."""
+    passes = {name: validation_pass(name, model, val_examples, vocab, modes, meters, steps_per_quarter, device)
+              for name in validation_passes(model)}  # fmt: skip
+    return combine_passes(passes, form_prior_bits)
