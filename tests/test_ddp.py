@@ -1,4 +1,4 @@
-"""DistributedDataParallel smoke test: two CPU processes (gloo) train a few steps; rank 0 alone writes."""
+"""DistributedDataParallel: two CPU processes (gloo) train a few steps; they share validation, rank 0 alone writes."""
 
 from __future__ import annotations
 

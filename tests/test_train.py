@@ -208,3 +208,34 @@ def test_corpus_option_replaces_the_presets_sources_and_its_training_only_songs(
     assert mine.corpus.sources == ["my_tunes/"] and mine.corpus.train_sources == []
     both = config_from_args(parser.parse_args(["--corpus", "a/", "--set", 'corpus.train_sources=["b/"]']))
     assert both.corpus.train_sources == ["b/"]
+
+
+def test_the_time_guard_prices_the_next_epoch_by_its_tokens():
+    """A focused epoch on a third of the songs costs a third of the time: the guard lets it start
+    where the mean epoch's time would not fit, and stops one that would end past the budget."""
+    from tunesmith.training.loop import over_budget
+
+    all_songs = [{"seconds": 67.0, "tokens_per_s": 12_000} for _ in range(7)]  # 469 s; 804,000 tokens each
+    assert not over_budget(all_songs, 241_000, 8.9)  # 469 + 20 s ≤ 534 s (the mean, 67 s, would not fit)
+    assert over_budget(all_songs, 804_000, 8.9)  # 469 + 67 s > 534 s
+    later = all_songs + [{"seconds": 22.0, "tokens_per_s": 11_000} for _ in range(3)]  # 535 s
+    assert over_budget(later, 241_000, 8.9) and not over_budget(later, 241_000, 9.5) and not over_budget(later, 241_000, 0)
+
+
+def test_keep_memory_changes_where_memory_comes_from_not_a_number(tmp_path):
+    """``train.keep_memory`` (glibc's malloc keeps each step's buffers until the epoch ends, then
+    hands them back) trains the very same model: every epoch's figures are equal."""
+    import sys
+
+    from tunesmith.training.process import keep_freed_memory, release_freed_memory
+
+    dataset = synthetic_dataset(tmp_path / "data", songs=24)
+    runs = []
+    for keep in (False, True):
+        config = tiny_config(epochs=2)
+        config.train.keep_memory = keep
+        runs.append(train(config, tmp_path / f"run-{keep}", dataset=dataset, progress=False).state.history)
+    assert [h["val"] for h in runs[0]] == [h["val"] for h in runs[1]]
+    assert [h["train_loss"] for h in runs[0]] == [h["train_loss"] for h in runs[1]]
+    glibc = sys.platform.startswith("linux") and keep_freed_memory()
+    assert release_freed_memory() == glibc  # elsewhere both are no-ops that say so

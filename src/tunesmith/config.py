@@ -120,6 +120,7 @@ class TrainConfig:
     form_unknown_share: float = 0.1  # share of training songs whose form inputs are hidden (form-aware models)
     average: float = 0.0  # per-step decay of the weight average that is validated and saved; 0 = off
     focus_epochs: int = 0  # the last N epochs train on corpus.sources' songs alone (without corpus.train_sources)
+    keep_memory: bool = False  # CPU, glibc: malloc keeps each step's memory until the epoch ends (10-15% faster epochs, a higher peak: training.process)
     out_dir: str = "runs"  # parent folder of run folders
 
     def validate(self) -> None:

@@ -1,7 +1,8 @@
 """DistributedDataParallel plumbing: one object that is a no-op in a single process.
 
 ``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; then gloo (CPU) or NCCL (CUDA)
-joins the processes, the model is wrapped in DDP and rank 0 alone validates and writes.
+joins the processes, the model is wrapped in DDP, the ranks share the validation passes
+(:meth:`Distributed.gather`) and rank 0 alone writes.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ that ``last.pt`` holds, so a resume never duplicates a line), ``training.png``, 
 epoch and on interruption) and ``best.pt`` (lowest validation loss). The folder is reserved
 before any work (``tunesmith.rundir``): a second run into it fails at once. A non-finite loss
 stops training with an error; non-finite weights are never saved.
-Under ``torchrun`` every process trains on its share of the batches (DistributedDataParallel)
-and rank 0 alone validates and writes.
+Under ``torchrun`` every process trains on its share of the batches (DistributedDataParallel:
+at each update the processes' batches have about one length), they share the validation passes,
+and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
         raise TunesmithError(f"the corpus {config.corpus.sources!r} no longer matches the run in {str(run_dir)!r}")
 
     _seed(tc.seed)
-    if dist.device.type == "cpu":
-        keep_freed_memory()  # each step's large buffers are not unmapped and faulted in again
+    keep_memory = tc.keep_memory and dist.device.type == "cpu" and keep_freed_memory()
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // dist.world))
     model = MelodyLSTM(config.model, len(vocab), len(modes), len(meters)).to(dist.device)
     optimizer = _optimizer(model.parameters(), tc)
@@ -168,17 +168,16 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
                                                     dist, stop, bar, epoch_start)  # fmt: skip
             bar.close()
             state.train_seconds += time.perf_counter() - epoch_start
-            if dist.device.type == "cpu":
-                release_freed_memory()  # what the steps kept (keep_freed_memory): validation starts on a trimmed heap
             if interrupted:
                 if dist.is_main:
                     payload().save(run_dir / LAST)
                 reason = "interrupted"
                 break
-            reason = _end_epoch(state, shipped, optimizer, scheduler, val_examples, fixed, dist, tc,
-                                seen_tokens, time.perf_counter() - epoch_start, val_prior)  # fmt: skip
-            if dist.device.type == "cpu":
-                release_freed_memory()  # and what validation kept
+            upcoming = own if state.epoch + 1 >= tc.epochs - tc.focus_epochs else chunks  # the next epoch's songs
+            reason = _end_epoch(state, shipped, optimizer, scheduler, val_examples, fixed, dist, tc, seen_tokens,
+                                time.perf_counter() - epoch_start, val_prior, sum(len(c.targets) for c in upcoming))  # fmt: skip
+            if keep_memory:
+                release_freed_memory()  # what the epoch kept (train.keep_memory), once per epoch
             if dist.is_main:
                 _write_epoch(run_dir, state, payload)
                 if progress:
@@ -248,9 +247,10 @@ def _update_average(averaged: nn.Module, model: nn.Module, decay: float, updates
 
 def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: Any, val_examples: list, fixed: dict,
                dist: Distributed, tc: Any, seen_tokens: int, seconds: float,
-               val_prior: float | None = None) -> str:  # fmt: skip
+               val_prior: float | None = None, next_tokens: int = 0) -> str:  # fmt: skip
     """Validate (:mod:`tunesmith.training.validation`), anneal, record history; returns continue |
-    early_stop | time_budget."""
+    early_stop | time_budget (the next epoch, ``next_tokens`` at the run's rate so far, would end
+    past ``train.max_minutes`` of epoch time)."""
     train_loss = state.partial[0] / max(state.partial[1], 1)
     # the validation passes (form given, form hidden) shared among the ranks, which would idle otherwise
     mine = {name: validation_pass(name, model, val_examples, _vocab(fixed), fixed["modes"], fixed["meters"],
@@ -277,20 +277,18 @@ def _end_epoch(state: RunState, model: MelodyLSTM, optimizer: Any, scheduler: An
     })  # fmt: skip
     if tc.early_stop and state.bad_epochs >= tc.early_stop:
         return "early_stop"
-    if tc.max_minutes and state.train_seconds + _next_epoch_seconds(state, tc) > tc.max_minutes * 60:
-        return "time_budget"
-    return "continue"
+    return "time_budget" if over_budget(state.history, next_tokens, tc.max_minutes) else "continue"
 
 
-def _next_epoch_seconds(state: RunState, tc: Any) -> float:
-    """The next epoch's expected seconds: the mean of the epochs of its kind so far (a focused
-    epoch, ``train.focus_epochs``, sees fewer songs), else of every epoch."""
-
-    def focused(epoch: int) -> bool:  # 0-based
-        return epoch >= tc.epochs - tc.focus_epochs
-
-    alike = [entry["seconds"] for entry in state.history if focused(entry["epoch"] - 1) == focused(state.epoch)]
-    return sum(alike) / len(alike) if alike else state.train_seconds / state.epoch
+def over_budget(history: list[dict[str, Any]], next_tokens: int, max_minutes: float) -> bool:
+    """Whether an epoch of ``next_tokens`` (every rank's), at the run's rate so far, would end
+    past ``max_minutes`` of the epochs' own time (0 = no budget). A focused epoch
+    (``train.focus_epochs``) costs its share of the tokens, not the mean epoch's time."""
+    if not max_minutes or not history:
+        return False
+    seconds = sum(entry["seconds"] for entry in history)
+    rate = sum(entry["tokens_per_s"] * entry["seconds"] for entry in history) / max(seconds, 1e-9)
+    return seconds + next_tokens / max(rate, 1e-9) > max_minutes * 60
 
 
 def _write_epoch(run_dir: Path, state: RunState, payload: Any) -> None:

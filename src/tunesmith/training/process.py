@@ -3,17 +3,17 @@
 :class:`StopRequest` turns SIGINT/SIGTERM into a flag the loop checks between batches, so a run
 saves its state and stops cleanly.
 
-Memory, on a CPU: every training step allocates and frees buffers of the same large sizes (the
-LSTM's inputs, outputs and workspace for 16 songs × up to 512 steps, up to ~50 MB each). glibc's
-malloc serves blocks above a threshold that it keeps raising with fresh mappings, unmaps them
-when they are freed, and trims the top of its heap, so each step faults those pages in again:
-the erk preset's two processes took ~20 million page faults and ~100 s of system time in a
-10-minute run. :func:`keep_freed_memory` fixes the threshold at its largest (32 MB), never trims,
-and grows the heap 64 MB at a time: one epoch on all 4,790 training songs took 63–65 s instead
-of 72.5 s (the same numbers: only where the memory comes from changes). Kept for a whole run,
-the heap's free pieces piled up to a peak of 1.07 GB per process (982 MB before), so
-:func:`release_freed_memory` hands them back after each epoch's steps and after its validation. Serving every block from the heap
-(no mappings at all) was faster still (61 s) but fragmented it: 1.0–2.1 GB after one epoch
+Memory, on a CPU (``train.keep_memory``, off by default): every training step allocates and
+frees buffers of the same large sizes (the LSTM's inputs, outputs and workspace for 16 songs × up
+to 512 steps, up to ~50 MB each). glibc's malloc serves blocks above a threshold that it keeps
+raising with fresh mappings, unmaps them when they are freed, and trims the top of its heap, so
+each step faults those pages in again: the erk preset's two processes took ~20 million page
+faults and ~100 s of system time in a 10-minute run. :func:`keep_freed_memory` fixes the
+threshold at its largest (32 MB), never trims and grows the heap 64 MB at a time;
+:func:`release_freed_memory` hands what was kept back after each epoch. An epoch on all 4,790
+training songs took 60–65 s instead of 72.5 s, with the same numbers (only where the memory comes
+from changes), but the whole runs peaked at 1.03–1.04 GB per process against 0.98 (without the
+top pad 1.01 GB, and epochs of 67–75 s), which is why the erk preset leaves it off
 (benchmarks/results/german-data.md, "Faster epochs").
 """
 
