@@ -12,8 +12,8 @@ faults and ~100 s of system time in a 10-minute run. :func:`keep_freed_memory` f
 threshold at its largest (32 MB), never trims and grows the heap 64 MB at a time;
 :func:`release_freed_memory` hands what was kept back after each epoch. An epoch on all 4,790
 training songs took 60–65 s instead of 72.5 s, with the same numbers (only where the memory comes
-from changes), but the whole runs peaked at 1.03–1.04 GB per process against 0.98 (without the
-top pad 1.01 GB, and epochs of 67–75 s), which is why the erk preset leaves it off
+from changes), but whole runs peaked at 1.03–1.04 GB per process against 0.98–1.01 without it
+(without the top pad 1.01 GB, and epochs of 67–75 s), which is why the erk preset leaves it off
 (benchmarks/results/german-data.md, "Faster epochs").
 """
 
