@@ -56,12 +56,25 @@ def test_a_label_no_form_can_have_is_refused(prior):
 
 
 def test_phrase_lengths_sum_to_one_with_and_without_a_reference(prior):
-    for code, index in [(TRAIN[0], 0), (TRAIN[0], 3), (TRAIN[2], 3), (fp.FormCode(24, 3, (48, 50), ("A", "B")), 1)]:
+    # lengths 1..20,000 steps hold every (bars, upbeat) pair up to 20,000 / bar bars; the bars'
+    # last back-off 1 / ((k + 1)(k + 2)) leaves under bar / 20,000 beyond: a 2-step "bar" checks
+    # the sum to 1e-4, the real bars check it within their tails and never above 1
+    cases = [(TRAIN[0], 0), (TRAIN[0], 3), (TRAIN[2], 3), (fp.FormCode(24, 3, (48, 50), ("A", "B")), 1),
+             (fp.FormCode(2, 1, (5, 4, 8), ("A", "A", "B")), 1), (fp.FormCode(2, 1, (5, 4, 8), ("A", "A", "B")), 2)]
+    for code, index in cases:
         total = 0.0
-        for d in range(1, 20_001):  # the tail beyond holds < 1/20,001
+        for d in range(1, 20_001):
             lengths = code.lengths[:index] + (d,) + code.lengths[index + 1:]
             total += fp.length_probability(prior, fp.FormCode(code.bar, code.pickup, lengths, code.labels), index)
-        assert total == pytest.approx(1.0, abs=1e-4)
+        assert 1.0 - max(code.bar, 2) / 20_000 < total <= 1.0 + 1e-9
+
+
+def test_phrase_boundaries_on_the_grid():
+    # 2/4 with a 2-step pickup: bar lines at 2, 10, 18…; phrases of 18 and 14 steps, then 16
+    code = fp.FormCode(8, 2, (18, 14, 16), ("A", "B", "A"))
+    assert fp.grid_points(code) == [(0, 2), (2, 0), (4, 2), (6, 2)]
+    assert fp.phrase_bars(code) == [2, 2, 2]
+    assert fp.grid_points(fp.FormCode(16, 0, (32, 30), ("A", "B"))) == [(0, 0), (2, 0), (4, 2)]
 
 
 def test_unseen_forms_get_a_finite_cost_and_seen_ones_less(prior):

@@ -18,18 +18,32 @@ without a form). A form is coded in three parts, each a proper distribution:
 
 1. **count** ``n`` of phrases: Witten–Bell interpolation of the counts for the bar length,
    backed off to all songs' counts, backed off to ``1 / (n (n + 1))`` (sums to 1 over n ≥ 1);
-2. **labels** given ``n``: Witten–Bell interpolation of the exact label strings of ``n``
-   phrases, backed off to a sequential choice model: at each phrase the valid continuations —
-   a new letter, a restatement of an earlier label, a new variant (one more prime) of an
-   earlier letter — each weighted by its class (what the previous phrase did; new, restate or
-   vary; how recently the letter was last used), normalised over the valid set. Only label
-   strings the labeller can produce get mass, and they sum to 1 for each ``n``;
-3. **lengths**, phrase by phrase given the labels: a phrase with a reference (the phrase it
-   restates or varies, as in :func:`~tunesmith.form.inputs.plan_steps`, else the previous
-   phrase) first codes whether it is as long as the reference (smoothed rates per relation and
-   slot); otherwise (and for the first phrase) its length ``d`` comes from Witten–Bell
-   interpolation over contexts (bar length, slot first/inner/last, pickup) → (bar length,
-   slot) → (bar length) → ``1 / (d (d + 1))``, renormalised without the reference's length.
+2. **labels** given ``n``, phrase by phrase: at each phrase the valid continuations — a new
+   letter, a restatement of an earlier label, a new variant (one more prime) of an earlier
+   letter — each weighted by its class (what the previous phrase did; new, restate or vary; how
+   recently the letter was last used; whether it continues a restated pair; the phrase's place:
+   first phrases, last phrase), normalised over the valid set, then Witten–Bell interpolated
+   with how often each label followed the same earlier labels in songs of ``n`` phrases. Only
+   label strings the labeller can produce get mass, and they sum to 1 for each ``n``;
+3. **lengths**, phrase by phrase given the labels, on the meter's grid: each phrase boundary is
+   a bar line less an *upbeat* (0 ≤ upbeat < bar; the song's start is the first bar line less
+   the pickup), so a phrase's length is ``bars · bar + upbeat_before − upbeat_after``. A phrase
+   codes the upbeat of the boundary that ends it — Witten–Bell interpolation over (bar length,
+   whether it is the song's end) → + the phrase's own upbeat → + the relation of the next
+   phrase and the upbeat of the phrase it restates or varies (or the pickup, at the end) → +
+   pickup, backed off to uniform — then its number of bars ``k``: a phrase with a reference
+   (the phrase it restates or varies, as in :func:`~tunesmith.form.inputs.plan_steps`, else
+   the previous phrase) first codes whether it spans as many bars (smoothed rates per relation
+   and slot); otherwise (and for the first phrase) ``k`` comes from Witten–Bell interpolation
+   over (bar length) → + slot → + the previous phrase's bars → + the first phrase's → + the
+   parity of the bars so far, backed off to ``1 / ((k + 1)(k + 2))``, without the reference's
+   ``k``. Pairs giving a length ≤ 0 are left out and the rest renormalised, so the lengths of a
+   phrase sum to 1.
+
+Each choice was made on the calibration fifth of erk's training songs (prior fitted on the
+other training songs), never on validation songs: there the previous design (labels by exact
+strings, lengths in steps) cost 18.9 bits per song, this one 17.4
+(``benchmarks/results/form-prior.md``).
 """
 
 from __future__ import annotations
@@ -146,20 +160,46 @@ def _kind(labels: Sequence[str], index: int) -> str:
     return "vary" if any(_letter(x) == _letter(label) for x in labels[:index]) else "new"
 
 
+def grid_points(code: FormCode) -> list[tuple[int, int]]:
+    """Each phrase boundary (every phrase start, then the song's end) as (bar line, upbeat): the
+    first bar line at or after it (bar line 0 is the pickup's end) and how many steps before it."""
+    bounds, at = [0], 0
+    for length in code.lengths:
+        at += length
+        bounds.append(at)
+    points = []
+    for bound in bounds:
+        line = -((code.pickup - bound) // code.bar)  # ceil((bound - pickup) / bar)
+        points.append((line, code.pickup + line * code.bar - bound))
+    return points
+
+
+def phrase_bars(code: FormCode) -> list[int]:
+    """Each phrase's number of bars: bar lines from the one at (or after) its start to the next's."""
+    points = grid_points(code)
+    return [b[0] - a[0] for a, b in zip(points, points[1:])]
+
+
 @dataclass
 class FormPrior:
     """Counts fitted on training forms (:func:`fit_prior`); :func:`form_bits` scores a form."""
 
     counts: dict = field(default_factory=lambda: defaultdict(Counter))  # bar or "*" → Counter(n)
-    strings: dict = field(default_factory=lambda: defaultdict(Counter))  # n → Counter(label tuple)
     chosen: Counter = field(default_factory=Counter)  # class → times chosen
     offered: Counter = field(default_factory=Counter)  # class → times offered
-    lengths: dict = field(default_factory=lambda: defaultdict(Counter))  # context → Counter(steps)
+    following: dict = field(default_factory=lambda: defaultdict(Counter))  # (n, earlier labels) → Counter(label)
+    upbeats: dict = field(default_factory=lambda: defaultdict(Counter))  # context → Counter(upbeat)
+    bars: dict = field(default_factory=lambda: defaultdict(Counter))  # context → Counter(k)
     same: dict = field(default_factory=lambda: defaultdict(Counter))  # (relation, slot) → Counter(bool)
 
     def weight(self, cls: tuple) -> float:
         """How readily a class is chosen when offered (smoothed; always > 0)."""
         return (self.chosen[cls] + 0.5) / (self.offered[cls] + 1.0)
+
+
+def _place(index: int, n: int) -> tuple:
+    """The phrase's place, added to its choice classes: last or not, and its index up to 3."""
+    return index == n - 1, min(index, 3)
 
 
 def fit_prior(codes: Sequence[FormCode]) -> FormPrior:
@@ -169,21 +209,23 @@ def fit_prior(codes: Sequence[FormCode]) -> FormPrior:
         n, labels = len(code.labels), code.labels
         prior.counts[code.bar][n] += 1
         prior.counts["*"][n] += 1
-        prior.strings[n][labels] += 1
+        points, bars = grid_points(code), phrase_bars(code)
         for i in range(n):
             options = choices(labels[:i])
             for label, cls in options:
-                prior.offered[cls] += 1
-            prior.chosen[_chosen_class(options, labels, i)] += 1
+                prior.offered[cls + _place(i, n)] += 1
+            prior.chosen[_chosen_class(options, labels, i) + _place(i, n)] += 1
+            prior.following[(n, labels[:i])][labels[i]] += 1
+            for context in _upbeat_contexts(code, i, points):
+                prior.upbeats[context][points[i + 1][1]] += 1
             relation, ref = reference(labels, i)
-            slot = _slot(i, n)
             if ref is not None:
-                equal = code.lengths[i] == code.lengths[ref]
-                prior.same[(relation, slot)][equal] += 1
+                equal = bars[i] == bars[ref]
+                prior.same[(relation, _slot(i, n))][equal] += 1
                 if equal:
                     continue
-            for context in _length_contexts(code, i):
-                prior.lengths[context][code.lengths[i]] += 1
+            for context in _bar_contexts(code, i, bars):
+                prior.bars[context][bars[i]] += 1
     return prior
 
 
@@ -194,11 +236,23 @@ def _chosen_class(options: list[tuple[str, tuple]], labels: Sequence[str], index
     raise ValueError(f"the labels {' '.join(labels)!r} are not a form the labeller produces (phrase {index + 1})")
 
 
-def _length_contexts(code: FormCode, index: int) -> list[tuple]:
-    """Length contexts of phrase ``index``, the most general first."""
+def _upbeat_contexts(code: FormCode, index: int, points: Sequence[tuple[int, int]]) -> list[tuple]:
+    """Contexts of the upbeat of the boundary that ends phrase ``index``, the most general first."""
+    upbeat = points[index][1]
+    if index == len(code.labels) - 1:  # the song's end
+        return [(code.bar, True), (code.bar, True, code.pickup), (code.bar, True, code.pickup, upbeat)]
+    relation, ref = reference(code.labels, index + 1)
+    restated = points[ref][1] if relation != "new" else -1
+    return [(code.bar, False), (code.bar, False, upbeat), (code.bar, False, upbeat, relation, restated),
+            (code.bar, False, upbeat, relation, restated, code.pickup)]  # fmt: skip
+
+
+def _bar_contexts(code: FormCode, index: int, bars: Sequence[int]) -> list[tuple]:
+    """Contexts of phrase ``index``'s number of bars, the most general first."""
     slot = _slot(index, len(code.labels))
-    previous = code.lengths[index - 1] if index else 0
-    return [(code.bar,), (code.bar, slot), (code.bar, slot, code.pickup), (code.bar, slot, code.pickup, previous)]
+    previous, first = (bars[index - 1], bars[0]) if index else (-1, -1)
+    return [(code.bar,), (code.bar, slot), (code.bar, slot, previous), (code.bar, slot, previous, first),
+            (code.bar, slot, previous, first, sum(bars[:index]) % 2)]  # fmt: skip
 
 
 def count_probability(prior: FormPrior, n: int, bar: int) -> float:
@@ -207,42 +261,59 @@ def count_probability(prior: FormPrior, n: int, bar: int) -> float:
     return witten_bell(prior.counts.get(bar), pooled, n)
 
 
+def _choice_probability(prior: FormPrior, labels: Sequence[str], index: int, n: int) -> float:
+    options = choices(labels[:index])
+    _chosen_class(options, labels, index)  # refuses a label no form can have there
+    total = sum(prior.weight(cls + _place(index, n)) for _, cls in options)
+    return sum(prior.weight(cls + _place(index, n)) for name, cls in options if name == labels[index]) / total
+
+
 def sequential_probability(prior: FormPrior, labels: Sequence[str]) -> float:
     """p(labels | n) under the choice model alone (sums to 1 over label strings of length n)."""
-    p = 1.0
-    for i, label in enumerate(labels):
-        options = choices(labels[:i])
-        _chosen_class(options, labels, i)  # refuses a label no form can have there
-        total = sum(prior.weight(cls) for _, cls in options)
-        p *= sum(prior.weight(cls) for name, cls in options if name == label) / total
-    return p
+    return math.prod(_choice_probability(prior, labels, i, len(labels)) for i in range(len(labels)))
 
 
 def labels_probability(prior: FormPrior, labels: Sequence[str]) -> float:
-    """p(labels | n = len(labels)): exact strings seen in training, backed off to the choice model."""
-    labels = tuple(labels)
-    return witten_bell(prior.strings.get(len(labels)), sequential_probability(prior, labels), labels)
+    """p(labels | n = len(labels)): each label from the choice model, interpolated with the labels
+    that followed the same earlier ones in training songs of n phrases."""
+    labels, n, p = tuple(labels), len(labels), 1.0
+    for i in range(n):
+        p *= witten_bell(prior.following.get((n, labels[:i])), _choice_probability(prior, labels, i, n), labels[i])
+    return p
 
 
 def length_probability(prior: FormPrior, code: FormCode, index: int) -> float:
-    """p(length of phrase ``index`` | the labels, the earlier lengths, bar length, pickup)."""
-    n, d = len(code.labels), code.lengths[index]
-    slot = _slot(index, n)
-    relation, ref = reference(code.labels, index)
+    """p(length of phrase ``index`` | the labels, the earlier lengths, bar length, pickup): the
+    upbeat after it times its number of bars, renormalised over the pairs giving a length > 0."""
+    points, bars = grid_points(code), phrase_bars(code)
+    before = points[index][1]
 
-    def chain(steps: int) -> float:
-        p = universal(steps)
-        for context in _length_contexts(code, index):
-            p = witten_bell(prior.lengths.get(context), p, steps)
+    def upbeat(value: int) -> float:
+        p = 1.0 / code.bar
+        for context in _upbeat_contexts(code, index, points):
+            p = witten_bell(prior.upbeats.get(context), p, value)
         return p
 
+    def chain(k: int) -> float:
+        p = universal(k + 1)
+        for context in _bar_contexts(code, index, bars):
+            p = witten_bell(prior.bars.get(context), p, k)
+        return p
+
+    relation, ref = reference(code.labels, index)
     if ref is None:
-        return chain(d)
-    counts = prior.same.get((relation, slot), Counter())
-    p_same = (counts[True] + 1.0) / (counts[True] + counts[False] + 2.0)
-    if d == code.lengths[ref]:
-        return p_same
-    return (1.0 - p_same) * chain(d) / (1.0 - chain(code.lengths[ref]))
+        span = chain
+    else:
+        counts = prior.same.get((relation, _slot(index, len(code.labels))), Counter())
+        p_same = (counts[True] + 1.0) / (counts[True] + counts[False] + 2.0)
+        chain_ref = chain(bars[ref])
+
+        def span(k: int) -> float:
+            return p_same if k == bars[ref] else (1.0 - p_same) * chain(k) / (1.0 - chain_ref)
+
+    # a length ≤ 0 would be 0 bars ending at an upbeat ≥ this phrase's own: left out
+    void = span(0) * sum(upbeat(u) for u in range(before, code.bar))
+    return upbeat(points[index + 1][1]) * span(bars[index]) / (1.0 - void)
 
 
 def form_bits(prior: FormPrior, code: FormCode) -> dict[str, float]:
