@@ -29,6 +29,23 @@ def normalise_title(title: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+# Damage in a few Essen titles, as music21 reads them: "erk" became "F[ERK" + a digit
+# ("MF[ERK2 AUF O CHRIST" is "MERK AUF O CHRIST"), a line break "CNR[".
+_ESSEN_DAMAGE = ((re.compile(r"F\[ERK\d"), "ERK"), (re.compile(r"\s*CNR\[\s*"), " "))
+
+
+def readable_title(title: str) -> str:
+    """A title as a musician should read it: the Essen edition's damaged spots repaired. For
+    display only — the split groups songs by :func:`normalise_title` of the title as read.
+
+    >>> readable_title("MARSCHIEREN WIR IN DAS TUF[ERK1ISCHE LAND")
+    'MARSCHIEREN WIR IN DAS TUERKISCHE LAND'
+    """
+    for pattern, repair in _ESSEN_DAMAGE:
+        title = pattern.sub(repair, title)
+    return title
+
+
 def is_validation(group: str, fraction: float, seed: int = 0) -> bool:
     """Whether a title group is held out: a stable hash of (seed, group) below ``fraction``.
 

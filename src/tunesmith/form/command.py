@@ -22,6 +22,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from tunesmith.config import CorpusConfig, EncodingConfig
     from tunesmith.corpus.reader import make_jobs, read_job
     from tunesmith.corpus.sources import SourceFile
+    from tunesmith.corpus.split import readable_title
     from tunesmith.form.stats import analyse
     from tunesmith.song import Song
 
@@ -42,7 +43,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             results.append({"source": job.label, "error": f"{result['reason']}: {result['detail']}"})
             continue
         song = Song.from_dict(result["song"])
-        results.append({"source": job.label, "title": song.title, "meter": song.meter,
+        results.append({"source": job.label, "title": readable_title(song.title), "meter": song.meter,
                         "key": f"{song.key} {song.mode}", "transposition": song.transposition,
                         **analyse(song).to_dict()})  # fmt: skip
     if all("error" in r for r in results):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tunesmith.corpus.split import readable_title
 from tunesmith.originality.automaton import SuffixAutomaton, note_codes
 from tunesmith.song import Song, bar_steps
 
@@ -129,7 +130,7 @@ class OriginalityIndex:
             "steps": int(durations[best]),
             "bars": round(float(durations[best]) / bar, 3),
             "melody_bars": [bar_number(song.bar_starts, first_step, bar), bar_number(song.bar_starts, last_step, bar)],
-            "tune": self.titles[tune],
+            "tune": readable_title(self.titles[tune]),
             "tune_index": tune,
             "tune_bars": [bar_number(self.bar_starts[tune], tune_first, tune_bar),
                           bar_number(self.bar_starts[tune], tune_last, tune_bar)],  # fmt: skip
