@@ -28,10 +28,10 @@ without a form). A form is coded in three parts, each a proper distribution:
 3. **lengths**, phrase by phrase given the labels, on the meter's grid: each phrase boundary is
    a bar line less an *upbeat* (0 ≤ upbeat < bar; the song's start is the first bar line less
    the pickup), so a phrase's length is ``bars · bar + upbeat_before − upbeat_after``. A phrase
-   codes the upbeat of the boundary that ends it — Witten–Bell interpolation over (bar length,
-   whether it is the song's end) → + the phrase's own upbeat → + the relation of the next
-   phrase and the upbeat of the phrase it restates or varies (or the pickup, at the end) → +
-   pickup, backed off to uniform — then its number of bars ``k``: a phrase with a reference
+   codes the upbeat of the boundary that ends it — Witten–Bell interpolation over (bar length)
+   → + the phrase's own upbeat → + the relation of the next phrase and the upbeat of the phrase
+   it restates or varies → + pickup (at the song's end: (bar length) → + pickup → + the last
+   phrase's own upbeat), backed off to uniform — then its number of bars ``k``: a phrase with a reference
    (the phrase it restates or varies, as in :func:`~tunesmith.form.inputs.plan_steps`, else
    the previous phrase) first codes whether it spans as many bars (smoothed rates per relation
    and slot); otherwise (and for the first phrase) ``k`` comes from Witten–Bell interpolation
