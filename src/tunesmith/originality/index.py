@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tunesmith.corpus.split import readable_title
 from tunesmith.originality.automaton import SuffixAutomaton, note_codes
 from tunesmith.song import Song, bar_steps
 
@@ -111,6 +110,8 @@ class OriginalityIndex:
             tune: the one holding that stretch, its first occurrence), ``tune_index``, and
             ``tune_bars`` [first, last] of the stretch in that tune. Bars count from 1, a pickup is bar 0.
         """
+        from tunesmith.corpus.split import readable_title  # here: the corpus package is slow to import
+
         lengths, states, ends, durations = self._matches(song)
         if not len(lengths) or lengths.max() == 0:
             return {"notes": 0, "steps": 0, "bars": 0.0, "melody_bars": None, "tune": None, "tune_index": None,
