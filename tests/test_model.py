@@ -185,3 +185,60 @@ def test_a_running_loop_sees_new_weights_without_a_fresh_generation():
     model.load_state_dict(MelodyLSTM(ModelConfig(hidden=16), 20, 3, 5).state_dict())
     loaded, _ = model.step(tokens[:, 5], positions[:, 5], mode, meter, state)
     assert not torch.allclose(loaded, after)
+
+
+def copying_model(form_inputs: bool = True, layers: int = 1) -> MelodyLSTM:
+    torch.manual_seed(layers)
+    config = ModelConfig(hidden=32, layers=layers, lookback=[1, 2], form_inputs=form_inputs, copy_logits=True)
+    model = MelodyLSTM(config, 20, 3, 5).eval()
+    torch.nn.init.normal_(model.copy.weight)  # as trained: they start at zero
+    torch.nn.init.normal_(model.copy.bias)
+    return model
+
+
+def test_copy_logits_add_a_score_to_the_lookback_and_restated_tokens_only():
+    model = copying_model()
+    tokens, positions, mode, meter = sequence()
+    form = random_form(3, tokens.shape[1], 20)
+    with_copy, _ = model(tokens, positions, mode, meter, form=form)
+    model.copy_logits = False
+    plain, _ = model(tokens, positions, mode, meter, form=form)
+    model.copy_logits = True
+    _, _, lookback, _ = model._context(tokens, positions)
+    sources = torch.cat([lookback[..., 0], form[..., 3:4]], -1)
+    sources[2, :, -1] = PAD  # the third song's form is unknown: nothing is restated
+    output, _ = model.lstm(model._inputs(tokens, positions, mode, meter, *model._context(tokens, positions)[:3], form))
+    scores = model.copy(output)
+    expected = plain.clone()
+    for b in range(3):
+        for t in range(tokens.shape[1]):
+            for k, token in enumerate(sources[b, t].tolist()):
+                if token != PAD:
+                    expected[b, t, token] += scores[b, t, k]
+    assert torch.allclose(with_copy, expected, atol=1e-5)
+    assert not torch.allclose(with_copy, plain, atol=1e-3)
+    # where no source is known (the first steps, no form) the logits are the plain head's
+    assert torch.equal((with_copy != plain).any(-1)[2, :2], torch.tensor([False, False]))
+
+
+@pytest.mark.parametrize("form_inputs, layers", [(True, 1), (False, 2)])
+def test_copy_logits_are_the_same_stepped_encoded_and_in_training_mode(form_inputs, layers):
+    model = copying_model(form_inputs, layers)
+    tokens, positions, mode, meter = sequence()
+    form = random_form(3, tokens.shape[1], 20) if form_inputs else None
+    whole, _ = model(tokens, positions, mode, meter, form=form)
+    state, stepped = None, []
+    for t in range(tokens.shape[1]):
+        logits, state = model.step(tokens[:, t], positions[:, t], mode, meter, state,
+                                   form=None if form is None else form[:, t])  # fmt: skip
+        stepped.append(logits)
+    assert torch.allclose(whole, torch.stack(stepped, 1), atol=1e-5)
+    lengths = [40, 17, 29]
+    encoded, _ = model.encode(tokens, lengths, positions, mode, meter, form=form)
+    for row, length in enumerate(lengths):
+        assert torch.allclose(encoded[row], whole[row, length - 1], atol=1e-5)
+    model.train()  # the training-mode step (nn.LSTM) agrees without dropout
+    model.dropout.p, model.lstm.dropout = 0.0, 0.0
+    _, primed = model(tokens[:, :9], positions[:, :9], mode, meter, form=None if form is None else form[:, :9])
+    slow, _ = model.step(tokens[:, 9], positions[:, 9], mode, meter, primed, form=None if form is None else form[:, 9])
+    assert torch.allclose(slow, whole[:, 9], atol=1e-5)

@@ -13,14 +13,18 @@ from tunesmith.model import MelodyLSTM
 START, HOLD = 1, 3
 
 
-@pytest.mark.parametrize("layers, form_inputs, restatement, lookback", [
-    (1, True, True, [1, 2, 4]), (2, False, True, [1, 3]), (1, True, False, []),
+@pytest.mark.parametrize("layers, form_inputs, restatement, lookback, copy", [
+    (1, True, True, [1, 2, 4], False), (2, False, True, [1, 3], False), (1, True, False, [], False),
+    (1, True, True, [1, 2, 4], True), (2, False, True, [1, 3], True), (1, True, False, [], True),
 ])  # fmt: skip
-def test_the_row_stepper_gives_the_very_logits_of_a_model_step(layers, form_inputs, restatement, lookback):
+def test_the_row_stepper_gives_the_very_logits_of_a_model_step(layers, form_inputs, restatement, lookback, copy):
     torch.manual_seed(layers)
     config = ModelConfig(hidden=24, layers=layers, lookback=lookback, max_position=12, form_inputs=form_inputs,
-                         form_restatement=restatement)  # fmt: skip
+                         form_restatement=restatement, copy_logits=copy)  # fmt: skip
     model = MelodyLSTM(config, 20, 3, 5).eval()  # built as a checkpoint is loaded: outside inference mode
+    if copy:  # trained copy scores (they start at zero)
+        torch.nn.init.normal_(model.copy.weight)
+        torch.nn.init.normal_(model.copy.bias)
     with torch.inference_mode():
         _compare_steps(model, form_inputs)
 

@@ -83,6 +83,7 @@ class ModelConfig:
     lookback_sounding_embedding: int = 16  # width of each lookback's sounding-pitch embedding
     form_inputs: bool = False  # read the song's form per step (tunesmith.form.inputs): phrase ends, restatements
     form_restatement: bool = True  # with form_inputs: also the phrase's role and restated token (False = phrase positions only)
+    copy_logits: bool = False  # a learned bonus per step on the logits of the lookback tokens and the restated token
 
     def validate(self) -> None:
         check_fields(self, "model")
@@ -109,6 +110,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam L2 penalty (with decoupled_decay: AdamW's per-step shrink, times lr)
     decoupled_decay: bool = False  # AdamW: weight_decay shrinks the weights directly instead of adding to the gradient
     grad_clip: float = 1.0  # max global gradient norm
+    beta2: float = 0.999  # Adam's second-moment decay rate (a shorter memory adapts faster in a short run)
     lr_factor: float = 0.5  # multiply lr by this when validation stalls
     lr_patience: int = 2  # epochs without improvement before annealing
     early_stop: int = 5  # epochs without improvement before stopping; 0 = never
@@ -132,6 +134,8 @@ class TrainConfig:
             raise TunesmithError(f"train.lr must be in (0, 1], got {self.lr!r}")
         if not 0.0 <= self.weight_decay <= 1.0:
             raise TunesmithError(f"train.weight_decay must be in [0, 1], got {self.weight_decay!r}")
+        if not 0.0 <= self.beta2 < 1.0:
+            raise TunesmithError(f"train.beta2 must be in [0, 1), got {self.beta2!r}")
         if not 0.0 < self.lr_factor < 1.0:
             raise TunesmithError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
         if not 0.0 <= self.average < 1.0:

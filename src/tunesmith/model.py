@@ -87,6 +87,11 @@ class MelodyLSTM(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)  # fmt: skip
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
+        self.copy_logits = bool(getattr(config, "copy_logits", False))
+        if self.copy_logits:  # one score per copy source; zero at first, so training starts from the plain head
+            self.copy = nn.Linear(config.hidden, len(self.lags) + (1 if self.form_inputs else 0))
+            nn.init.zeros_(self.copy.weight)
+            nn.init.zeros_(self.copy.bias)
         self._folded_cache = None  # generation's folded input tables (see _folded)
 
     def _form(self, form: torch.Tensor | None, shape: tuple) -> torch.Tensor:
@@ -177,7 +182,33 @@ class MelodyLSTM(nn.Module):
         sounding, since, lookback, recent = self._context(tokens, positions)
         output, (h, c) = self._lstm(self._inputs(tokens, positions, mode, meter, sounding, since, lookback, form))
         state = State(h, c, sounding[:, -1], since[:, -1], recent, positions[:, -1])
-        return self.head(self.dropout(output)), state
+        output = self.dropout(output)
+        return self._with_copy(self.head(output), output, lookback, form), state
+
+    def copy_sources(self, lookback: torch.Tensor, form: torch.Tensor | None) -> torch.Tensor:
+        """The tokens :meth:`_with_copy` scores [..., K]: the lookback tokens (1, 2, 4 bars back at
+        this step's place in the bar), then, for a form-aware model, the restated token (the token
+        at the same offset in the phrase this one restates; pad where none or the form is unknown)."""
+        sources = lookback[..., 0]
+        if not self.form_inputs:
+            return sources
+        form = self._form(form, tuple(sources.shape[:-1]))
+        return torch.cat([sources, form[..., 3:4]], dim=-1)
+
+    def _with_copy(self, logits: torch.Tensor, output: torch.Tensor, lookback: torch.Tensor,
+                   form: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+        """``logits`` plus, with ``config.copy_logits``, a copy bonus: for each source token of
+        :meth:`copy_sources`, a score computed from the LSTM output (``self.copy``) is added to that
+        token's logit (pad sources add nothing). A direct path for "play what stood there", the
+        way folk tunes restate bars and phrases, which the softmax head alone learns slowly
+        (pointer-style copying, as in Merity et al.'s pointer sentinel and See et al.'s
+        pointer-generator, here with a fixed, small set of places to copy from)."""
+        if not self.copy_logits:
+            return logits
+        sources = self.copy_sources(lookback, form)
+        bonus = torch.addmm(self.copy.bias, output.reshape(-1, output.shape[-1]), self.copy.weight.t())
+        bonus = bonus.reshape(sources.shape) * (sources != self.pad_id)
+        return logits.scatter_add(-1, sources, bonus)
 
     @torch.no_grad()
     def encode(self, tokens: torch.Tensor, lengths: list[int], positions: torch.Tensor, mode: torch.Tensor,
@@ -196,7 +227,8 @@ class MelodyLSTM(nn.Module):
         rows = torch.arange(tokens.shape[0], device=tokens.device)
         last = ends - 1
         state = State(h, c, sounding[rows, last], since[rows, last], recent, positions[rows, last])
-        return self.head(output[rows, last]), state
+        last_form = None if form is None else form[rows, last]
+        return self._with_copy(self.head(output[rows, last]), output[rows, last], lookback[rows, last], last_form), state
 
     def _step(self, token, position, mode, meter, state: State | None, form=None) -> tuple[torch.Tensor, State]:
         batch = token.shape[0]
@@ -220,7 +252,8 @@ class MelodyLSTM(nn.Module):
         inputs = self._inputs(token[:, None], position[:, None], mode, meter, sounding[:, None], since[:, None],
                               lookback[:, None], None if form is None else form[:, None])  # fmt: skip
         output, (h, c) = self._lstm(inputs, lstm_state)
-        return self.head(self.dropout(output[:, 0])), State(h, c, sounding, since, recent, position)
+        output = self.dropout(output[:, 0])
+        return self._with_copy(self.head(output), output, lookback, form), State(h, c, sounding, since, recent, position)
 
     def _lstm(self, inputs: torch.Tensor, lstm_state=None):
         """``self.lstm`` with the config's training-only regularization (:mod:`tunesmith.regularization`:
@@ -257,7 +290,7 @@ class MelodyLSTM(nn.Module):
             cs.append(c)
             if w_ih_t is not None:
                 gates_in = torch.addmm(b_next, h, w_ih_t)
-        logits = torch.addmm(self.head.bias, hs[-1], self.head.weight.t())
+        logits = self._with_copy(torch.addmm(self.head.bias, hs[-1], self.head.weight.t()), hs[-1], lookback, form)
         h, c = (hs[0][None], cs[0][None]) if len(hs) == 1 else (torch.stack(hs), torch.stack(cs))
         return logits, State(h, c, sounding, since, recent, position)
 

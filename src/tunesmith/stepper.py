@@ -43,6 +43,11 @@ class RowStepper:
         self._bag = torch.zeros(1, dtype=torch.long)  # one bag: the offsets nn.functional.embedding_bag makes
         self._head_t, self._head_bias = model.head.weight.t(), model.head.bias
         self._lag_rows = [lag - 1 for lag in self.lags]
+        self._copy = (model.copy.weight.t(), model.copy.bias) if model.copy_logits else None
+        sources = len(self.lags) + (1 if self.form_inputs else 0)
+        self._sources = np.zeros((1, sources), dtype=np.int64)  # the copy sources, rewritten each step
+        self._keep = np.zeros((1, sources), dtype=np.float32)  # 1 where a source is known (not pad)
+        self._sources_tensor, self._keep_tensor = torch.from_numpy(self._sources), torch.from_numpy(self._keep)
 
     def step(self, token: int, position: int, form: list[int] | None = None) -> torch.Tensor:
         """Feed ``token`` (the step before's choice), predict the step at ``position`` (in the
@@ -79,4 +84,14 @@ class RowStepper:
             self.h[layer], self.c[layer] = h, c
             if w_ih_t is not None:
                 gates_in = torch.addmm(b_next, h, w_ih_t)
-        return torch.addmm(self._head_bias, self.h[-1], self._head_t)
+        logits = torch.addmm(self._head_bias, self.h[-1], self._head_t)
+        if self._copy is None:
+            return logits
+        # MelodyLSTM._with_copy for one row: the lookback tokens, then the restated token
+        sources = [back[row][0] for row in self._lag_rows]
+        if self.form_inputs:
+            sources.append(form[3] if form is not None and self.restatement else self.model.pad_id)
+        self._sources[0] = sources
+        self._keep[0] = [token != self.model.pad_id for token in sources]
+        bonus = torch.addmm(self._copy[1], self.h[-1], self._copy[0]).mul_(self._keep_tensor)
+        return logits.scatter_add_(-1, self._sources_tensor, bonus)

@@ -35,7 +35,7 @@ from tunesmith.model import MelodyLSTM
 from tunesmith.rundir import RunFolder, open_run_folder, reserve_run_folder
 from tunesmith.training import data as batching
 from tunesmith.training.distributed import Distributed
-from tunesmith.training.process import StopRequest, keep_freed_memory, release_freed_memory
+from tunesmith.training.process import StopRequest, keep_freed_memory, limit_kernel_cache, release_freed_memory
 from tunesmith.training.plot import epoch_summary, plot_history
 from tunesmith.training.validation import combine_passes, prior_bits, validation_pass, validation_passes
 
@@ -111,6 +111,8 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
 
     _seed(tc.seed)
     keep_memory = tc.keep_memory and dist.device.type == "cpu" and keep_freed_memory()
+    if dist.device.type == "cpu":
+        limit_kernel_cache()
     torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // dist.world))
     model = MelodyLSTM(config.model, len(vocab), len(modes), len(meters)).to(dist.device)
     optimizer = _optimizer(model.parameters(), tc)
@@ -197,7 +199,7 @@ def _train(config: Config, run_dir: Path, dataset: Any, resume: bool, progress: 
 def _optimizer(parameters: Any, tc: Any) -> torch.optim.Optimizer:
     """Adam with ``train.weight_decay`` as an L2 term in the gradient, or with
     ``train.decoupled_decay`` as AdamW's direct shrink of the weights (by lr × weight_decay per step)."""
-    return torch.optim.Adam(parameters, lr=tc.lr, weight_decay=tc.weight_decay, decoupled_weight_decay=tc.decoupled_decay)
+    return torch.optim.Adam(parameters, lr=tc.lr, betas=(0.9, tc.beta2), weight_decay=tc.weight_decay, decoupled_weight_decay=tc.decoupled_decay)
 
 
 def _run_batches(batches: list, net: nn.Module, model: MelodyLSTM, averaged: MelodyLSTM | None, optimizer: Any,
