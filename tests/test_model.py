@@ -219,6 +219,11 @@ def test_copy_logits_add_a_score_to_the_lookback_and_restated_tokens_only():
     assert not torch.allclose(with_copy, plain, atol=1e-3)
     # where no source is known (the first steps, no form) the logits are the plain head's
     assert torch.equal((with_copy != plain).any(-1)[2, :2], torch.tensor([False, False]))
+    # training reaches the copy layer through the in-place bonus: a copied token's loss moves it
+    model.train()
+    logits, _ = model(tokens, positions, mode, meter, form=form)
+    torch.nn.functional.cross_entropy(logits.reshape(-1, 20), tokens.roll(-1, 1).reshape(-1)).backward()
+    assert model.copy.weight.grad is not None and model.copy.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("form_inputs, layers", [(True, 1), (False, 2)])

@@ -207,8 +207,8 @@ class MelodyLSTM(nn.Module):
             return logits
         sources = self.copy_sources(lookback, form)
         bonus = torch.addmm(self.copy.bias, output.reshape(-1, output.shape[-1]), self.copy.weight.t())
-        bonus = bonus.reshape(sources.shape) * (sources != self.pad_id)
-        return logits.scatter_add(-1, sources, bonus)
+        bonus = bonus.reshape(sources.shape).mul_(sources != self.pad_id)
+        return logits.scatter_add_(-1, sources, bonus)  # in place: neither op's gradient reads what it overwrites
 
     @torch.no_grad()
     def encode(self, tokens: torch.Tensor, lengths: list[int], positions: torch.Tensor, mode: torch.Tensor,
