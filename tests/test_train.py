@@ -239,3 +239,31 @@ def test_keep_memory_changes_where_memory_comes_from_not_a_number(tmp_path):
     assert [h["train_loss"] for h in runs[0]] == [h["train_loss"] for h in runs[1]]
     glibc = sys.platform.startswith("linux") and keep_freed_memory()
     assert release_freed_memory() == glibc  # elsewhere both are no-ops that say so
+
+
+def test_copy_scores_and_beta2_train_save_and_generate(tmp_path):
+    """A run with ``model.copy_logits`` and ``train.beta2`` learns its copy layer, and the saved
+    file samples with it (the copy layer is in the checkpoint; generation uses the same logits)."""
+    from tunesmith.generate import GenerationConfig, Generator
+
+    dataset = synthetic_dataset(tmp_path / "data", songs=24)
+    config = tiny_config(epochs=2, beta2=0.98)
+    config.model.copy_logits = True
+    result = train(config, tmp_path / "run", dataset=dataset, progress=False)
+    checkpoint = Checkpoint.load(result.run_dir / "best.pt")
+    assert checkpoint.training_config().model.copy_logits and checkpoint.training_config().train.beta2 == 0.98
+    model = checkpoint.build_model()
+    assert model.copy.weight.abs().sum() > 0  # it starts at zero: training moved it
+    melodies = Generator.from_checkpoint(result.run_dir / "best.pt", "cpu").generate(GenerationConfig(bars=4, seed=0))
+    assert melodies and melodies[0].song.notes
+
+
+def test_a_cpu_run_keeps_few_onednn_kernels_unless_told_otherwise(monkeypatch):
+    from tunesmith.training.process import KERNEL_CACHE, limit_kernel_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    limit_kernel_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(KERNEL_CACHE)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256")  # the user's own setting wins
+    limit_kernel_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "256"
