@@ -1,0 +1,45 @@
+"""Device check (a machine with a GPU): the shipped model samples on CUDA, and its CUDA logits match the CPU's.
+
+Run: python benchmarks/check_cuda.py [cuda|mps|cpu]   (from the repository root; music21 is not needed)
+"""
+import sys
+import time
+
+sys.path.insert(0, "src")
+sys.modules.setdefault("music21", None)  # not installed there: nothing below may need it
+import torch  # noqa: E402
+
+from tunesmith.generate import GenerationConfig, Generator  # noqa: E402
+
+device = sys.argv[1] if len(sys.argv) > 1 else "cuda"
+print("torch", torch.__version__, "device", device, torch.cuda.get_device_name(0) if device == "cuda" else "")
+cpu, dev = Generator.from_checkpoint(None, "cpu"), Generator.from_checkpoint(None, device)
+# teacher-forced logits of one sequence on both devices, every path: forward, step, encode
+model_c, model_d = cpu.model, dev.model
+g = torch.Generator().manual_seed(0)
+tokens = torch.randint(5, 40, (3, 64), generator=g)
+tokens[:, 0] = 1
+positions = (torch.arange(64) % 12).expand(3, 64).clone()
+mode, meter = torch.tensor([1, 2, 1]), torch.tensor([9, 5, 12])
+form = torch.zeros(3, 64, 5, dtype=torch.long)
+form[0, :, 0], form[0, :, 1], form[0, :, 2] = 5, 2, 3
+form[0, 20:, 3] = tokens[0, :44]
+with torch.no_grad():
+    whole_c, _ = model_c(tokens, positions, mode, meter, form=form)
+    to = lambda t: t.to(device)  # noqa: E731
+    whole_d, _ = model_d(to(tokens), to(positions), to(mode), to(meter), form=to(form))
+    state, stepped = None, []
+    for t in range(64):
+        logits, state = model_d.step(to(tokens[:, t]), to(positions[:, t]), to(mode), to(meter), state, form=to(form[:, t]))
+        stepped.append(logits)
+    enc, _ = model_d.encode(to(tokens), [64, 40, 17], to(positions), to(mode), to(meter), form=to(form))
+print("forward cuda vs cpu max |diff|", float((whole_d.cpu() - whole_c).abs().max()))
+print("step vs forward on device max |diff|", float((torch.stack(stepped, 1) - whole_d).abs().max()))
+print("encode vs forward on device max |diff|",
+      max(float((enc[r] - whole_d[r, n - 1]).abs().max()) for r, n in enumerate([64, 40, 17])))
+start = time.perf_counter()
+melodies = dev.generate(GenerationConfig(num=4, seed=0))
+print(f"generated {len(melodies)} melodies on {device} in {time.perf_counter() - start:.2f} s:",
+      [len(m.tokens) for m in melodies], melodies[0].form if hasattr(melodies[0], "form") else "")
+one = dev.generate(GenerationConfig(seed=1, bars=16))[0]
+print("one melody:", " ".join(one.tokens[:24]), "…")
