@@ -272,7 +272,8 @@ class MelodyLSTM(nn.Module):
         table, offsets, bias, layers = self._folded()
         parts = [torch.stack([token, position, mode, meter, sounding, since], 1), lookback[..., 0], lookback[..., 1]]
         if self.form_inputs:
-            parts.append(self._form(form, (token.shape[0],)))
+            form = self._form(form, (token.shape[0],))  # built once: the copy scores read it too
+            parts.append(form)
         index = torch.cat(parts, 1)
         gates_in = nn.functional.embedding_bag(index + offsets, table, mode="sum").add_(bias)
         hs, cs = [], []
