@@ -44,7 +44,7 @@ class RowStepper:
         self._head_t, self._head_bias = model.head.weight.t(), model.head.bias
         self._lag_rows = [lag - 1 for lag in self.lags]
         self._copy = (model.copy.weight.t(), model.copy.bias) if model.copy_logits else None
-        sources = len(self.lags) + (1 if self.form_inputs else 0)
+        sources = model.copy.out_features if model.copy_logits else 0  # one per copy source
         self._sources = np.zeros((1, sources), dtype=np.int64)  # the copy sources, rewritten each step
         self._keep = np.zeros((1, sources), dtype=np.float32)  # 1 where a source is known (not pad)
         self._sources_tensor, self._keep_tensor = torch.from_numpy(self._sources), torch.from_numpy(self._keep)
