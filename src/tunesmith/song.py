@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from typing import Any
 
@@ -84,8 +84,12 @@ class Song:
         return sum(n.steps for n in self.notes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON data (notes as ``[pitch, steps]`` pairs); built field by field, since
+        ``dataclasses.asdict`` deep-copies every note only for it to be replaced (the studio
+        answers each request with these)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["notes"] = [[n.pitch, n.steps] for n in self.notes]
+        data["bar_starts"], data["phrase_starts"] = list(self.bar_starts), list(self.phrase_starts)
         data["chords"] = [asdict(c) for c in self.chords]
         return data
 

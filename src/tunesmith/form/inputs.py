@@ -25,7 +25,7 @@ how a model trained with hidden forms (``train.form_unknown_share``) generates w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tunesmith.form.labels import label_phrases
 from tunesmith.form.phrases import song_phrases
@@ -39,9 +39,9 @@ N_ROLE = 7
 WIDTH = 5  # integers per step
 
 
-@dataclass(frozen=True)
-class StepForm:
-    """The form plan of one step: the static inputs and the step its lookback reads (−1: none)."""
+class StepForm(NamedTuple):
+    """The form plan of one step: the static inputs and the step its lookback reads (−1: none).
+    A named tuple: a plan holds one per step and is made for every request a server plans."""
 
     to_end: int
     left: int
