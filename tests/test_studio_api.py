@@ -40,6 +40,7 @@ def indexed_client(tiny_checkpoint, tmp_path_factory):
     folder = tmp_path_factory.mktemp("indexed")
     add_index(tiny_checkpoint, folder / "indexed.pt", dataset=synthetic_dataset(folder / "data"), progress=False)
     with TestClient(create_app({"indexed": folder / "indexed.pt"})) as test_client:
+        test_client.checkpoint = folder / "indexed.pt"  # for tests that measure anew what the server answered
         yield test_client
 
 
@@ -267,6 +268,9 @@ def test_compose_with_chords_uses_the_generators_harmoniser(client):
 
 
 def test_max_copy_is_checked_and_the_copy_is_described(client, indexed_client):
+    from tunesmith.generate import Generator, Melody
+    from tunesmith.studio import engine
+
     _refused(client.post("/api/compose", json={"max_copy": -1}), 422, "max_copy")
     melodies = indexed_client.post("/api/compose", json={"num": 3, "bars": 8, "seed": 2, "max_copy": 3}).json()["melodies"]
     for melody in melodies:
@@ -274,8 +278,12 @@ def test_max_copy_is_checked_and_the_copy_is_described(client, indexed_client):
         assert copy["max_copy"] == 3 and copy["exceeds"] is False and 0 <= copy["notes"] <= 3
         assert copy["notes"] == 0 or copy["tune"]  # the nearest training tune is named
     again = indexed_client.post("/api/regenerate", json={"melody": melodies[0], "bars": [3, 4], "num": 2, "seed": 1})
-    for alt in again.json()["alternatives"]:  # regenerated bars: the shared run measured anew
+    generator = Generator.from_checkpoint(indexed_client.checkpoint)
+    for alt in again.json()["alternatives"]:  # regenerated bars: the copy is that of the notes answered
         assert alt["params"]["copy"]["max_copy"] == 3 and alt["params"]["copy"]["notes"] >= 0
+        answered = Melody.from_dict(alt)
+        engine.describe_copy(generator, answered, 3)
+        assert alt["params"]["copy"] == answered.params["copy"]
     odd = dict(melodies[0], params=dict(melodies[0]["params"], copy="not a dict"))
     assert indexed_client.post("/api/regenerate", json={"melody": odd, "bars": [3, 4], "seed": 1}).status_code == 200
     free = indexed_client.post("/api/compose", json={"bars": 8, "seed": 2}).json()["melodies"][0]

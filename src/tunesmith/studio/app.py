@@ -247,14 +247,14 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
         if key is not None:  # one melody: decoded in the shared loop, beside whatever else runs
             name = registry.check(request.model)
 
-            def shared():
+            def shared():  # the answer's JSON data too is built here, off the event loop
                 answer = engine.compose_batch(registry.get(name), name, [settings], decode=decoder(name))[0]
                 if isinstance(answer, Exception):
                     raise answer
-                return answer
+                melodies, notes = answer
+                return {"melodies": [m.to_dict() for m in melodies], "warnings": notes}
 
-            melodies, notes = await streamed(shared)
-            return {"melodies": [m.to_dict() for m in melodies], "warnings": notes}
+            return await streamed(shared)
 
         def work():
             generator = registry.get(request.model)
@@ -282,10 +282,9 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
             answer = engine.regenerate_batch(registry.get(name), name, [job], decode=decoder(name))[0]
             if isinstance(answer, Exception):
                 raise answer
-            return answer
+            return {"alternatives": [m.to_dict() for m in answer], "seed": seed}
 
-        alternatives = await streamed(shared)
-        return {"alternatives": [m.to_dict() for m in alternatives], "seed": seed}
+        return await streamed(shared)
 
     @app.post("/api/score", summary="The engraved score (SVG) with its bar and note map")
     async def score(request: MelodyRequest) -> dict[str, Any]:

@@ -226,16 +226,30 @@ def _finish(generator: Generator, name: str, request: Regeneration, results: lis
     measured again, the request recorded."""
     melody, bars, locked = request.melody, request.bars, request.locked
     ends = [end for _, end in regions(melody.song, bars[0], bars[1], locked)]
-    results = [_restrike_after(melody, result, ends) for result in results]
     copy = melody.params.get("copy")  # a client's JSON: checked before use
     limit = copy.get("max_copy") if isinstance(copy, dict) else None
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    finished = []
     for index, result in enumerate(results):
-        result.song.title = melody.song.title
+        again = _restrike_after(melody, result, ends)
+        again.song.title = melody.song.title
         if isinstance(copy, dict):  # the new bars may share more with a training tune than the old ones
-            describe_copy(generator, result, limit if isinstance(limit, int) and not isinstance(limit, bool) else None)
-        result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": request.seed,
-                             "locked": sorted(locked), "fixes": [[f.step, f.pitch] for f in request.fixes]})  # fmt: skip
-    return results
+            _copy_again(generator, again, limit, result.params.get("copy") if again is result else None)
+        again.params.update(index=index, model=name, studio={"bars": list(bars), "seed": request.seed,
+                            "locked": sorted(locked), "fixes": [[f.step, f.pitch] for f in request.fixes]})  # fmt: skip
+        finished.append(again)
+    return finished
+
+
+def _copy_again(generator: Generator, melody: Melody, limit: int | None, measured: Any) -> None:
+    """``melody.params["copy"]`` against ``limit``: ``measured`` (the regeneration's own
+    description of these very notes) with the limit applied, else measured anew."""
+    if not isinstance(measured, dict) or not isinstance(measured.get("notes"), int):
+        describe_copy(generator, melody, limit)
+        return
+    melody.params["copy"] = {k: v for k, v in measured.items() if k not in ("max_copy", "exceeds")}
+    if limit is not None:
+        melody.params["copy"].update(max_copy=limit, exceeds=measured["notes"] > limit)
 
 
 def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody:
