@@ -65,7 +65,8 @@ def notes_per_phrase(songs: list) -> dict[tuple[str, float], list[int]]:
 
 
 def print_groups(real: list, real_table: dict, melodies: list, table: dict, seed: int) -> None:
-    """Out-of-fold share of generated melodies called generated, by kind; repetition by letters."""
+    """Out-of-fold share of generated melodies called generated, by kind ("bars 8": 8–15 bars;
+    phrases and letters counted up to 8 and 6); notes per phrase and repetition, real and generated."""
     from collections import defaultdict
 
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
