@@ -544,3 +544,16 @@ def test_a_failing_loop_step_costs_no_request_and_a_stuck_one_gives_503(tiny_che
         monkeypatch.setattr(RowStream, "step", lambda self: __import__("time").sleep(0.05))  # never finishes
         stuck = studio.post("/api/compose", json=body)
     assert stuck.status_code == 503 and "busy" in stuck.json()["error"]
+
+
+def test_preload_warms_each_model_before_the_first_request(indexed_client):
+    """``serve`` builds its app with ``preload``: the model is loaded and has composed once, so
+    the originality index and the folded weights are ready before the first musician asks."""
+    from tunesmith.studio.app import create_app
+
+    app = create_app({"indexed": indexed_client.checkpoint}, preload=True)
+    generator = app.state.models.get("indexed")
+    assert generator._originality is not None  # loaded by the warm-up, not by this test
+    assert generator.model._folded_cache is not None  # the step's lookup tables were built by the warm-up
+    cold = create_app({"indexed": indexed_client.checkpoint}).state.models
+    assert not cold._loaded  # without preload nothing is loaded until a request needs it

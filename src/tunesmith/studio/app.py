@@ -156,7 +156,8 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
                batch_window: float = 0.0, spread: bool = False) -> FastAPI:  # fmt: skip
     """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
 
-    ``preload`` loads every model now, so a bad checkpoint stops the server before it starts.
+    ``preload`` loads and warms every model now (:meth:`engine.Models.warm`), so a bad
+    checkpoint stops the server before it starts and the first request is as quick as the rest.
     Compose and regenerate requests decode in one shared loop per model, joining it between any
     two steps (``batch_window``: seconds an idle loop waits for more requests before it starts).
     ``spread``: one of several server processes (:class:`CloseAfterGeneration`).
@@ -164,7 +165,7 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
     registry = engine.Models(models)
     if preload:
         for name in registry.names:
-            registry.get(name)
+            registry.warm(name)
     run = Runner(slots, timeout)
     streamed = Runner(STREAMED, timeout)
     decoders: dict[str, SharedDecoder] = {}
@@ -186,7 +187,7 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
 
     app = FastAPI(title="tunesmith studio", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Compose, regenerate bars, harmonise and export folk melodies.")  # fmt: skip
-    app.state.decoders = decoders
+    app.state.decoders, app.state.models = decoders, registry
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     if spread:
         app.add_middleware(CloseAfterGeneration)
