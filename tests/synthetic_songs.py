@@ -59,9 +59,9 @@ def tiny_config(**train: object) -> Config:
     return config.validate()
 
 
-def untrained_checkpoint(path, low: int = 55, high: int = 84, seed: int = 0):
+def untrained_checkpoint(path, low: int = 55, high: int = 84, seed: int = 0, meters: list[str] | None = None):
     """Save a tiny untrained model with the full checkpoint layout, pitches MIDI ``low..high``,
-    modes major/minor and the meters 2/4, 3/4, 4/4, 6/8; returns ``path``."""
+    modes major/minor and the meters 2/4, 3/4, 4/4, 6/8 (or ``meters``, after ``<unk>``); returns ``path``."""
     import torch
 
     from tunesmith.checkpoint import Checkpoint
@@ -73,9 +73,10 @@ def untrained_checkpoint(path, low: int = 55, high: int = 84, seed: int = 0):
     config = Config()
     config.model = ModelConfig(embedding=8, position_embedding=4, condition_embedding=2, hidden=16, layers=1, dropout=0.0)
     vocab = list(SPECIALS) + [str(p) for p in range(low, high + 1)]
-    model = MelodyLSTM(config.model, len(vocab), 3, len(UNTRAINED_METERS))
+    meters = UNTRAINED_METERS if meters is None else ["<unk>", *meters]
+    model = MelodyLSTM(config.model, len(vocab), 3, len(meters))
     Checkpoint.from_model(model, config=config.to_dict(), vocab=vocab, modes=["<unk>", "major", "minor"],
-                          meters=UNTRAINED_METERS, steps_per_quarter=4).save(path)  # fmt: skip
+                          meters=meters, steps_per_quarter=4).save(path)  # fmt: skip
     return path
 
 

@@ -557,3 +557,17 @@ def test_preload_warms_each_model_before_the_first_request(indexed_client):
     assert generator.model._folded_cache is not None  # the step's lookup tables were built by the warm-up
     cold = create_app({"indexed": indexed_client.checkpoint}).state.models
     assert not cold._loaded  # without preload nothing is loaded until a request needs it
+
+
+def test_preload_warms_a_model_that_knows_no_common_meter(tmp_path):
+    """A model of jigs alone (6/8 only) starts: the warm-up composes in a meter it knows."""
+    from fastapi.testclient import TestClient
+    from synthetic_songs import untrained_checkpoint
+
+    from tunesmith.studio.app import create_app
+
+    path = untrained_checkpoint(tmp_path / "jigs.pt", meters=["6/8"])
+    with TestClient(create_app({"jigs": path}, preload=True)) as jigs:
+        melody = jigs.post("/api/compose", json={"bars": 2, "meter": "6/8", "seed": 1}).json()["melodies"][0]
+        assert melody["song"]["meter"] == "6/8" and sum(steps for _, steps in melody["song"]["notes"]) > 0
+        assert "4/4" in _refused(jigs.post("/api/compose", json={"bars": 2, "meter": "4/4"}), 422)

@@ -73,7 +73,10 @@ class Models:
         generator.originality()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            generator.generate(GenerationConfig(bars=2, seed=0))
+            # the defaults where the model knows them (a model of jigs alone knows no 4/4)
+            mode = "major" if "major" in generator.modes else generator.modes[-1]
+            meter = "4/4" if "4/4" in generator.meters else generator.meters[-1]
+            generator.generate(GenerationConfig(bars=2, seed=0, mode=mode, meter=meter))
 
     def describe(self, name: str) -> dict[str, Any]:
         generator = self.get(name)
