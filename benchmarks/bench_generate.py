@@ -1,8 +1,10 @@
 """Generation speed: steps per second (one melody, a batch of 64), load + generate + MIDI, CLI wall time.
 
-One melody is timed twice: 2,000 steps without a form (``--steps``, as the batch), and, with a
-form-aware model, a default request of 64 bars (a form drawn from the corpus, the copy guard and
-the cadence bias: what ``tunesmith generate --bars 64`` decodes).
+One melody is timed three times: 2,000 steps without a form (``--steps``, as the batch), and,
+with a form-aware model, a default request of 64 bars (a form drawn from the corpus, the copy
+guard and the cadence bias: what ``tunesmith generate --bars 64`` decodes for one candidate), and
+that whole request end to end (its candidates and form retries decoded, the critic's choice kept:
+the steps of the melody it gives per second of the call).
 
 Uses models/erk.pt when present, else a freshly initialised model of the erk preset's shape
 (same cost per step: the weights do not change the arithmetic).
@@ -93,6 +95,13 @@ def form_run(generator: Generator, num: int, bars: int, seed: int):
     return lambda: [row for decoded in generator.decode(plan, config) for row in decoded.ids]
 
 
+def whole_run(generator: Generator, bars: int, seed: int):
+    """A whole default ``tunesmith generate --bars N`` request (plan, every candidate, the form
+    retries, the critic's choice): the steps of the one melody it gives, per second of all that."""
+    config = GenerationConfig(bars=bars, meter="4/4", seed=seed)
+    return lambda: [melody.tokens for melody in generator.generate(config)]
+
+
 def old_run(sample_batch, generator: Generator, num: int, steps: int, seed: int):
     """The same request through the old loop (``</s>`` masked out, as its benchmark did)."""
     mask = torch.ones(len(generator.vocab), dtype=torch.bool)
@@ -139,11 +148,14 @@ def main() -> None:
         cases = [("one melody", 1, 2000, 2_000), ("batch of 64", 64, 1000, 50_000)]
         if generator.form_aware:  # what a default request decodes: a drawn form, the guard, the cadence
             cases.insert(1, ("one melody, default request of 64 bars (drawn form)", 1, 64 * 16, 2_000))
+            cases.insert(2, ("one melody, whole default request of 64 bars (candidates, critic)", 1, 64 * 16, 2_000))
         cases = [c for c in cases if args.only is None or c[0].startswith(args.only)]
         for label, num, steps, target in cases:
-            drawn_form = "drawn form" in label
+            drawn_form = "drawn form" in label or "whole" in label
             loops = {"this tree": lambda num, steps, seed: new_run(generator, num, steps, seed)}
-            if drawn_form:
+            if "whole" in label:
+                loops = {"this tree": lambda num, steps, seed: whole_run(generator, steps // 16, seed)}
+            elif drawn_form:
                 loops = {"this tree": lambda num, steps, seed: form_run(generator, num, steps // 16, seed)}
             elif args.baseline:
                 sample_batch = old_loop(args.baseline)

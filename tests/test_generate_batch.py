@@ -7,6 +7,7 @@ from synthetic_songs import untrained_checkpoint
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, default_model_path
 from tunesmith.generate.batch import batch_key, generate_batch
+from tunesmith.generate.config import CANDIDATES
 from tunesmith.generate.sampling import RowRandom, mixed, sample
 
 
@@ -95,7 +96,7 @@ def test_different_drawn_forms_share_one_pass_and_each_seed_gives_its_own_melody
     real = decode_module.decode_plans
     monkeypatch.setattr(decode_module, "decode_plans", lambda model, plans, *a, **k: passes.append(len(plans)) or real(model, plans, *a, **k))
     together = generate_batch(shipped, configs)
-    assert passes[0] == 8  # every request in the first pass (later ones: form retries)
+    assert passes[0] == 8 * CANDIDATES  # every request's candidates in the first pass (later ones: form retries)
     for one, batched in zip(alone, together, strict=True):
         assert batched[0].tokens == one.tokens and batched[0].params["form"] == one.params["form"]
         assert batched[0].song.phrase_starts == one.song.phrase_starts

@@ -4,7 +4,9 @@ faster (the decoding loop, the controls, the model's step) must give the very sa
 Each case is a request to ``models/erk.pt``; the test compares a hash of its melodies' tokens
 with the one recorded last. When the shipped model is retrained its fingerprint changes, and
 when what a request means changes on purpose (2026-11-26: default melodies draw a pickup), the
-pins are recorded anew, in that change's own commit and never to hide a change:
+pins are recorded anew, in that change's own commit and never to hide a change. Since the critic
+(2026-11-26) the older cases run with one candidate each — exactly the melodies they gave before —
+and three cases pin the critic's choice (they also depend on ``extra["critic"]`` of the file):
 
     PYTHONPATH=src python tests/test_generate_pinned.py --record
 
@@ -58,6 +60,11 @@ CASES: dict[str, dict] = {
     "no copy guard, may end early": {"max_copy": 0, "form": "none", "bars": 12, "seed": 9},
     "requested form, three melodies in one pass": {"form": "A A' B A", "bars": 8, "num": 3, "seed": 12},
     "top-k, two melodies of a given length": {"scheme": "top-k", "steps": 64, "num": 2, "seed": 13},
+    # the critic's choice (2026-11-26): the cases above run with one candidate each, as before the critic
+    "default seed 0, the critic's choice of 2": {"seed": 0, "candidates": 2},
+    "default seed 3, the critic's choice of 4": {"seed": 3, "candidates": 4},
+    "requested form, three melodies, the critic's choice of 2": {"form": "A A' B A", "bars": 8, "num": 3, "seed": 12,
+                                                                 "candidates": 2},
 }
 
 PINNED = {
@@ -78,6 +85,9 @@ PINNED = {
     "no copy guard, may end early": "e0885ed3b6377d7e",
     "requested form, three melodies in one pass": "3ea9b397093224d8",
     "top-k, two melodies of a given length": "b824fb210b3ffd2b",
+    "default seed 0, the critic's choice of 2": "d741f240cad6155c",
+    "default seed 3, the critic's choice of 4": "f3adf969928106f7",
+    "requested form, three melodies, the critic's choice of 2": "687948bd66b38c66",
     "regenerate bars 3-4": "b84c5a7f533caef8",
 }
 
@@ -89,9 +99,9 @@ def _digest(melodies) -> str:
 def melodies_of(generator: Generator, name: str):
     """The melodies a pinned case makes (``regenerate bars 3-4`` regenerates default seed 0's)."""
     if name == "regenerate bars 3-4":
-        melody = generator.generate(GenerationConfig(seed=0))[0]
+        melody = generator.generate(GenerationConfig(seed=0, candidates=1))[0]
         return generator.regenerate(melody, (3, 4), num=2, seed=11)
-    return generator.generate(GenerationConfig(**CASES[name]))
+    return generator.generate(GenerationConfig(**({"candidates": 1} | CASES[name])))
 
 
 @pytest.fixture(scope="module")
@@ -123,5 +133,5 @@ if __name__ == "__main__" and "--record" in sys.argv:
     recorder = Generator.from_checkpoint(None, "cpu")
     print(f'MODEL_FINGERPRINT = "{recorder.fingerprint}"')
     print(f'PLATFORM = "{platform_signature()}"')
-    for case in PINNED:
+    for case in [*CASES, "regenerate bars 3-4"]:
         print(f'    "{case}": "{_digest(melodies_of(recorder, case))}",')

@@ -28,6 +28,7 @@ COMMANDS = {
     "evaluate": ("tunesmith.evaluate.command", "score a model: likelihood, statistics, originality"),
     "harmonize": ("tunesmith.harmony.command", "choose chords for a melody (or --train the harmoniser)"),
     "analyze": ("tunesmith.form.command", "print a song's phrases and form (AABA…)"),
+    "critic": ("tunesmith.critic.command", "fit a model's critic, which keeps the most song-like of a few candidates"),
     "serve": ("tunesmith.studio.command", "the studio in the browser: compose, listen, regenerate bars, download"),
 }
 

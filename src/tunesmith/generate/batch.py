@@ -25,6 +25,7 @@ from tunesmith.generate.melody import Melody
 from tunesmith.generate.plan import Plan
 
 MAX_BATCH_ROWS = 64  # rows of one pass
+CANDIDATE_STRIDE = 1_000_000_007  # candidate k of a request with seed s has seed s + k * stride
 
 
 def batch_key(config: GenerationConfig) -> tuple | None:
@@ -46,6 +47,13 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
     ``ahead`` plans (each form request's first retry) or None for those it skips; if it fails,
     each request is decoded again alone by ``generator.decode_plans``.
     """
+    if any(_chooses(generator, config) for config in configs):
+        return _best_candidates(generator, configs, max_rows, return_errors, decode)
+    return _generate_batch(generator, configs, max_rows, return_errors, decode)
+
+
+def _generate_batch(generator, configs: list[GenerationConfig], max_rows: int, return_errors: bool, decode,
+                    spare: bool = True) -> list[Any]:  # fmt: skip
     results: list[Any] = [None] * len(configs)
     groups: dict[tuple, list[tuple[int, GenerationConfig, Plan]]] = {}
     for index, config in enumerate(configs):
@@ -64,7 +72,7 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
         for first in range(0, len(members), max_rows):
             chunk = members[first : first + max_rows]
             try:
-                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], decode)
+                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], decode, spare)
             except TunesmithError as exc:
                 if not return_errors:
                     raise
@@ -84,8 +92,55 @@ def _one(generator, config: GenerationConfig, plan: Plan) -> Any:
         return exc
 
 
-def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], decode=None) -> list[Any]:
-    """One decoding pass over requests whose settings differ only in their seed: one row each."""
+def _chooses(generator, config: GenerationConfig) -> bool:
+    """Whether ``config`` asks for candidates this generator can choose among (a critic, no beam search)."""
+    return config.candidates > 1 and config.scheme != "beam" and generator.critic is not None
+
+
+def candidate_seed(seed: int, candidate: int) -> int:
+    """The seed of candidate ``candidate`` of a request with ``seed``: candidate 0 is the request
+    itself (``--candidates 1`` gives it), the others lie far from every ``seed + i`` of its melodies."""
+    return seed + candidate * CANDIDATE_STRIDE
+
+
+def _best_candidates(generator, configs: list[GenerationConfig], max_rows: int, return_errors: bool, decode) -> list[Any]:
+    """``configs`` with their candidates composed as one batch (each candidate its own request,
+    with its own seed, decoded as it would be alone), then melody ``i`` of each request is the
+    candidate's melody ``i`` that honours its form, most song-like by the critic (ties: the first)."""
+    from tunesmith.generate.plan import make_seed
+
+    expanded, owners = [], []
+    for index, config in enumerate(configs):
+        count = config.candidates if _chooses(generator, config) else 1
+        seed = make_seed(config.seed)
+        for candidate in range(count):
+            expanded.append(replace(config, seed=candidate_seed(seed, candidate), candidates=1))
+            owners.append((index, candidate, count, seed))
+    # no spare form retry beside a candidate: a missed form is rare, and its sibling stands in
+    results = _generate_batch(generator, expanded, max_rows, return_errors, decode, spare=False)
+    scored = [m for result, owner in zip(results, owners) if owner[2] > 1 and isinstance(result, list) for m in result]
+    for melody, score in zip(scored, generator.critic.score([m.song for m in scored]).tolist()):
+        melody.params["critic"] = round(score, 4)
+    chosen: list[Any] = [None] * len(configs)
+    for result, (index, candidate, count, seed) in zip(results, owners):
+        if isinstance(result, TunesmithError) or isinstance(chosen[index], TunesmithError):
+            chosen[index] = chosen[index] if isinstance(chosen[index], TunesmithError) else result
+            continue
+        if count > 1:
+            for melody in result:
+                melody.params.update(seed=seed, candidates=count, candidate=candidate)
+        chosen[index] = result if chosen[index] is None else [max(a, b, key=_merit) for a, b in zip(chosen[index], result)]
+    return chosen
+
+
+def _merit(melody: Melody) -> tuple[bool, float]:
+    """What a kept candidate has most of: its form honoured, then the critic's score."""
+    return melody.params.get("form_honoured") is not False, melody.params["critic"]
+
+
+def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], decode=None, spare: bool = True) -> list[Any]:
+    """One decoding pass over requests whose settings differ only in their seed: one row each
+    (and, with a server's ``decode`` and ``spare``, each form request's first retry beside it)."""
     from tunesmith.form import compliance
 
     config = requests[0][0]
@@ -94,9 +149,9 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
     if decode is None:
         decoded = generator.decode_plans(plans, config, max_rows=len(plans))
     else:  # a server: each plan with a form may decode its first form retry beside it (a miss then waits for nothing)
-        spare = [i for i, plan in enumerate(plans) if plan.form is not None and plan.num == 1]
-        decoded = decode(plans, config, ahead=[replace(plans[i], seed=plans[i].seed + 1) for i in spare])
-        for i, rows in zip(spare, decoded[len(plans) :]):
+        retry = [i for i, plan in enumerate(plans) if spare and plan.form is not None and plan.num == 1]
+        decoded = decode(plans, config, ahead=[replace(plans[i], seed=plans[i].seed + 1) for i in retry])
+        for i, rows in zip(retry, decoded[len(plans) :]):
             ahead[i] = rows  # None where the decoder skipped it
         decoded = decoded[: len(plans)]
     melodies: list[Any] = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]

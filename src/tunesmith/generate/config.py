@@ -21,9 +21,11 @@ MAX_STEPS = 1024 * 48  # 1,024 bars of the longest bar the model knows (48 steps
 MAX_NUM = 4096
 MAX_BEAM = 64
 MAX_SEED = 2**63 - 1
+MAX_CANDIDATES = 16
 INSTRUMENT_NAMES = tuple(INSTRUMENTS)
 # Defaults chosen on the DEV half of the erk validation songs (benchmarks/results/structure-giveaways.md):
 CADENCE = 1.25  # tonic bonus at the close (FormControl's TONIC_BIAS), calibrated for models/erk.pt on the calibration songs with the ending rule: 82.7% tonic endings (songs 82.0%; 1.5 gave 84.5%, 1.0 79.4%)
+CANDIDATES = 2  # two candidates, the critic's choice kept: on the calibration songs the classifier's accuracy 65.2% -> 60.2% (4 candidates 60.9%; benchmarks/results/critic.md)
 MOTIF = 0.0  # motif echo (MotifEcho) off: 1.0-2.0 raised repeated patterns on dev (15.7% -> 16.6-18.3%, songs 20.7%) but also the classifier (58% -> 60-63%) and cost form compliance (98% -> 94-96%)
 
 
@@ -43,6 +45,7 @@ class GenerationConfig:
     top_p: float = field(default=0.9, metadata=bounds(0.0, 1.0, low_open=True))  # probability mass kept by --scheme top-p
     mixed_p: float = field(default=0.5, metadata=bounds(0.0, 1.0))  # chance of argmax per step with --scheme mixed
     beam_size: int = field(default=4, metadata=bounds(1, MAX_BEAM))  # beams (and branches per beam) with --scheme beam
+    candidates: int = field(default=CANDIDATES, metadata=bounds(1, MAX_CANDIDATES))  # melodies composed per melody asked for, the most song-like by the model's critic kept (1 = the first; a model without a critic composes one)
     seed: int | None = field(default=None, metadata=bounds(0, MAX_SEED))  # makes the run reproducible (default: a fresh one, recorded)
     primer: str = ""  # opening in tokens, in the output key: "67 _ _ _ 65 _ 64 _"
     primer_file: str = ""  # opening from a file (ABC, kern, MusicXML, MIDI)

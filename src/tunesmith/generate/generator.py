@@ -29,6 +29,9 @@ CHUNK_ROWS = 256  # rows decoded at once; more melodies run in chunks so memory 
 __all__ = ["DEFAULT_BARS", "SCHEMES", "GenerationConfig", "Generator", "default_model_path", "generate_melodies"]
 
 
+_UNREAD = object()  # the critic not yet read from the checkpoint
+
+
 def default_model_path() -> Path:
     """The shipped model: installed as package data (``tunesmith/models/erk.pt``), else
     ``models/erk.pt`` of the source tree (an editable install or a checkout)."""
@@ -53,6 +56,7 @@ class Generator:
         self.steps_per_quarter = int(self.payload["steps_per_quarter"])
         self._fingerprint: str | None = None
         self._originality: tuple | None = None
+        self._critic: Any = _UNREAD
         self._originality_lock = threading.Lock()
 
     @classmethod
@@ -109,6 +113,15 @@ class Generator:
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
 
+    @property
+    def critic(self):
+        """The checkpoint's critic (:mod:`tunesmith.critic`), read once; None when it has none."""
+        if self._critic is _UNREAD:
+            from tunesmith.critic import critic_of
+
+            self._critic = critic_of(self.checkpoint)
+        return self._critic
+
     def originality(self, required: bool = False):
         """(index, default max copy) of the model's training corpus, loaded once; None when the
         checkpoint has no index and ``required`` is False (``--max-copy N`` requires one)."""
@@ -145,6 +158,8 @@ class Generator:
             for index, melody in enumerate(melodies):  # numbered as one request's melodies (file names)
                 melody.params["index"], melody.song.title = index, _title(index, plan.key, plan.mode)
             return melodies
+        if config.candidates > 1 and config.scheme != "beam" and not controls and self.critic is not None:
+            return self.generate_batch([replace(config, seed=plan.seed)])[0]  # each melody the best of its candidates
         rows = []
         for decoded in self.decode(plan, config, controls):
             rows += decoded.ids

@@ -97,6 +97,7 @@ class ComposeRequest(Sampling):
     chords: bool = setting("chords")
     chord_span: Literal[CHORD_SPANS] = setting("chord_span")
     max_copy: int | None = setting("max_copy")
+    candidates: int = setting("candidates", high=8)
     form: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9' ]*$",
                              description="phrase form: AABA, \"A A' B A\", \"A4 A4 B4 A4\" or none; empty = one drawn from the corpus")  # fmt: skip
     pickup: float | None = setting("pickup")

@@ -126,6 +126,7 @@ function composeRequest() {
   if ($("seed").value !== "") request.seed = Number($("seed").value);
   if ($("instrument").value) request.instrument = $("instrument").value;
   if ($("max-copy").value !== "") request.max_copy = Number($("max-copy").value);
+  if ($("candidates").value !== "") request.candidates = Number($("candidates").value);
   if ($("form").value.trim()) request.form = $("form").value.trim();
   if ($("pickup").value !== "" && $("form").value.trim().toLowerCase() !== "none") request.pickup = Number($("pickup").value);
   const tab = document.querySelector(".tab.active").dataset.tab;
