@@ -121,3 +121,38 @@ def test_fit_store_and_use_a_critic(tmp_path, tiny_checkpoint, monkeypatch, caps
     assert melody.params["candidates"] == 2 and melody.params["candidate"] in (0, 1) and 0 <= melody.params["critic"] <= 1
     assert main(["critic", str(tiny_checkpoint), "--trees", "0"]) == 2
     assert "--trees" in capsys.readouterr().err
+
+
+def test_a_candidate_missing_its_form_is_retried_only_when_no_sibling_honours_it(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import tunesmith.form
+    from tunesmith.generate import GenerationConfig
+    from tunesmith.generate.batch import _generate_batch, generate_batch
+
+    def pitches(song):
+        return sum(n.pitch for n in song.notes if n.pitch is not None)
+
+    # a stand-in for the form check: about one melody in three "misses its form"
+    monkeypatch.setattr(tunesmith.form, "compliance", lambda song, phrases: SimpleNamespace(ok=pitches(song) % 3 != 0, score=0.0))
+    generator = Generator.from_checkpoint(untrained_checkpoint(tmp_path / "m.pt"), "cpu")
+    generator._critic = critic = _Scores(prefer_low=False)
+    configs = [GenerationConfig(bars=4, form="AB", seed=s, candidates=2) for s in range(16)]
+    tries = _generate_batch(generator, [GenerationConfig(bars=4, form="AB", seed=candidate_seed(s, k), candidates=1)
+                                        for s in range(16) for k in range(2)], 64, False, None, retry=False)  # fmt: skip
+    firsts = [(tries[2 * s][0], tries[2 * s + 1][0]) for s in range(16)]
+    retried = []
+    real_honour = generator.honour_forms
+    monkeypatch.setattr(generator, "honour_forms", lambda requests, **k: retried.extend(m for ms, _, _ in requests for m in ms)
+                        or real_honour(requests, **k))  # fmt: skip
+    results = generate_batch(generator, configs)
+    both_missed = [s for s, pair in enumerate(firsts) if not any(m.params["form_honoured"] for m in pair)]
+    assert 0 < len(both_missed) < 16 and len(retried) == len(both_missed)  # the test sees both cases
+    assert sorted(m.params["seed"] for m in retried) == both_missed
+    for s, ((kept,), pair) in enumerate(zip(results, firsts)):
+        assert kept.params["seed"] == s and kept.params["candidates"] == 2
+        if s in both_missed:
+            continue
+        honoured = [m for m in pair if m.params["form_honoured"]]
+        best = max(honoured, key=lambda m: critic.score([m.song])[0])
+        assert kept.tokens == best.tokens and kept.params["form_honoured"] is True

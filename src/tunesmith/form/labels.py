@@ -91,14 +91,20 @@ def _last_bar_line(song: Song, phrase: Phrase) -> int:
 
 def distance(a: list, b: list) -> float:
     """Normalised edit distance of two ``(pitch, steps)`` sequences, 0 (equal) to 1."""
-    if not a and not b:
+    if a == b:  # also both empty; restated bars and phrases are common
         return 0.0
+    if not a or not b:
+        return 1.0
+    pitches = [y[0] for y in b]
     row = [float(j) for j in range(len(b) + 1)]
     for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], float(i)
+        diagonal, left, pitch = row[0], float(i), x[0]
+        row[0] = left
         for j, y in enumerate(b, 1):
-            cost = 0.0 if x == y else 0.5 if x[0] == y[0] else 1.0
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + cost)
+            up = row[j]
+            cost = 0.0 if x == y else 0.5 if pitch == pitches[j - 1] else 1.0
+            left = min(up + 1.0, left + 1.0, diagonal + cost)
+            diagonal, row[j] = up, left
     return row[-1] / max(len(a), len(b))
 
 

@@ -53,7 +53,7 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
 
 
 def _generate_batch(generator, configs: list[GenerationConfig], max_rows: int, return_errors: bool, decode,
-                    spare: bool = True) -> list[Any]:  # fmt: skip
+                    spare: bool = True, retry: bool = True) -> list[Any]:  # fmt: skip
     results: list[Any] = [None] * len(configs)
     groups: dict[tuple, list[tuple[int, GenerationConfig, Plan]]] = {}
     for index, config in enumerate(configs):
@@ -72,7 +72,7 @@ def _generate_batch(generator, configs: list[GenerationConfig], max_rows: int, r
         for first in range(0, len(members), max_rows):
             chunk = members[first : first + max_rows]
             try:
-                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], decode, spare)
+                melodies = _decode_together(generator, [(config, plan) for _, config, plan in chunk], decode, spare, retry)
             except TunesmithError as exc:
                 if not return_errors:
                     raise
@@ -116,21 +116,39 @@ def _best_candidates(generator, configs: list[GenerationConfig], max_rows: int, 
         for candidate in range(count):
             expanded.append(replace(config, seed=candidate_seed(seed, candidate), candidates=1))
             owners.append((index, candidate, count, seed))
-    # no spare form retry beside a candidate: a missed form is rare, and its sibling stands in
-    results = _generate_batch(generator, expanded, max_rows, return_errors, decode, spare=False)
-    scored = [m for result, owner in zip(results, owners) if owner[2] > 1 and isinstance(result, list) for m in result]
-    for melody, score in zip(scored, generator.critic.score([m.song for m in scored]).tolist()):
-        melody.params["critic"] = round(score, 4)
+    # a candidate that misses its form is not composed again at once (nor decoded ahead): its sibling
+    # most likely honours it; only a melody none of whose candidates does is retried, below
+    results = _generate_batch(generator, expanded, max_rows, return_errors, decode, spare=False, retry=False)
+    _score(generator, [m for result, owner in zip(results, owners) if owner[2] > 1 and isinstance(result, list) for m in result])
     chosen: list[Any] = [None] * len(configs)
-    for result, (index, candidate, count, seed) in zip(results, owners):
+    sources: dict[int, GenerationConfig] = {}  # id of a kept melody -> its candidate's request
+    for result, config, (index, candidate, count, seed) in zip(results, expanded, owners):
         if isinstance(result, TunesmithError) or isinstance(chosen[index], TunesmithError):
             chosen[index] = chosen[index] if isinstance(chosen[index], TunesmithError) else result
             continue
-        if count > 1:
-            for melody in result:
+        for melody in result:
+            sources[id(melody)] = config
+            if count > 1:
                 melody.params.update(seed=seed, candidates=count, candidate=candidate)
         chosen[index] = result if chosen[index] is None else [max(a, b, key=_merit) for a, b in zip(chosen[index], result)]
+    missed = [(index, i, melody) for index, result in enumerate(chosen) if isinstance(result, list)
+              for i, melody in enumerate(result) if melody.params.get("form_honoured") is False]  # fmt: skip
+    if missed:  # as generate does: composed again from the next seeds, the retries as one pass
+        retried = [([melody], generator.plan(sources[id(melody)]), sources[id(melody)]) for _, _, melody in missed]
+        generator.honour_forms(retried, decode=decode)
+        for (index, i, melody), (again, _, _) in zip(missed, retried):
+            if again[0] is not melody:
+                again[0].params.update({k: melody.params[k] for k in ("seed", "candidates", "candidate") if k in melody.params})
+                if "critic" in melody.params:
+                    _score(generator, again)
+                chosen[index][i] = again[0]
     return chosen
+
+
+def _score(generator, melodies: list[Melody]) -> None:
+    """Each melody's critic score, in its params (one call: the features of all at once)."""
+    for melody, score in zip(melodies, generator.critic.score([m.song for m in melodies]).tolist()):
+        melody.params["critic"] = round(score, 4)
 
 
 def _merit(melody: Melody) -> tuple[bool, float]:
@@ -138,9 +156,11 @@ def _merit(melody: Melody) -> tuple[bool, float]:
     return melody.params.get("form_honoured") is not False, melody.params["critic"]
 
 
-def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], decode=None, spare: bool = True) -> list[Any]:
+def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], decode=None, spare: bool = True,
+                     retry: bool = True) -> list[Any]:  # fmt: skip
     """One decoding pass over requests whose settings differ only in their seed: one row each
-    (and, with a server's ``decode`` and ``spare``, each form request's first retry beside it)."""
+    (and, with a server's ``decode`` and ``spare``, each form request's first retry beside it);
+    with ``retry`` a melody that misses its form is composed again (else only marked so)."""
     from tunesmith.form import compliance
 
     config = requests[0][0]
@@ -161,7 +181,7 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
             melody.params["form_honoured"] = compliance(melody.song, p.form.form.phrases).ok
             if not melody.params["form_honoured"]:
                 missed.append(i)
-    if missed:  # the retries of the pass as one pass
+    if missed and retry:  # the retries of the pass as one pass
         retried = [([melodies[i]], requests[i][1], requests[i][0]) for i in missed]
         generator.honour_forms(retried, decode=decode, ahead=[ahead[i] for i in missed])
         for i, (again, _, _) in zip(missed, retried):
