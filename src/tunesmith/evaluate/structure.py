@@ -94,9 +94,14 @@ def self_similarity_matrix(song: Song) -> np.ndarray:
     bars = bar_items(song)
     size = len(bars)
     matrix = np.eye(size)
+    keys = [tuple(bar) for bar in bars]
+    known: dict[tuple, float] = {}  # songs restate bars: each distinct pair is measured once
     for i in range(size):
         for j in range(i):
-            matrix[i, j] = matrix[j, i] = 1.0 - distance(bars[i], bars[j])
+            pair = (keys[i], keys[j])
+            if pair not in known:
+                known[pair] = 1.0 - distance(bars[i], bars[j])
+            matrix[i, j] = matrix[j, i] = known[pair]
     return matrix
 
 
