@@ -571,3 +571,32 @@ def test_preload_warms_a_model_that_knows_no_common_meter(tmp_path):
         melody = jigs.post("/api/compose", json={"bars": 2, "meter": "6/8", "seed": 1}).json()["melodies"][0]
         assert melody["song"]["meter"] == "6/8" and sum(steps for _, steps in melody["song"]["notes"]) > 0
         assert "4/4" in _refused(jigs.post("/api/compose", json={"bars": 2, "meter": "4/4"}), 422)
+
+
+def test_compose_keeps_the_critics_choice_of_its_candidates(tiny_checkpoint, tmp_path):
+    from fastapi.testclient import TestClient
+    from synthetic_songs import synthetic_song
+
+    from tunesmith.checkpoint import Checkpoint
+    from tunesmith.critic import EXTRA_KEY, CriticConfig, fit_critic
+    from tunesmith.generate import GenerationConfig, Generator
+    from tunesmith.studio.app import create_app
+
+    path = tmp_path / "critic.pt"
+    checkpoint = Checkpoint.load(tiny_checkpoint)
+    critic = fit_critic(Generator.from_checkpoint(tiny_checkpoint, "cpu"), [synthetic_song(i) for i in range(24)],
+                        CriticConfig(trees=5, min_leaf=2))  # fmt: skip
+    checkpoint.extra[EXTRA_KEY] = critic.to_plain()
+    checkpoint.save(path)
+    with TestClient(create_app({"judged": path})) as client:
+        _refused(client.post("/api/compose", json={"candidates": 9}), 422, "candidates")
+        _refused(client.post("/api/compose", json={"candidates": 0}), 422, "candidates")
+        request = {"bars": 4, "seed": 5, "key": "C", "mode": "major", "meter": "4/4", "candidates": 3}
+        melody = client.post("/api/compose", json=request).json()["melodies"][0]
+        assert melody["params"]["candidates"] == 3 and melody["params"]["candidate"] in (0, 1, 2)
+        assert 0.0 <= melody["params"]["critic"] <= 1.0
+        # the very melody the generator keeps for these settings (the CLI's)
+        alone = Generator.from_checkpoint(path, "cpu").generate(GenerationConfig(**request))[0]
+        assert melody["tokens"] == alone.tokens
+        single = client.post("/api/compose", json=dict(request, candidates=1)).json()["melodies"][0]
+        assert "critic" not in single["params"] and single["params"]["candidates"] == 1
