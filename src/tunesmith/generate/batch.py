@@ -50,7 +50,7 @@ def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = M
     ``ahead`` plans (each form request's first retry) or None for those it skips; if it fails,
     each request is decoded again alone by ``generator.decode_plans``.
     """
-    if any(_chooses(generator, config) for config in configs):
+    if any(chooses(generator, config) for config in configs):
         return _best_candidates(generator, configs, max_rows, return_errors, decode)
     return _generate_batch(generator, configs, max_rows, return_errors, decode)
 
@@ -95,7 +95,7 @@ def _one(generator, config: GenerationConfig, plan: Plan) -> Any:
         return exc
 
 
-def _chooses(generator, config: GenerationConfig) -> bool:
+def chooses(generator, config: GenerationConfig) -> bool:
     """Whether ``config`` asks for candidates this generator can choose among (a critic, no beam search)."""
     return config.candidates > 1 and config.scheme != "beam" and generator.critic is not None
 
@@ -114,7 +114,7 @@ def _best_candidates(generator, configs: list[GenerationConfig], max_rows: int, 
 
     expanded, owners = [], []
     for index, config in enumerate(configs):
-        count = config.candidates if _chooses(generator, config) else 1
+        count = config.candidates if chooses(generator, config) else 1
         seed = make_seed(config.seed)
         for candidate in range(count):
             expanded.append(replace(config, seed=candidate_seed(seed, candidate), candidates=1))
@@ -174,9 +174,9 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
     elif decode is None:
         decoded = generator.decode_plans(plans, config, max_rows=len(plans))
     else:  # a server: each plan with a form may decode its first form retry beside it (a miss then waits for nothing)
-        retry = [i for i, plan in enumerate(plans) if spare and plan.form is not None and plan.num == 1]
-        decoded = decode(plans, config, ahead=[replace(plans[i], seed=plans[i].seed + 1) for i in retry])
-        for i, rows in zip(retry, decoded[len(plans) :]):
+        spares = [i for i, plan in enumerate(plans) if spare and plan.form is not None and plan.num == 1]
+        decoded = decode(plans, config, ahead=[replace(plans[i], seed=plans[i].seed + 1) for i in spares])
+        for i, rows in zip(spares, decoded[len(plans) :]):
             ahead[i] = rows  # None where the decoder skipped it
         decoded = decoded[: len(plans)]
     melodies: list[Any] = [generator._melody(rows.ids[0], 0, c, p) for rows, (c, p) in zip(decoded, requests)]

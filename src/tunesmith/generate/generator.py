@@ -158,8 +158,10 @@ class Generator:
             for index, melody in enumerate(melodies):  # numbered as one request's melodies (file names)
                 melody.params["index"], melody.song.title = index, _title(index, plan.key, plan.mode)
             return melodies
-        if config.candidates > 1 and config.scheme != "beam" and not controls and self.critic is not None:
-            return self.generate_batch([replace(config, seed=plan.seed)])[0]  # each melody the best of its candidates
+        from tunesmith.generate.batch import chooses
+
+        if not controls and chooses(self, config):  # each melody the best of its candidates
+            return self.generate_batch([replace(config, seed=plan.seed)])[0]
         rows = []
         for decoded in self.decode(plan, config, controls):
             rows += decoded.ids
