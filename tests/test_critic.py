@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +121,12 @@ def test_fit_store_and_use_a_critic(tmp_path, tiny_checkpoint, monkeypatch, caps
     assert stored is not None and len(stored.forest.roots) == 5 and EXTRA_KEY in Checkpoint.load(out).extra
     melody = Generator.from_checkpoint(out, "cpu").generate(bars=4, seed=2)[0]
     assert melody.params["candidates"] == 2 and melody.params["candidate"] in (0, 1) and 0 <= melody.params["critic"] <= 1
+    # the CLI's table says which candidate was kept and how the critic scored it
+    assert main(["generate", "--model", str(out), "--bars", "4", "--seed", "3", "--out", str(tmp_path / "gen"),
+                 "--formats", "json"]) == 0  # fmt: skip
+    shown = capsys.readouterr().out
+    kept = json.loads(next((tmp_path / "gen").rglob("*.json")).read_text())["params"]
+    assert "critic" in shown and f"{kept['critic']:.2f} · {kept['candidate'] + 1} of 2" in shown
     assert main(["critic", str(tiny_checkpoint), "--trees", "0"]) == 2
     assert "--trees" in capsys.readouterr().err
 

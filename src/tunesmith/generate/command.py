@@ -217,16 +217,19 @@ def print_table(melodies, written: list[list[str]], out: Path, notices: list[str
     from tunesmith.generate.copyguard import copy_cell
 
     with_form = any(m.params.get("form") for m in melodies)
-    columns = ("melody", "key", "meter", "bars", "notes") + (("form",) if with_form else ())
+    with_critic = any("critic" in m.params for m in melodies)  # chosen among candidates: the critic's score, which one
+    columns = ("melody", "key", "meter", "bars", "notes") + (("form",) if with_form else ()) + (("critic",) if with_critic else ())
     for column in columns + ("ended by", "longest copy"):
         table.add_column(column, justify="right" if column in ("bars", "notes") else "left")
     for melody, files in zip(melodies, written, strict=True):
         song = melody.song
         form = (melody.params.get("form") or "–",) if with_form else ()
+        p = melody.params
+        critic = (f"{p['critic']:.2f} · {p['candidate'] + 1} of {p['candidates']}" if "critic" in p else "–",) if with_critic else ()
         table.add_row(
             files[0].rsplit(".", 1)[0] if files else f"melody-{melody.params['index'] + 1:02d}",
             f"{song.key.replace('-', 'b')} {song.mode}", song.meter, f"{melody.bars:.3g}",
-            str(sum(1 for n in song.notes if n.pitch is not None)), *form, melody.params["ended_by"],
+            str(sum(1 for n in song.notes if n.pitch is not None)), *form, *critic, melody.params["ended_by"],
             copy_cell(melody.params.get("copy")),
         )  # fmt: skip
     console.print(table)
