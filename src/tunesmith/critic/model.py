@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tunesmith.critic.forest import Forest
 from tunesmith.errors import TunesmithError
+from tunesmith.settings import bounds, check_fields
 
 EXTRA_KEY = "critic"
 
@@ -31,17 +32,13 @@ EXTRA_KEY = "critic"
 class CriticConfig:
     """Fitting the critic of a model (``tunesmith critic``)."""
 
-    trees: int = 100  # trees of the forest (100 and 300 judged alike on the calibration songs)
-    min_leaf: int = 5  # fewest training melodies in a leaf: smoother probabilities
-    seed: int = 0  # the melodies' seeds and the forest's
-    songs: int = 0  # training songs to fit on, 0 = all but the calibration fifth
+    trees: int = field(default=100, metadata=bounds(1, 10_000))  # trees of the forest (100 and 300 judged alike on the calibration songs)
+    min_leaf: int = field(default=5, metadata=bounds(1, 10_000))  # fewest training melodies in a leaf: smoother probabilities
+    seed: int = field(default=0, metadata=bounds(0, 2**32 - 1))  # the melodies' seeds and the forest's
+    songs: int = field(default=0, metadata=bounds(0, 1_000_000))  # training songs to fit on, 0 = all but the calibration fifth
 
     def validate(self) -> CriticConfig:
-        from tunesmith.settings import check_fields
-
         check_fields(self)
-        if self.trees < 1 or self.min_leaf < 1 or self.songs < 0 or self.seed < 0:
-            raise TunesmithError("--trees and --min-leaf must be >= 1, --songs and --seed >= 0")
         return self
 
 
@@ -90,11 +87,10 @@ def critic_of(checkpoint: Any) -> Critic | None:
 def training_songs(checkpoint: Any, limit: int = 0) -> list:
     """The songs a critic is fitted on: the checkpoint's training songs (no augmented copies)
     outside the calibration fifth; the first ``limit`` of them when ``limit`` > 0."""
-    from tunesmith.config import Config
     from tunesmith.corpus import prepare
     from tunesmith.evaluate.pipeline import calibration_group
 
-    config = Config.from_dict(checkpoint.to_dict()["config"])
+    config = checkpoint.training_config()
     dataset = prepare(config.corpus, config.encoding, progress=False)
     songs = [e.song for e in dataset.split("train") if not e.extra and not calibration_group(e.group)]
     if not songs:
