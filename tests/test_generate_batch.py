@@ -46,7 +46,8 @@ def test_incompatible_and_bad_requests_are_answered_apart(generator):
     configs = [GenerationConfig(bars=4, seed=1), GenerationConfig(bars=4, seed=1, meter="3/4"),
                GenerationConfig(bars=4, seed=1, num=2), GenerationConfig(bars=4, seed=1, scheme="beam", beam_size=2),
                GenerationConfig(bars=4, seed=2, mode="dorian")]  # fmt: skip
-    assert batch_key(configs[0]) != batch_key(configs[1])
+    assert batch_key(configs[0]) == batch_key(configs[1])  # a meter lives in the plan: they share a pass
+    assert batch_key(configs[0]) != batch_key(GenerationConfig(bars=4, seed=1, temperature=0.9))
     assert batch_key(configs[2]) is None and batch_key(configs[3]) is None
     results = generator.generate_batch(configs, return_errors=True)
     for config, result in zip(configs[:4], results[:4]):
@@ -76,7 +77,7 @@ def test_requests_with_a_form_give_what_they_give_alone(generator):
         return generator.decode_plans([*plans, *ahead], config, max_rows=len(plans) + len(ahead))
 
     hooked = generate_batch(generator, configs, decode=shared)
-    assert calls[:3] == [(5, 5), (1, 1), (3, 3)]  # the three groups of equal settings, each plan with its first retry
+    assert calls[:2] == [(6, 6), (3, 3)]  # the two groups of equal sampling settings, each plan with its first retry
     for melodies, expected in zip(hooked, batched, strict=True):
         assert [m.tokens for m in melodies] == [m.tokens for m in expected]
         assert melodies[0].params["form_honoured"] == expected[0].params["form_honoured"]
@@ -101,6 +102,28 @@ def test_different_drawn_forms_share_one_pass_and_each_seed_gives_its_own_melody
         assert batched[0].tokens == one.tokens and batched[0].params["form"] == one.params["form"]
         assert batched[0].song.phrase_starts == one.song.phrase_starts
 
+
+
+def test_requests_that_differ_in_all_but_their_sampling_share_one_pass(generator, monkeypatch):
+    """Length, meter, mode, key, masks, a primer and chords live in each request's plan: such
+    requests are rows of one pass, and each still gets the melody (and chords) it gets alone."""
+    from tunesmith.generate import decode as decode_module
+
+    configs = [GenerationConfig(bars=4, meter="3/4", key="D", seed=1), GenerationConfig(bars=6, meter="6/8", seed=2),
+               GenerationConfig(bars=3, mode="minor", key="E", scale=True, seed=3),
+               GenerationConfig(steps=40, primer="67 _ _ _ 65 _", seed=4), GenerationConfig(bars=5, range="C4-G5", seed=5),
+               GenerationConfig(bars=4, chords=True, seed=6)]  # fmt: skip
+    assert len({batch_key(c) for c in configs}) == 1
+    alone = [generator.generate(c)[0] for c in configs]
+    passes = []
+    real = decode_module.decode_plans
+    monkeypatch.setattr(decode_module, "decode_plans", lambda model, plans, *a, **k: passes.append(len(plans)) or real(model, plans, *a, **k))
+    together = generate_batch(generator, configs)
+    assert passes[0] == len(configs)
+    for config, one, batched in zip(configs, alone, together, strict=True):
+        assert batched[0].tokens == one.tokens and batched[0].params["meter"] == one.params["meter"]
+        assert batched[0].params["bars"] == one.params["bars"] and batched[0].song.key == one.song.key
+        assert batched[0].song.chords == one.song.chords and bool(one.song.chords) == config.chords
 
 
 def test_plans_with_a_control_that_has_no_row_wise_merge_are_decoded_alone(generator):

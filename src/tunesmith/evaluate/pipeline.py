@@ -169,7 +169,7 @@ def generate_melody_set(generator, real: list[Song], num: int, bars: int, seed: 
     configs = [GenerationConfig(num=1, bars=length, mode=mode, meter=meter, seed=seed * SEED_STRIDE + i, **extra)
                for i, (mode, meter, length) in enumerate(requests)]  # fmt: skip
     melodies = []
-    chunk = 64  # requests handed over at once (the progress bar moves per chunk)
+    chunk = 256  # requests handed over at once (the progress bar moves per chunk)
     for first in tqdm(range(0, len(configs), chunk), desc="generating", unit="chunk", disable=not progress, leave=False):
         for result in generator.generate_batch(configs[first : first + chunk]):
             melodies += result

@@ -1,10 +1,11 @@
 """Several generation requests decoded as one pass, each still reproducible from its own seed.
 
 A server answering many clients at once would otherwise decode each request alone, one after
-the other (Python holds the GIL, so threads do not overlap). Requests that differ only in their
-seed are decoded as one pass (:func:`~tunesmith.generate.decode.decode_plans`), each with its own
+the other (Python holds the GIL, so threads do not overlap). Requests that share their sampling
+settings (scheme, temperature, top-k/p) are decoded as one pass (:func:`~tunesmith.generate.decode.decode_plans`), each with its own
 plan — so with its own drawn form, phrases and length — and its own random stream seeded with
-its seed, drawing exactly what :meth:`Generator.generate` draws for it. So a request gives the
+its seed, drawing exactly what :meth:`Generator.generate` draws for it (lengths, keys, modes,
+meters, masks and primers may differ: each lives in its request's plan). So a request gives the
 melody it gives alone, whatever it is batched with (form retries included: a melody that
 misses its form is composed again from the next seed, the retries of a pass again as one pass).
 
@@ -16,7 +17,7 @@ then each plan with a form decodes its first form retry beside it, so a miss wai
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 from tunesmith.errors import TunesmithError
@@ -24,19 +25,25 @@ from tunesmith.generate.config import GenerationConfig
 from tunesmith.generate.melody import Melody
 from tunesmith.generate.plan import Plan
 
-MAX_BATCH_ROWS = 64  # rows of one pass
+MAX_BATCH_ROWS = 256  # rows of one pass (as CHUNK_ROWS: larger passes cost less per row)
 # Up to this many plans decode one after the other by the one-melody loop (about 0.3 ms a step on
 # this CPU), more as one batch (about 1.1 ms a step at 2 rows, 4.4 ms at 45): the same melodies either way.
 ALONE_PLANS = 3
 CANDIDATE_STRIDE = 1_000_000_007  # candidate k of a request with seed s has seed s + k * stride
 
 
+# What requests sharing a pass must share: the chooser's settings. Everything else a request sets
+# (length, form, key, mode, meter, masks, primer, seed) lives in its own plan, and the batched loop
+# decodes plans that differ in all of those, each as it is decoded alone.
+DECODING_SETTINGS = ("scheme", "temperature", "top_k", "top_p", "mixed_p")
+
+
 def batch_key(config: GenerationConfig) -> tuple | None:
-    """What must match for two requests to share a pass (every setting but the seed); None when
+    """What must match for two requests to share a pass (the chooser's settings); None when
     ``config`` runs alone (several melodies, or beam search)."""
     if config.num != 1 or config.scheme == "beam":
         return None
-    return tuple(sorted((k, repr(v)) for k, v in asdict(config).items() if k != "seed"))
+    return tuple((name, repr(getattr(config, name))) for name in DECODING_SETTINGS)
 
 
 def generate_batch(generator, configs: list[GenerationConfig], max_rows: int = MAX_BATCH_ROWS,
@@ -161,7 +168,7 @@ def _merit(melody: Melody) -> tuple[bool, float]:
 
 def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], decode=None, spare: bool = True,
                      retry: bool = True) -> list[Any]:  # fmt: skip
-    """One decoding pass over requests whose settings differ only in their seed: one row each
+    """One decoding pass over requests that share their sampling settings: one row each
     (and, with a server's ``decode`` and ``spare``, each form request's first retry beside it);
     with ``retry`` a melody that misses its form is composed again (else only marked so)."""
     from tunesmith.form import compliance
@@ -191,13 +198,14 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
         generator.honour_forms(retried, decode=decode, ahead=[ahead[i] for i in missed])
         for i, (again, _, _) in zip(missed, retried):
             melodies[i] = again[0]
-    _harmonize([m for m in melodies if isinstance(m, Melody)], config)
+    _harmonize([(m, c) for m, (c, _) in zip(melodies, requests) if isinstance(m, Melody)])
     return melodies
 
 
-def _harmonize(melodies: list[Melody], config: GenerationConfig) -> None:
-    if config.chords:
-        from tunesmith.harmony import harmonize_with_shipped
+def _harmonize(melodies: list[tuple[Melody, GenerationConfig]]) -> None:
+    """Chord symbols for each melody whose request asks for them (``--chords``)."""
+    for melody, config in melodies:
+        if config.chords:
+            from tunesmith.harmony import harmonize_with_shipped
 
-        for melody in melodies:
             melody.song.chords = harmonize_with_shipped(melody.song, config.chord_span)

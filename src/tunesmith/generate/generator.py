@@ -259,7 +259,7 @@ class Generator:
 
     def generate_batch(self, configs: list[GenerationConfig], return_errors: bool = False) -> list:
         """The melodies of each request, in order, as ``generate`` gives them; one-melody requests
-        that differ only in their seed are decoded as one pass (see :mod:`tunesmith.generate.batch`)."""
+        that share their sampling settings are decoded as one pass (see :mod:`tunesmith.generate.batch`)."""
         from tunesmith.generate.batch import generate_batch
 
         return generate_batch(self, configs, return_errors=return_errors)

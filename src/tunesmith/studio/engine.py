@@ -110,8 +110,8 @@ def batch_key(settings: dict[str, Any]) -> tuple | None:
 
 
 def compose_batch(generator: Generator, name: str, requests: list[dict[str, Any]], decode=None) -> list[Any]:
-    """``compose`` of each request's ``settings`` as one decoding pass where they differ only in
-    their seed (each gets the melody it gets alone); a request's TunesmithError takes its place.
+    """``compose`` of each request's ``settings`` as one decoding pass where they share their sampling
+    settings (each gets the melody it gets alone); a request's TunesmithError takes its place.
     ``decode``: the studio's shared decoding loop (:mod:`tunesmith.studio.decoder`)."""
     from tunesmith.generate.batch import generate_batch
 
