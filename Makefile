@@ -10,7 +10,7 @@ GENERATE  := $(BIN)/tunesmith generate --model $(MODEL) --bars 16 --num 1
 
 SWAGGER   := src/tunesmith/studio/static/vendor/swagger-ui
 
-.PHONY: install audio-deps abc-deps browser-deps web-assets demo serve test bench clean
+.PHONY: install audio-deps abc-deps browser-deps web-assets demo serve test bench model clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,18 @@ serve: install audio-deps
 test: install audio-deps abc-deps browser-deps
 	$(BIN)/python -m pytest -q
 	$(BIN)/python .ci/check_install.py
+
+# Rebuild the shipped model from scratch (about 10 min on 2 cores; reading the corpus the first
+# time on a machine adds about 3): the erk preset trained by one process per core, its best epoch
+# exported, then the originality index and the critic added (models/erk.md, "How it was made").
+# `make model SHIPPED=/tmp/erk.pt` writes elsewhere; each run keeps its own folder under runs/.
+SHIPPED ?= $(MODEL)
+RUN     := runs/erk-$(shell date +%Y%m%d-%H%M%S)
+model: install
+	$(BIN)/torchrun --standalone --nproc_per_node=2 -m tunesmith train --preset erk --out $(RUN)
+	$(BIN)/python -c "from tunesmith.training.loop import export_checkpoint as e; e('$(RUN)/best.pt', '$(SHIPPED)')"
+	$(BIN)/python -m tunesmith.originality $(SHIPPED)
+	$(BIN)/tunesmith critic $(SHIPPED) --quiet
 
 bench: install
 	for script in prepare train generate evaluate humanize harmony studio; do $(BIN)/python benchmarks/bench_$$script.py || exit 1; done
