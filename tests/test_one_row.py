@@ -8,7 +8,7 @@ import torch
 
 from tunesmith.config import ModelConfig
 from tunesmith.generate.sampling import sample
-from tunesmith.model import MelodyLSTM
+from tunesmith.model import MelodyLSTM, State
 
 START, HOLD = 1, 3
 
@@ -39,12 +39,53 @@ def _compare_steps(model: MelodyLSTM, form_inputs: bool) -> None:
     fed = torch.tensor([[START, *tokens[:4].tolist()]])
     prefix_form = forms[None, :5] if form_inputs else None
     _, state = model(fed, torch.tensor([positions[:5]]), mode, meter, form=prefix_form)
-    stepper = model.row_stepper(state, 2, 3)
+    stepper = model.row_stepper([state], [2], [3])
     for t in range(4, 60):
         form = forms[t + 1][None] if form_inputs and t % 7 else None  # unknown form now and then
         expected, state = model.step(tokens[t][None], torch.tensor([positions[t + 1]]), mode, meter, state, form)
-        logits = stepper.step(int(tokens[t]), positions[t + 1], None if form is None else form[0].tolist())
+        logits = stepper.step([int(tokens[t])], [positions[t + 1]], [None if form is None else form[0].tolist()])
         assert torch.equal(logits, expected), t
+
+
+@pytest.mark.parametrize("form_inputs, copy", [(True, True), (False, True), (True, False)])
+def test_a_few_rows_step_as_the_model_steps_them_and_ended_rows_leave(form_inputs, copy):
+    """Three melodies with their own prefixes, modes and meters step as one batch of the model's
+    step, bit for bit; when one ends the others go on as the model steps the rows left."""
+    torch.manual_seed(5)
+    config = ModelConfig(hidden=24, layers=1, lookback=[1, 2, 4], max_position=12, form_inputs=form_inputs, copy_logits=copy)
+    model = MelodyLSTM(config, 20, 3, 5).eval()
+    if copy:
+        torch.nn.init.normal_(model.copy.weight)
+        torch.nn.init.normal_(model.copy.bias)
+    draw = torch.Generator().manual_seed(3)
+    tokens = torch.randint(3, 20, (3, 40), generator=draw)
+    tokens[1, 8:12] = HOLD
+    forms = torch.randint(0, 4, (3, 41, 5), generator=draw)
+    modes, meters, starts = [2, 1, 2], [3, 4, 1], [4, 7, 5]  # each row its own prefix length
+    positions = [[(t + r) % 8 for t in range(41)] for r in range(3)]
+    with torch.inference_mode():
+        states = []
+        for r in range(3):
+            fed = torch.tensor([[START, *tokens[r, : starts[r]].tolist()]])
+            prefix_form = forms[r, None, : starts[r] + 1] if form_inputs else None
+            _, state = model(fed, torch.tensor([positions[r][: starts[r] + 1]]), torch.tensor([modes[r]]),
+                             torch.tensor([meters[r]]), form=prefix_form)  # fmt: skip
+            states.append(state)
+        stepper = model.row_stepper(states, modes, meters)
+        state = State(*(torch.cat(parts, dim=1 if i < 2 else 0) for i, parts in enumerate(zip(*states))))
+        rows = [0, 1, 2]
+        for t in range(20):
+            if t == 9:  # row 1 ends: rows 0 and 2 go on
+                rows = [0, 2]
+                stepper.keep([0, 2])
+                state = model.reorder_state(state, torch.tensor([0, 2]))
+            fed = torch.tensor([int(tokens[r, starts[r] + t]) for r in rows])
+            where = [positions[r][starts[r] + t + 1] for r in rows]
+            form = torch.stack([forms[r, starts[r] + t + 1] for r in rows]) if form_inputs else None
+            expected, state = model.step(fed, torch.tensor(where), torch.tensor([modes[r] for r in rows]),
+                                         torch.tensor([meters[r] for r in rows]), state, form)  # fmt: skip
+            logits = stepper.step(fed.tolist(), where, [f.tolist() for f in form] if form_inputs else [None] * len(rows))
+            assert torch.equal(logits, expected), t
 
 
 def test_one_row_draws_what_the_batched_draw_gives_that_row():

@@ -107,10 +107,10 @@ def test_on_it_changes_training_but_eval_and_the_fast_step_read_the_plain_weight
         stepped.append(step_logits)
     assert torch.allclose(whole, torch.stack(stepped, 1), atol=1e-5)
     _, primed = regular(tokens[:1, :10], positions[:1, :10], mode[:1], meter[:1], form=form[:1, :10])
-    stepper = regular.row_stepper(primed, 1, 1)
+    stepper = regular.row_stepper([primed], [1], [1])
     for t in range(10, 20):  # and the one-row stepper gives the very logits of a model step
         expected, primed = regular.step(tokens[:1, t], positions[:1, t], mode[:1], meter[:1], primed, form[:1, t])
-        assert torch.equal(stepper.step(int(tokens[0, t]), int(positions[0, t]), form[0, t].tolist()), expected)
+        assert torch.equal(stepper.step([int(tokens[0, t])], [int(positions[0, t])], [form[0, t].tolist()]), expected)
 
 
 def test_the_options_are_validated_and_old_configs_read_them_as_off():

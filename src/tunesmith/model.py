@@ -358,12 +358,12 @@ class MelodyLSTM(nn.Module):
         with torch.no_grad():
             return self._step(token, position, mode, meter, state, form)
 
-    def row_stepper(self, state: State, mode: int, meter: int):
-        """One row's generation from ``state`` (batch 1) on: :meth:`step` with Python ints (see
-        :class:`tunesmith.stepper.RowStepper`); the same arithmetic, so the same logits."""
+    def row_stepper(self, states: list[State], modes: list[int], meters: list[int]):
+        """A few rows' generation on from their one-row ``states``: :meth:`step` with Python ints
+        (see :class:`tunesmith.stepper.RowStepper`); the same arithmetic, so the same logits."""
         from tunesmith.stepper import RowStepper
 
-        return RowStepper(self, state, mode, meter)
+        return RowStepper(self, states, modes, meters)
 
     @staticmethod
     def reorder_state(state: State, index: torch.Tensor) -> State:

@@ -1,7 +1,8 @@
-"""One melody's generation steps with the model's context kept as Python ints (:class:`RowStepper`).
+"""A few melodies' generation steps with the model's context kept as Python ints (:class:`RowStepper`).
 
-:meth:`tunesmith.model.MelodyLSTM.row_stepper` makes one; the one-melody loop of
-:mod:`tunesmith.generate.decode` runs it (a melody alone is bound by per-operation overhead).
+:meth:`tunesmith.model.MelodyLSTM.row_stepper` makes one; the lean loop of
+:mod:`tunesmith.generate.decode` runs it (a melody alone, or a request's few candidates, is
+bound by per-operation overhead: the rows of one step share its few tensor operations).
 """
 
 from __future__ import annotations
@@ -15,65 +16,80 @@ from tunesmith.model import MAX_SINCE, MelodyLSTM, State
 
 
 class RowStepper:
-    """One row's generation steps: :meth:`MelodyLSTM.step` (eval mode) for a batch of one, with
-    the token context (sounding pitch, steps since it, the lookback table) kept as Python ints and
-    the input rows' indices written into one reused buffer, so a step is the few tensor operations
-    of the folded LSTM cell and the head (a melody alone is bound by per-operation overhead, not
-    arithmetic). The tensor operations are those of :meth:`MelodyLSTM._fast_step` on the same
-    values, so the logits are the very same; the model must not change while a stepper runs.
+    """A few rows' generation steps: :meth:`MelodyLSTM.step` (eval mode) for a small batch, with
+    each row's token context (sounding pitch, steps since it, the lookback table, mode and meter)
+    kept as Python ints and the input rows' indices written into one reused buffer, so a step is
+    the few tensor operations of the folded LSTM cell and the head, whatever the rows (a few
+    melodies are bound by per-operation overhead, not arithmetic). The tensor operations are those
+    of :meth:`MelodyLSTM._fast_step` on the same values, so the logits are the very same as a
+    model step of the same rows; the model must not change while a stepper runs. Rows whose
+    melodies have ended leave through :meth:`keep`.
     """
 
-    def __init__(self, model: MelodyLSTM, state: State, mode: int, meter: int):
-        if state.h.shape[1] != 1:
-            raise TunesmithError(f"a row stepper follows one row, the state has {state.h.shape[1]}")
-        self.model, self.mode, self.meter = model, int(mode), int(meter)
+    def __init__(self, model: MelodyLSTM, states: list[State], modes: list[int], meters: list[int]):
+        if any(state.h.shape[1] != 1 for state in states):
+            raise TunesmithError("a row stepper starts from one-row states, one per melody")
+        self.model = model
+        self.modes, self.meters = [int(m) for m in modes], [int(m) for m in meters]
         self.table, offsets, self.bias, self.layers = model._folded()
         self.offsets = offsets.tolist()
         self.hold, self.places = model.hold_id, model.config.max_position
         self.lags, self.form_inputs = model.lags, model.form_inputs
         self.restatement = getattr(model.config, "form_restatement", True)
-        self.sounding, self.since = int(state.sounding[0]), int(state.since[0])
-        self.position = int(state.position[0])
-        self.recent = state.recent[0].tolist()  # [position][newest first][token, sounding]
-        self.h = [state.h[layer] for layer in range(len(self.layers))]
-        self.c = [state.c[layer] for layer in range(len(self.layers))]
+        self.sounding = [int(state.sounding[0]) for state in states]
+        self.since = [int(state.since[0]) for state in states]
+        self.position = [int(state.position[0]) for state in states]
+        self.recent = [state.recent[0].tolist() for state in states]  # per row: [position][newest first][token, sounding]
+        layers = range(len(self.layers))
+        self.h = [torch.cat([state.h[layer] for state in states]) for layer in layers]
+        self.c = [torch.cat([state.c[layer] for state in states]) for layer in layers]
         self.hidden = self.h[0].shape[1]
-        self._index = np.zeros(len(self.offsets), dtype=np.int64)
-        self._index_tensor = torch.from_numpy(self._index)  # shares the buffer: no tensor built per step
-        self._bag = torch.zeros(1, dtype=torch.long)  # one bag: the offsets nn.functional.embedding_bag makes
         self._head_t, self._head_bias = model.head.weight.t(), model.head.bias
         self._lag_rows = [lag - 1 for lag in self.lags]
         self._copy = (model.copy.weight.t(), model.copy.bias) if model.copy_logits else None
-        sources = model.copy.out_features if model.copy_logits else 0  # one per copy source
-        self._sources = np.zeros((1, sources), dtype=np.int64)  # the copy sources, rewritten each step
-        self._keep = np.zeros((1, sources), dtype=np.float32)  # 1 where a source is known (not pad)
+        self._buffers(len(states))
+
+    def _buffers(self, rows: int) -> None:
+        width = len(self.offsets)
+        self._index = np.zeros(rows * width, dtype=np.int64)
+        self._index_tensor = torch.from_numpy(self._index)  # shares the buffer: no tensor built per step
+        self._bags = torch.arange(0, rows * width, width)  # each row one bag: the offsets embedding_bag makes
+        sources = self.model.copy.out_features if self.model.copy_logits else 0  # one per copy source
+        self._sources = np.zeros((rows, sources), dtype=np.int64)  # the copy sources, rewritten each step
+        self._keep = np.zeros((rows, sources), dtype=np.float32)  # 1 where a source is known (not pad)
         self._sources_tensor, self._keep_tensor = torch.from_numpy(self._sources), torch.from_numpy(self._keep)
 
-    def step(self, token: int, position: int, form: list[int] | None = None) -> torch.Tensor:
-        """Feed ``token`` (the step before's choice), predict the step at ``position`` (in the
-        bar) with its form inputs ``form`` (5 ints; None = unknown): logits [1, V]."""
-        position = min(max(position, 0), self.places - 1)
-        if token != self.hold:
-            self.sounding, self.since = token, 0
-        else:
-            self.since = min(self.since + 1, MAX_SINCE - 1)
-        if self.recent[0]:  # the fed token becomes its position's newest
-            slot = self.recent[self.position]
-            slot.insert(0, [token, self.sounding])
-            slot.pop()
-        self.position = position
-        back = self.recent[position]
-        values = [token, position, self.mode, self.meter, self.sounding, self.since]
-        values += [back[row][0] for row in self._lag_rows]
-        values += [back[row][1] for row in self._lag_rows]
-        if self.form_inputs:
-            if form is None:
-                values += [0] * form_inputs.WIDTH
-            else:
-                values += list(form) if self.restatement else [form[0], form[1], 0, 0, 0]
-        self._index[:] = [v + o for v, o in zip(values, self.offsets)]
-        # nn.functional.embedding_bag(index[None], table, mode="sum") without its argument checks
-        bag = torch.embedding_bag(self.table, self._index_tensor, self._bag, False, 0, False, None, False, None)[0]
+    @property
+    def rows(self) -> int:
+        return len(self.modes)
+
+    def keep(self, rows: list[int]) -> None:
+        """Only rows ``rows`` (indices of the current rows, in order) go on: the others have ended."""
+        if rows == list(range(self.rows)):
+            return
+        index = torch.tensor(rows, dtype=torch.long)
+        self.h, self.c = [h[index] for h in self.h], [c[index] for c in self.c]
+        for name in ("modes", "meters", "sounding", "since", "position", "recent"):
+            values = getattr(self, name)
+            setattr(self, name, [values[row] for row in rows])
+        self._buffers(len(rows))
+
+    def step(self, tokens: list[int], positions: list[int], forms: list[list[int] | None]) -> torch.Tensor:
+        """Feed each row its ``tokens[r]`` (the step before's choice) and predict the step at
+        ``positions[r]`` (in the bar) with form inputs ``forms[r]`` (5 ints; None = unknown):
+        logits [rows, V]."""
+        values, sources = [], []
+        for row, (token, position, form) in enumerate(zip(tokens, positions, forms)):
+            values += self._row_inputs(row, token, position, form)
+            if self._copy is not None:  # MelodyLSTM._with_copy: the lookback tokens, then the restated token
+                back = self.recent[row][self.position[row]]
+                row_sources = [back[lag][0] for lag in self._lag_rows]
+                if self.form_inputs:
+                    row_sources.append(form[3] if form is not None and self.restatement else self.model.pad_id)
+                sources.append(row_sources)
+        self._index[:] = values
+        # nn.functional.embedding_bag(index, table, mode="sum") without its argument checks
+        bag = torch.embedding_bag(self.table, self._index_tensor, self._bags, False, 0, False, None, False, None)[0]
         gates_in = bag + self.bias
         hidden = self.hidden
         for layer, (w_hh_t, w_ih_t, b_next) in enumerate(self.layers):
@@ -87,11 +103,31 @@ class RowStepper:
         logits = torch.addmm(self._head_bias, self.h[-1], self._head_t)
         if self._copy is None:
             return logits
-        # MelodyLSTM._with_copy for one row: the lookback tokens, then the restated token
-        sources = [back[row][0] for row in self._lag_rows]
-        if self.form_inputs:
-            sources.append(form[3] if form is not None and self.restatement else self.model.pad_id)
-        self._sources[0] = sources
-        self._keep[0] = [token != self.model.pad_id for token in sources]
+        self._sources[:] = sources
+        self._keep[:] = [[token != self.model.pad_id for token in row] for row in sources]
         bonus = torch.addmm(self._copy[1], self.h[-1], self._copy[0]).mul_(self._keep_tensor)
         return logits.scatter_add_(-1, self._sources_tensor, bonus)
+
+    def _row_inputs(self, row: int, token: int, position: int, form: list[int] | None) -> list[int]:
+        """Row ``row``'s table indices for this step (its context advanced by ``token``)."""
+        position = min(max(position, 0), self.places - 1)
+        if token != self.hold:
+            self.sounding[row], self.since[row] = token, 0
+        else:
+            self.since[row] = min(self.since[row] + 1, MAX_SINCE - 1)
+        recent = self.recent[row]
+        if recent[0]:  # the fed token becomes its position's newest
+            slot = recent[self.position[row]]
+            slot.insert(0, [token, self.sounding[row]])
+            slot.pop()
+        self.position[row] = position
+        back = recent[position]
+        values = [token, position, self.modes[row], self.meters[row], self.sounding[row], self.since[row]]
+        values += [back[lag][0] for lag in self._lag_rows]
+        values += [back[lag][1] for lag in self._lag_rows]
+        if self.form_inputs:
+            if form is None:
+                values += [0] * form_inputs.WIDTH
+            else:
+                values += list(form) if self.restatement else [form[0], form[1], 0, 0, 0]
+        return [v + o for v, o in zip(values, self.offsets)]

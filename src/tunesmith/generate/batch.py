@@ -26,9 +26,6 @@ from tunesmith.generate.melody import Melody
 from tunesmith.generate.plan import Plan
 
 MAX_BATCH_ROWS = 256  # rows of one pass (as CHUNK_ROWS: larger passes cost less per row)
-# Up to this many plans decode one after the other by the one-melody loop (about 0.3 ms a step on
-# this CPU), more as one batch (about 1.1 ms a step at 2 rows, 4.4 ms at 45): the same melodies either way.
-ALONE_PLANS = 3
 CANDIDATE_STRIDE = 1_000_000_007  # candidate k of a request with seed s has seed s + k * stride
 
 
@@ -176,9 +173,7 @@ def _decode_together(generator, requests: list[tuple[GenerationConfig, Plan]], d
     config = requests[0][0]
     plans = [plan for _, plan in requests]
     ahead: list[Any] = [None] * len(plans)
-    if decode is None and len(plans) <= ALONE_PLANS:  # a request's few candidates: each by the one-melody loop
-        decoded = [generator.decode_plans([plan], config)[0] for plan in plans]
-    elif decode is None:
+    if decode is None:  # (a request's few candidates decode by the lean loop: decode.LEAN_ROWS)
         decoded = generator.decode_plans(plans, config, max_rows=len(plans))
     else:  # a server: each plan with a form may decode its first form retry beside it (a miss then waits for nothing)
         spares = [i for i, plan in enumerate(plans) if spare and plan.form is not None and plan.num == 1]
