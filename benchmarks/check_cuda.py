@@ -43,3 +43,11 @@ print(f"generated {len(melodies)} melodies on {device} in {time.perf_counter() -
       [len(m.tokens) for m in melodies], melodies[0].form if hasattr(melodies[0], "form") else "")
 one = dev.generate(GenerationConfig(seed=1, bars=16))[0]
 print("one melody:", " ".join(one.tokens[:24]), "…")
+print("its critic's choice:", {k: one.params.get(k) for k in ("candidates", "candidate", "critic", "form")})
+# requests of different lengths and meters share one pass there too, each the melody it is alone
+from tunesmith.generate.batch import generate_batch  # noqa: E402
+
+configs = [GenerationConfig(seed=s, bars=4 + s, meter=("4/4", "3/4", "6/8")[s % 3], candidates=1) for s in range(6)]
+together = [m[0].tokens for m in generate_batch(dev, configs)]
+alone = [dev.generate(c)[0].tokens for c in configs]
+print(f"batched as alone on {device}: {sum(a == b for a, b in zip(together, alone))} of {len(configs)}")
