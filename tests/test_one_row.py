@@ -128,3 +128,34 @@ def test_a_melody_alone_decodes_as_the_batched_loop_decodes_it(tmp_path, setting
                                    list(plan.controls), 1, torch.device("cpu"))  # fmt: skip
     assert lean.ids == batched.ids and lean.scored == batched.scored
     assert lean.scored[0] < 0  # the fixed tokens were scored
+
+
+def test_a_few_plans_decode_together_as_each_decodes_alone(tmp_path, monkeypatch):
+    """The lean loop takes a request's few candidates at once (their model steps shared): plans
+    with their own prefixes, lengths, meters, masks, forms and fixed tokens give, each, the very
+    ids and scores the general loop gives it alone, though they end at different steps."""
+    from dataclasses import replace
+
+    from synthetic_songs import untrained_checkpoint
+
+    from tunesmith.generate import GenerationConfig, Generator
+    from tunesmith.generate import decode as decoding
+
+    generator = Generator.from_checkpoint(untrained_checkpoint(tmp_path / "tiny.pt", seed=3), "cpu")
+    configs = [GenerationConfig(bars=3, seed=5, meter="3/4", primer="67 _ 65 _", scale=True),
+               GenerationConfig(steps=40, seed=6, full_length=True, range="C4-C5"),
+               GenerationConfig(bars=4, seed=7, form="AABA"), GenerationConfig(bars=2, seed=8, meter="6/8")]  # fmt: skip
+    plans = [generator.plan(c) for c in configs]
+    plans[1] = replace(plans[1], fixed={12: generator.vocab.index["60"], 13: generator.vocab.hold}, scored_from=12)
+    chooser = decoding.StepChooser("sample", 1.2)
+    streams = [torch.Generator().manual_seed(p.seed) for p in plans]
+    lean, calls = decoding._decode_lean, []
+    monkeypatch.setattr(decoding, "_decode_lean", lambda model, plans, *rest: calls.append(len(plans)) or lean(model, plans, *rest))
+    together = decoding.decode_plans(generator.model, plans, chooser, streams)
+    assert calls == [4]  # one lean pass of the four
+    with torch.inference_mode(), decoding.cpu_threads(1):
+        alone = [decoding._decode(generator.model, p, chooser, torch.Generator().manual_seed(p.seed), list(p.controls), 1,
+                                  torch.device("cpu")) for p in plans]  # fmt: skip
+    assert [d.ids for d in together] == [d.ids for d in alone]
+    assert [d.scored for d in together] == [d.scored for d in alone] and together[1].scored[0] < 0
+    assert len({len(d.ids[0]) for d in together}) > 1  # they ended at different steps
