@@ -19,6 +19,7 @@ FIRST = "first"  # interval of a song's first note: it has no previous note to s
 REST = "rest"
 # Interval keys: small integers for "rest" and "first", the interval plus an offset otherwise.
 REST_KEY, FIRST_KEY, INTERVAL_OFFSET = 1, 2, 1024
+FROZEN_FORMAT = 2  # layout of freeze()'s arrays (2: edges sorted, each state's run recorded); part of the cache key
 STEPS_RANGE = 1 << 16  # codes pack (key, steps) as key * STEPS_RANGE + steps: under 2**27
 
 
@@ -155,8 +156,12 @@ class SuffixAutomaton:
         codes = np.fromiter((c for d in self.next for c in d), dtype=np.int64, count=len(sources))
         targets = np.fromiter((t for d in self.next for t in d.values()), dtype=np.int32, count=len(sources))
         keep = codes >= 0
-        return {"edge_sources": sources[keep], "edge_codes": codes[keep].astype(np.int32),
-                "edge_targets": targets[keep], "link": np.array(self.link, dtype=np.int32),
+        sources, codes, targets = sources[keep], codes[keep], targets[keep]
+        order = np.lexsort((codes, sources))  # each state's edges a run, sorted by code: searched by bisection
+        sources, codes, targets = sources[order], codes[order], targets[order]
+        offsets = np.searchsorted(sources, np.arange(len(self.next) + 1)).astype(np.int64)
+        return {"edge_sources": sources, "edge_codes": codes.astype(np.int32), "edge_targets": targets,
+                "edge_offsets": offsets, "link": np.array(self.link, dtype=np.int32),
                 "length": np.array(self.length, dtype=np.int32), "end": np.array(self.end, dtype=np.int32)}  # fmt: skip
 
     def walk(self, state: int, matched: int, symbol: int) -> tuple[int, int]:
@@ -190,20 +195,21 @@ class SuffixAutomaton:
 class FrozenAutomaton(SuffixAutomaton):
     """A built :class:`SuffixAutomaton` loaded from :meth:`~SuffixAutomaton.freeze`'s arrays.
 
-    Each state's out-edges are a sorted run of one flat list, searched by bisection, so loading is
-    a few list conversions (no dict per state to rebuild). Read-only: it matches, it does not grow.
+    Each state's out-edges are a sorted run of one flat array (``freeze`` sorts them and records
+    where each state's run starts), searched by bisection. The arrays are read through memoryviews,
+    which index to Python ints without copying (a bisection on one is no slower than on a list), so
+    loading converts nothing: no dict per state to rebuild, nothing to sort, no list of half a
+    million ints to make. Read-only: it matches, it does not grow.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]):  # noqa: super().__init__ is not wanted
-        sources = np.asarray(arrays["edge_sources"], dtype=np.int64)
-        codes = np.asarray(arrays["edge_codes"], dtype=np.int64)
-        order = np.lexsort((codes, sources))
-        self._codes = codes[order].tolist()
-        self._targets = np.asarray(arrays["edge_targets"])[order].tolist()
-        self.link = np.asarray(arrays["link"]).tolist()
-        self.length = np.asarray(arrays["length"]).tolist()
-        self.end = np.asarray(arrays["end"]).tolist()
-        self._offsets = np.searchsorted(sources[order], np.arange(len(self.length) + 1)).tolist()
+        def view(name: str) -> memoryview:
+            return memoryview(np.ascontiguousarray(arrays[name], dtype=np.int64 if name == "edge_offsets" else np.int32))
+
+        self._codes, self._targets, self._offsets = view("edge_codes"), view("edge_targets"), view("edge_offsets")
+        self.link, self.length, self.end = view("link"), view("length"), view("end")
+        if len(self._offsets) != len(self.length) + 1 or self._offsets[-1] != len(self._codes):
+            raise ValueError("the frozen automaton's edge offsets do not match its states and edges")
         self.size = int(np.max(arrays["end"])) + 1  # symbols indexed, song separators included
 
     def extend_all(self, symbols: Iterable[int]) -> None:

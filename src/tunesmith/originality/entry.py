@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import TunesmithError
-from tunesmith.originality.automaton import STEPS_RANGE, FrozenAutomaton, SuffixAutomaton, array_codes
+from tunesmith.originality.automaton import FROZEN_FORMAT, STEPS_RANGE, FrozenAutomaton, SuffixAutomaton, array_codes
 from tunesmith.originality.index import OriginalityIndex
 from tunesmith.song import Song
 
@@ -115,14 +115,14 @@ def index_from_entry(entry: dict[str, Any], cache: bool = True) -> OriginalityIn
     index.titles, index.meters = list(entry["titles"]), list(entry["meters"])
     index.steps_per_quarter, index.songs = [int(n) for n in entry["steps_per_quarter"]], len(index.titles)
     path = _cache_path(pitches, steps, offsets) if cache else None
-    arrays = None
+    index.automaton = None
     if path is not None and path.is_file():
         try:
             with np.load(path) as stored:
-                arrays = {name: stored[name] for name in stored.files}
+                index.automaton = FrozenAutomaton({name: stored[name] for name in stored.files})
         except (OSError, ValueError, KeyError):
-            arrays = None  # a damaged cache file is rebuilt below
-    if arrays is None:
+            index.automaton = None  # a damaged cache file is rebuilt below
+    if index.automaton is None:
         codes = array_codes(pitches, steps, offsets).tolist()
         builder = SuffixAutomaton()
         for i in range(len(index.titles)):
@@ -130,7 +130,7 @@ def index_from_entry(entry: dict[str, Any], cache: bool = True) -> OriginalityIn
         arrays = builder.freeze()
         if path is not None:
             _store(path, arrays)
-    index.automaton = FrozenAutomaton(arrays)
+        index.automaton = FrozenAutomaton(arrays)
     return index
 
 
@@ -138,7 +138,7 @@ def _cache_path(pitches: np.ndarray, steps: np.ndarray, offsets: np.ndarray) -> 
     from tunesmith.config import CorpusConfig
     from tunesmith.corpus.dataset import cache_root
 
-    digest = hashlib.sha256(f"{ENTRY_VERSION}:{STEPS_RANGE}".encode())
+    digest = hashlib.sha256(f"{ENTRY_VERSION}:{STEPS_RANGE}:{FROZEN_FORMAT}".encode())
     for array in (pitches, steps, offsets):
         digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
     return cache_root(CorpusConfig()) / "originality" / f"{digest.hexdigest()[:24]}.npz"
