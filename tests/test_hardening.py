@@ -338,3 +338,13 @@ def test_a_resumed_run_is_locked_against_a_second_one(tmp_path, monkeypatch, cap
     finally:
         held.release()
     assert loop.LAST in {p.name for p in (tmp_path / "run").iterdir()}
+
+
+def test_the_cli_builds_its_flags_and_help_without_torch():
+    """Every command's flags come from its config dataclasses; building them must not import torch
+    (seconds on a small machine), so `tunesmith --help` and the commands that need no model answer at once."""
+    code = ("import sys; from tunesmith.cli import build_parser; parser = build_parser(); "
+            "parser.format_help(); print('torch' in sys.modules)")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

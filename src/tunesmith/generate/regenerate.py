@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunesmith.encoding import HOLD, decode_tokens
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.config import GenerationConfig
-from tunesmith.generate.controls import Structure
 from tunesmith.generate.melody import Melody
-from tunesmith.generate.plan import Plan, make_seed, pitch_mask, resolve_kind
 from tunesmith.meter import bar_spans
 from tunesmith.settings import bounds, check_fields
 from tunesmith.song import Song, note_number, pitch_name, tonic_pitch_class
+
+if TYPE_CHECKING:  # torch-free at import: the CLI builds every command's flags from RegenerateConfig
+    from tunesmith.generate.plan import Plan
 
 STEP_SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p")
 _FIX = re.compile(r"^\s*bar\s+(\d+)\s+beat\s+(\d+(?:\.\d+)?)\s*=\s*(\S+)\s*$", re.IGNORECASE)
@@ -199,6 +200,9 @@ def plan_region(generator, melody: Melody, config: RegenerateConfig) -> tuple[Pl
     """The plan that keeps everything but the region: the bars before it as the prefix, the bars
     after it (and the fixed notes) as fixed tokens, the suffix scored. Returns it and the
     region's ``(first, end)`` steps."""
+    from tunesmith.generate.controls import Structure
+    from tunesmith.generate.plan import Plan, make_seed, pitch_mask, resolve_kind
+
     check_model(generator, melody)
     song = melody.song
     tokens = melody.model_tokens
