@@ -2,7 +2,8 @@
 
 A server answering many clients at once would otherwise decode each request alone, one after
 the other (Python holds the GIL, so threads do not overlap). Requests that share their sampling
-settings (scheme, temperature, top-k/p) are decoded as one pass (:func:`~tunesmith.generate.decode.decode_plans`), each with its own
+settings (scheme, temperature, top-k/p) are decoded as one pass
+(:func:`~tunesmith.generate.decode.decode_plans`), each with its own
 plan — so with its own drawn form, phrases and length — and its own random stream seeded with
 its seed, drawing exactly what :meth:`Generator.generate` draws for it (lengths, keys, modes,
 meters, masks and primers may differ: each lives in its request's plan). So a request gives the

@@ -272,6 +272,7 @@ class _LeanRow:
         self.previous = self.fed[:, -1]
         self.scored = torch.zeros(1, device=device)
         self.step, self.tokens = len(prefix), []
+        self.chosen = self.previous  # the token chosen at the last step, as a one-row tensor
         for control in controls:
             control.start(1, prefix)
 

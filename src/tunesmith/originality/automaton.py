@@ -160,8 +160,8 @@ class SuffixAutomaton:
         order = np.lexsort((codes, sources))  # each state's edges a run, sorted by code: searched by bisection
         sources, codes, targets = sources[order], codes[order], targets[order]
         offsets = np.searchsorted(sources, np.arange(len(self.next) + 1)).astype(np.int64)
-        return {"edge_sources": sources, "edge_codes": codes.astype(np.int32), "edge_targets": targets,
-                "edge_offsets": offsets, "link": np.array(self.link, dtype=np.int32),
+        return {"edge_codes": codes.astype(np.int32), "edge_targets": targets, "edge_offsets": offsets,
+                "link": np.array(self.link, dtype=np.int32),
                 "length": np.array(self.length, dtype=np.int32), "end": np.array(self.end, dtype=np.int32)}  # fmt: skip
 
     def walk(self, state: int, matched: int, symbol: int) -> tuple[int, int]:
