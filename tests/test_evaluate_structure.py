@@ -102,3 +102,13 @@ def test_structure_summary_of_a_set():
         (structure.repetition_share(aaba()) + structure.repetition_share(random_song(2))) / 2)
     assert summary["phrase_final_degrees"]["1"] > 0
     assert summary["compliance"]["requested"] == 1 and summary["compliance"]["honoured"] == 1.0
+
+
+def test_self_similarity_is_one_minus_the_distance_of_each_pair_of_bars():
+    from tunesmith.form import distance
+
+    for song in (aaba(), random_song(2), make_song([PHRASE_A, PHRASE_B], tail=[(None, 8), (60, 8)])):
+        bars = structure.bar_items(song)
+        matrix = structure.self_similarity_matrix(song)
+        expected = [[1.0 if i == j else 1.0 - distance(a, b) for j, b in enumerate(bars)] for i, a in enumerate(bars)]
+        assert matrix.tolist() == expected  # bit for bit

@@ -11,6 +11,7 @@ from tunesmith.form import (
     FormPhrase,
     analyse,
     compliance,
+    distance,
     draw_form,
     form_distribution,
     form_statistics,
@@ -179,3 +180,21 @@ def test_phrases_survive_serialisation_and_old_songs_load():
     old = song.to_dict()
     del old["phrase_starts"], old["phrase_source"]
     assert Song.from_dict(old).phrase_starts == []
+
+
+def test_distance_matrix_gives_every_pair_the_distance_bit_for_bit():
+    from tunesmith.form.labels import distance_matrix
+
+    rng = random.Random(5)
+
+    def sequence():
+        return [(rng.choice([None, 0, 2, -3, 5, 7]), rng.choice([1, 2, 4])) for _ in range(rng.choice([0, 1, 3, 8, 20]))]
+
+    for _ in range(60):
+        sequences = [sequence() for _ in range(rng.choice([0, 1, 2, 7]))]
+        sequences += [list(s) for s in sequences[:2]]  # restated ones
+        matrix = distance_matrix(sequences)
+        assert matrix.shape == (len(sequences), len(sequences))
+        for i, a in enumerate(sequences):
+            for j, b in enumerate(sequences):
+                assert matrix[i, j] == (0.0 if i == j else distance(a, b))  # exact, not approximately

@@ -4,6 +4,7 @@ a 50 MB upload, a binary upload) answered by a clear 4xx, no traceback, the serv
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from pathlib import Path
@@ -442,7 +443,12 @@ def test_worker_processes_build_the_app_from_the_parents_settings(tiny_checkpoin
 
     settings = {"models": {"tiny": str(tiny_checkpoint)}, "slots": 1, "timeout": 10}
     monkeypatch.setenv(ENVIRONMENT, json.dumps(settings))
-    worker = TestClient(app_from_environment())  # what `serve --processes 2` runs in each process
+    gc.unfreeze()
+    try:
+        worker = TestClient(app_from_environment())  # what `serve --processes 2` runs in each process
+        assert gc.get_freeze_count() > 0  # what it loaded is kept out of the collector's full passes
+    finally:
+        gc.unfreeze()  # (this test process is no server: let the collector see everything again)
     info = worker.get("/api/info")
     assert [m["name"] for m in info.json()["models"]] == ["tiny"]
     composed = worker.post("/api/compose", json={"bars": 1, "seed": 1})

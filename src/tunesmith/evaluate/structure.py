@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tunesmith.form import compliance, distance, repetition, song_phrases
-from tunesmith.form.labels import phrase_items
+from tunesmith.form import compliance, repetition, song_phrases
+from tunesmith.form.labels import distance_matrix, phrase_items
 from tunesmith.meter import song_bar_starts
 from tunesmith.song import Song
 
@@ -55,7 +55,8 @@ def phrase_similarity(song: Song) -> float:
     """
     phrases = song_phrases(song)
     items = [phrase_items(song, p) for p in phrases]
-    best = [max(1.0 - distance(items[i], items[j]) for j in range(i)) for i in range(1, len(items))]
+    similar = 1.0 - distance_matrix(items)
+    best = [float(similar[i, :i].max()) for i in range(1, len(items))]
     return float(np.mean(best)) if best else 0.0
 
 
@@ -92,17 +93,10 @@ def self_similarity_matrix(song: Song) -> np.ndarray:
         the main one. Empty for a song with no bars.
     """
     bars = bar_items(song)
-    size = len(bars)
-    matrix = np.eye(size)
-    keys = [tuple(bar) for bar in bars]
-    known: dict[tuple, float] = {}  # songs restate bars: each distinct pair is measured once
-    for i in range(size):
-        for j in range(i):
-            pair = (keys[i], keys[j])
-            if pair not in known:
-                known[pair] = 1.0 - distance(bars[i], bars[j])
-            matrix[i, j] = matrix[j, i] = known[pair]
-    return matrix
+    distinct: dict[tuple, int] = {}  # songs restate bars: each distinct bar is compared once
+    which = np.array([distinct.setdefault(tuple(bar), len(distinct)) for bar in bars], dtype=np.int64)
+    matrix = 1.0 - distance_matrix([list(bar) for bar in distinct])
+    return matrix[which[:, None], which[None, :]]
 
 
 def bar_similarity(song: Song) -> float:
