@@ -606,3 +606,26 @@ def test_compose_keeps_the_critics_choice_of_its_candidates(tiny_checkpoint, tmp
         assert melody["tokens"] == alone.tokens
         single = client.post("/api/compose", json=dict(request, candidates=1)).json()["melodies"][0]
         assert "critic" not in single["params"] and single["params"]["candidates"] == 1
+
+
+def test_each_server_process_takes_a_core_of_its_own(tmp_path, monkeypatch):
+    import os
+
+    from tunesmith.studio import command
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("cores are pinned on Linux only")
+    pinned = []
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5})
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cores: pinned.append(set(cores)))
+    monkeypatch.setattr(command, "_HELD", [])
+    try:
+        # three processes of one server, two cores: the first two get one each, the third none
+        assert [command.own_core(tmp_path) for _ in range(3)] == [3, 5, None]
+        assert pinned == [{3}, {5}]
+        command._HELD.pop(0).close()  # the process on core 3 ended: the next one started takes it
+        assert command.own_core(tmp_path) == 3
+    finally:
+        for handle in command._HELD:
+            handle.close()
+    assert command.pinnable(2) and not command.pinnable(3) and not command.pinnable(1)

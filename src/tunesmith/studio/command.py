@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
@@ -18,7 +20,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     # Two processes by default: each runs one shared decoding loop (continuous batching, on one
     # core: Python holds the GIL) for the clients it serves, so two use both cores of a 2-core
-    # machine (measured under load in BENCHMARKS.md, "Studio": 18.0 against 12.5 requests/s).
+    # machine (measured under load in BENCHMARKS.md, "Studio": 18.0 against 12.5 requests/s); on
+    # Linux each keeps to a core of its own (own_core) while there are enough cores.
     parser.add_argument("--processes", type=int, default=2,
                         help="server processes, each with its own copy of the models and its own decoding loop "
                              "(default 2: one per core of a 2-core machine)")
@@ -62,10 +65,15 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     # Several processes: generation is Python-bound (the GIL), so processes, not threads, use the cores.
     del app  # each worker loads its own copy; the parent only watches them
+    cores = tempfile.mkdtemp(prefix="tunesmith-serve-") if pinnable(args.processes) else ""
     os.environ[ENVIRONMENT] = json.dumps({"models": {name: str(path) for name, path in models.items()},
-                                          "slots": args.workers, "timeout": args.timeout})  # fmt: skip
-    uvicorn.run("tunesmith.studio.command:app_from_environment", factory=True, workers=args.processes,
-                host=args.host, port=args.port, log_level="warning")  # fmt: skip
+                                          "slots": args.workers, "timeout": args.timeout, "cores": cores})  # fmt: skip
+    try:
+        uvicorn.run("tunesmith.studio.command:app_from_environment", factory=True, workers=args.processes,
+                    host=args.host, port=args.port, log_level="warning")  # fmt: skip
+    finally:
+        if cores:
+            shutil.rmtree(cores, ignore_errors=True)
     return 0
 
 
@@ -88,6 +96,39 @@ def long_lived() -> None:
     gc.freeze()
 
 
+def pinnable(processes: int) -> bool:
+    """Whether ``processes`` server processes each get a core of their own (:func:`own_core`):
+    on Linux, with at least two processes and no more than the cores this server may use."""
+    return hasattr(os, "sched_setaffinity") and 2 <= processes <= len(os.sched_getaffinity(0))
+
+
+_HELD: list = []  # this process's core lock, held (open) until it exits
+
+
+def own_core(folder: str | Path) -> int | None:
+    """Keep this process (and the threads it starts) to one core that no sibling server process
+    holds, and return it (None when every core is taken). Each core is a lock file in ``folder``
+    (the parent's, one per ``serve``): a process takes the first it can lock, and a process that
+    dies frees its core for the one started in its place.
+
+    Why: a process's decoding loop, request threads and event loop take turns on the GIL; left
+    free, the scheduler moves them between the cores and the two processes' caches mix. Each on a
+    core of its own, a request costs about a seventh less CPU (BENCHMARKS.md, "Studio")."""
+    import fcntl
+
+    for core in sorted(os.sched_getaffinity(0)):
+        handle = open(Path(folder) / f"core-{core}.lock", "w")  # held open for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a sibling holds this core
+            handle.close()
+            continue
+        _HELD.append(handle)
+        os.sched_setaffinity(0, {core})
+        return core
+    return None
+
+
 ENVIRONMENT = "TUNESMITH_STUDIO_SETTINGS"  # how `serve` hands its settings to its worker processes
 
 
@@ -97,6 +138,8 @@ def app_from_environment():
 
     one_thread()
     settings = json.loads(os.environ[ENVIRONMENT])
+    if settings.get("cores") and hasattr(os, "sched_setaffinity"):
+        own_core(settings["cores"])  # first: the threads this process starts keep to its core
     models = {name: Path(path) for name, path in settings["models"].items()}
     app = create_app(models, slots=int(settings["slots"]), timeout=float(settings["timeout"]), preload=True,
                      spread=True)  # fmt: skip
