@@ -1,7 +1,8 @@
 """Studio load test: a real ``tunesmith serve`` on 127.0.0.1, 20 concurrent clients × 50 requests.
 
 Requests alternate between composing a 16-bar melody and regenerating 4 bars (4 alternatives) of
-a melody composed first. Reports p50/p95 latency per kind, throughput and errors. Loopback only,
+a melody composed first. Reports p50/p95 latency per kind, throughput, the server's CPU time per
+request (its processes' user + system time over the run, from /proc) and errors. Loopback only,
 bounded in count (1,000 requests) and time (--limit seconds, then the rest are not sent).
 
 Run: .venv/bin/python benchmarks/bench_studio.py [--clients 20] [--requests 50] [--limit 300] [--only compose]
@@ -47,6 +48,23 @@ def start_server(port: int, workers: int, processes: int) -> subprocess.Popen:
             time.sleep(0.2)
     server.kill()
     raise SystemExit(f"the server did not start: {SERVER_LOG.read_text()[-2000:]}")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants so far, from /proc (Linux;
+    0.0 elsewhere): the server's cost per request, steadier than latencies on a shared machine."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in os.listdir(f"/proc/{current}/task"):
+                todo += [int(child) for child in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+        except OSError:
+            pass
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -100,6 +118,7 @@ def main() -> int:
                     with lock:
                         (latencies[kind] if ok else errors).append(elapsed if ok else f"{kind}: {detail}")
 
+        cpu_before = tree_cpu(server.pid)
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for thread in threads:
@@ -107,6 +126,7 @@ def main() -> int:
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
+        server_cpu = tree_cpu(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -114,7 +134,8 @@ def main() -> int:
     print(f"studio load test: {args.clients} clients x {args.requests} requests, server {args.processes} processes "
           f"x {args.workers} slots, "
           f"{os.cpu_count()} CPUs, loopback")  # fmt: skip
-    print(f"{done} ok, {len(errors)} errors, {skipped[0]} not sent (time limit), {wall:.1f} s, {done / wall:.1f} requests/s")
+    print(f"{done} ok, {len(errors)} errors, {skipped[0]} not sent (time limit), {wall:.1f} s, {done / wall:.1f} requests/s"
+          + (f", server CPU {1000 * server_cpu / done:.1f} ms per request" if done and server_cpu else ""))  # fmt: skip
     for kind, values in latencies.items():
         if values:
             print(f"  {kind:18s} n={len(values):4d}  p50 {statistics.median(values):.3f} s  "

@@ -628,4 +628,4 @@ def test_each_server_process_takes_a_core_of_its_own(tmp_path, monkeypatch):
     finally:
         for handle in command._HELD:
             handle.close()
-    assert command.pinnable(2) and not command.pinnable(3) and not command.pinnable(1)
+    assert command.pinnable(2) and not command.pinnable(3) and not command.pinnable(1)  # one process per core

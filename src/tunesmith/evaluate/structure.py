@@ -25,6 +25,7 @@ classifier beside :data:`tunesmith.evaluate.metrics.FEATURES`):
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable
 
@@ -72,7 +73,7 @@ def bar_items(song: Song) -> list[list[tuple[int | None, int]]]:
     firsts: list[int | None] = [None] * len(starts)
     step = 0
     for note in song.notes:
-        index = int(np.searchsorted(starts, step, side="right")) - 1
+        index = bisect.bisect_right(starts, step) - 1  # the last bar line at or before the onset
         if index >= 0:
             if note.pitch is None:
                 bars[index].append((None, note.steps))

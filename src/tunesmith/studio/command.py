@@ -21,7 +21,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     # Two processes by default: each runs one shared decoding loop (continuous batching, on one
     # core: Python holds the GIL) for the clients it serves, so two use both cores of a 2-core
     # machine (measured under load in BENCHMARKS.md, "Studio": 18.0 against 12.5 requests/s); on
-    # Linux each keeps to a core of its own (own_core) while there are enough cores.
+    # Linux, one process per core, each keeps to a core of its own (own_core).
     parser.add_argument("--processes", type=int, default=2,
                         help="server processes, each with its own copy of the models and its own decoding loop "
                              "(default 2: one per core of a 2-core machine)")
@@ -97,9 +97,10 @@ def long_lived() -> None:
 
 
 def pinnable(processes: int) -> bool:
-    """Whether ``processes`` server processes each get a core of their own (:func:`own_core`):
-    on Linux, with at least two processes and no more than the cores this server may use."""
-    return hasattr(os, "sched_setaffinity") and 2 <= processes <= len(os.sched_getaffinity(0))
+    """Whether ``processes`` server processes each get a core of their own (:func:`own_core`): on
+    Linux, with one process per core this server may use (the default two on two cores). With
+    cores to spare the scheduler places the processes (another server may be running there too)."""
+    return hasattr(os, "sched_setaffinity") and 2 <= processes == len(os.sched_getaffinity(0))
 
 
 _HELD: list = []  # this process's core lock, held (open) until it exits
