@@ -141,19 +141,24 @@ def distance_matrix(sequences: list[list]) -> np.ndarray:
     if todo.any():
         a, b = first[todo], second[todo]
         size_a, size_b = sizes[a], sizes[b]
-        items_b, pitches_b = items[b], pitches[b]
+        longest = int(size_a.max())
+        # cost[p, i, j] of putting a's item i on b's item j: 0 equal, 0.5 same pitch, else 1
+        cost = np.where(items[a, :longest, None] == items[b, None, :], 0.0,
+                        np.where(pitches[a, :longest, None] == pitches[b, None, :], 0.5, 1.0))  # fmt: skip
         columns = np.arange(width + 1, dtype=np.float64)
         table = np.broadcast_to(columns, (a.size, width + 1)).copy()  # row 0: j insertions
         step = np.empty_like(table)
-        result = np.zeros(a.size)
-        for i in range(1, int(size_a.max()) + 1):
-            cost = np.where(items[a, i - 1, None] == items_b, 0.0, np.where(pitches[a, i - 1, None] == pitches_b, 0.5, 1.0))
+        rows = np.arange(a.size)
+        last = np.empty((a.size, longest + 1))  # each row's cell at column len(b)
+        last[:, 0] = table[rows, size_b]
+        for i in range(1, longest + 1):
             step[:, 0] = i
-            np.minimum(table[:, 1:] + 1.0, table[:, :-1] + cost, out=step[:, 1:])
-            table = np.minimum.accumulate(step - columns, axis=1) + columns
-            ending = np.flatnonzero(size_a == i)
-            result[ending] = table[ending, size_b[ending]]
-        values[todo] = result / np.maximum(size_a, size_b)
+            np.minimum(table[:, 1:] + 1.0, table[:, :-1] + cost[:, i - 1], out=step[:, 1:])
+            step -= columns
+            table = np.minimum.accumulate(step, axis=1)
+            table += columns
+            last[:, i] = table[rows, size_b]
+        values[todo] = last[rows, size_a] / np.maximum(size_a, size_b)
     out[first, second] = out[second, first] = values
     return out
 

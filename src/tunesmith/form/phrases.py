@@ -27,6 +27,7 @@ phrases.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from tunesmith.song import Song, bar_steps
@@ -131,7 +132,8 @@ def clean_phrase_starts(starts: list[int], song: Song) -> list[int]:
     for start in sorted(starts):
         if not 0 < start < total:
             continue
-        snapped = max((o for o in onsets if o <= start), default=0)
+        at = bisect.bisect_right(onsets, start)  # onsets ascend: the last one at or before start
+        snapped = onsets[at - 1] if at else 0
         if snapped > result[-1]:
             result.append(snapped)
     if len(result) > 1 and result[1] < bar_steps(song.meter, song.steps_per_quarter):
