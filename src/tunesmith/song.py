@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
@@ -101,6 +102,7 @@ class Song:
         return cls(**data)
 
 
+@functools.lru_cache(maxsize=256)  # a pure function asked for the same few meters again and again
 def bar_steps(meter: str, steps_per_quarter: int) -> int:
     """Steps in one full bar of ``meter`` ("6/8" at 4 steps per quarter → 12)."""
     num, den = meter.split("/")

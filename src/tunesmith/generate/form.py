@@ -107,7 +107,8 @@ class FormControl:
         self.is_final = torch.zeros(len(vocab), dtype=torch.bool)  # pitches a closing phrase may end on
         self.is_final[list(final_ids)] = True
         self.ending = torch.zeros(len(vocab))  # in the last beat: any other pitch, or a rest, is penalised
-        self.ending[[i for i in vocab.pitch_ids if not self.is_final[i]] + [vocab.rest]] = -ENDING_BIAS
+        final = set(final_ids)  # (the list, not the tensor: one look-up per pitch costs a tensor index each)
+        self.ending[[i for i in vocab.pitch_ids if i not in final] + [vocab.rest]] = -ENDING_BIAS
         self.hold_off_final = torch.zeros(len(vocab))  # at its first step: so is holding another degree
         self.hold_off_final[self.hold] = -ENDING_BIAS
         # contrast: in a phrase of a new letter, the step at the same offset in each earlier phrase (-1 past its end)
