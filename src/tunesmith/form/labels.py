@@ -165,9 +165,18 @@ def distance_matrix(sequences: list[list]) -> np.ndarray:
 
 def relation(song: Song, a: Phrase, b: Phrase) -> str:
     """"same", "variant" or "different" (see the module docstring)."""
-    line_a, line_b = _last_bar_line(song, a), _last_bar_line(song, b)
-    body_a, body_b = phrase_items(song, a, before=line_a), phrase_items(song, b, before=line_b)
-    items_a, items_b = phrase_items(song, a), phrase_items(song, b)
+    return _relation(a, b, _parts(song, a), _parts(song, b))
+
+
+def _parts(song: Song, phrase: Phrase) -> tuple[list, list]:
+    """A phrase's items and its body's (the items before its last bar line), as relations read them."""
+    return phrase_items(song, phrase), phrase_items(song, phrase, before=_last_bar_line(song, phrase))
+
+
+def _relation(a: Phrase, b: Phrase, parts_a: tuple[list, list], parts_b: tuple[list, list]) -> str:
+    """:func:`relation` from the phrases' :func:`_parts` (computed once per phrase by the callers
+    that relate every pair)."""
+    (items_a, body_a), (items_b, body_b) = parts_a, parts_b
     bodies = min(len(body_a), len(body_b)) >= MIN_BODY_NOTES
     same_cadence = items_a[len(body_a) :] == items_b[len(body_b) :] if bodies else True
     if a.bars == b.bars and same_cadence and distance(items_a, items_b) <= SAME:
@@ -180,10 +189,11 @@ def relation(song: Song, a: Phrase, b: Phrase) -> str:
 def label_phrases(song: Song, phrases: list[Phrase] | None = None) -> list[str]:
     """Form letter of each phrase ("A", "A'", "B"…), by the rules in the module docstring."""
     phrases = song_phrases(song) if phrases is None else phrases
+    parts = [_parts(song, phrase) for phrase in phrases]
     labels: list[str] = []
     for i, phrase in enumerate(phrases):
         label = None
-        relations = [relation(song, phrases[j], phrase) for j in range(i)]
+        relations = [_relation(phrases[j], phrase, parts[j], parts[i]) for j in range(i)]
         for j, rel in enumerate(relations):
             if rel == "same":
                 label = labels[j]
@@ -257,13 +267,14 @@ def compliance(song: Song, form: str | list[FormPhrase]) -> Compliance:
     if len(phrases) != len(wanted):
         problems.append(f"{len(phrases)} phrases, the form has {len(wanted)}")
     n = min(len(phrases), len(wanted))
+    parts = [_parts(song, phrase) for phrase in phrases[:n]]
     pairs = ok = 0
     for i in range(n):
         if wanted[i].bars is not None and phrases[i].bars != wanted[i].bars:
             problems.append(f"phrase {i + 1} lasts {phrases[i].bars} bars, not {wanted[i].bars}")
         for j in range(i):
             pairs += 1
-            rel = relation(song, phrases[j], phrases[i])
+            rel = _relation(phrases[j], phrases[i], parts[j], parts[i])
             a, b = wanted[j], wanted[i]
             if a.letter != b.letter:
                 good, want = rel == "different", "different"
