@@ -2,6 +2,7 @@
 the kept suffix scored correctly, and bad input as one-line errors (API and CLI)."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,10 +10,10 @@ import torch
 from tunesmith.checkpoint import Checkpoint
 from tunesmith.cli import main
 from tunesmith.config import Config, ModelConfig
-from tunesmith.encoding import SPECIALS
+from tunesmith.encoding import SPECIALS, decode_tokens
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import Generator, Melody, default_model_path
-from tunesmith.generate.regenerate import parse_bars, parse_fixes
+from tunesmith.generate.regenerate import parse_bars, parse_fixes, restrike
 from tunesmith.model import MelodyLSTM
 from tunesmith.song import step_positions
 
@@ -80,6 +81,27 @@ def test_the_horizon_limits_the_scored_bars_and_keeps_the_rest(generator, melody
     assert near[0].params["regenerated"]["scored_steps"] == [36, 60] and full[0].params["regenerated"]["scored_steps"] == [36, 96]
     for result in near + full:
         assert result.tokens[36:] == melody.tokens[36:] and len(result.tokens) == len(melody.tokens)
+
+
+def test_what_was_held_across_the_regions_end_is_struck_again_there():
+    # a rest held into the kept bar stays a rest, not the new last note held on
+    assert restrike(["60", "r", "_", "_"], ["60", "62", "_", "_"], 2) == ["60", "62", "r", "_"]
+    # a note held into it sounds again at its pitch; the tie stays when the new note has that pitch
+    assert restrike(["60", "_", "_", "_"], ["60", "64", "_", "_"], 2) == ["60", "64", "60", "_"]
+    assert restrike(["60", "_", "_", "_"], ["62", "60", "_", "_"], 2) == ["62", "60", "_", "_"]
+    # nothing held there, or the new region already begins something at the end: unchanged
+    assert restrike(["60", "_", "62", "_"], ["64", "_", "62", "_"], 2) == ["64", "_", "62", "_"]
+    assert restrike(["60", "_", "_", "_"], ["64", "_", "67", "_"], 2) == ["64", "_", "67", "_"]
+    assert restrike(["60", "_"], ["62", "_"], 2) == ["62", "_"]  # the region ends the melody
+
+
+def test_a_rest_held_into_the_last_kept_bar_keeps_that_bar(generator, melody):
+    # bar 7 begins a rest that lasts to the end: regenerating bar 7 keeps bar 8 silent and whole
+    tokens = melody.tokens[: 6 * 12] + ["r"] + ["_"] * (len(melody.tokens) - 6 * 12 - 1)
+    resting = Melody(tokens, replace(melody.song, notes=decode_tokens(tokens)), dict(melody.params))
+    for result in generator.regenerate(resting, (7, 7), num=2, candidates=4, seed=3):
+        assert len(result.tokens) == len(tokens) and result.tokens[7 * 12 :] == ["r"] + ["_"] * 11
+        assert result.tokens[: 6 * 12] == tokens[: 6 * 12]
 
 
 def test_fixed_notes_are_honoured_in_the_output_key(generator, melody):

@@ -137,6 +137,15 @@ def test_locked_bars_and_fixed_notes_survive_regeneration(client, melody):
         assert _sounding(alt["tokens"], rest["step"], rest["step"] + 1) == ["r"]  # silent there
 
 
+def test_a_rest_held_into_a_kept_bar_keeps_it_silent_and_whole(client, melody):
+    # bar 3 begins a rest that lasts to the end: after regenerating bar 3, bar 4 is the same rest
+    resting = {**melody, "tokens": melody["tokens"][:32] + ["r"] + ["_"] * (len(melody["tokens"]) - 33)}
+    request = {"melody": resting, "bars": [3, 3], "num": 2, "seed": 4}
+    for alt in client.post("/api/regenerate", json=request).json()["alternatives"]:
+        assert len(alt["tokens"]) == len(resting["tokens"]) and alt["song"]["bar_starts"] == melody["song"]["bar_starts"]
+        assert alt["tokens"][48:] == ["r"] + ["_"] * (len(resting["tokens"]) - 49)
+
+
 def test_regenerate_refuses_impossible_requests(client, melody):
     all_locked = client.post("/api/regenerate", json={"melody": melody, "bars": [2, 3], "locked": [2, 3]})
     assert "locked" in _refused(all_locked, 422)

@@ -22,7 +22,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from tunesmith.encoding import HOLD, decode_tokens
+from tunesmith.encoding import HOLD, REST, decode_tokens, is_pitch
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.config import GenerationConfig
 from tunesmith.generate.melody import Melody
@@ -336,9 +336,32 @@ def check_model(generator, melody: Melody) -> None:
         raise TunesmithError(f"the melody holds token {unknown[0]!r} this model does not know")
 
 
+def restrike(original: list[str], tokens: list[str], end: int) -> list[str]:
+    """``tokens`` (a regeneration of ``original`` whose region ends at step ``end``) with the
+    kept bar after the region sounding as before: a note or rest that ``original`` held across
+    ``end`` is struck again there when the new region's last note is another (a rest stays a rest
+    instead of turning into the new note held on; a tie into the kept bar is kept when the new
+    note has the held pitch). Pure: ``tokens`` is not changed."""
+    if not (end < len(tokens) and end < len(original) and original[end] == HOLD and tokens[end] == HOLD):
+        return tokens
+    pitch = sounding_pitch(original, end)
+    if sounding_pitch(tokens, end) == pitch:
+        return tokens
+    return tokens[:end] + [REST if pitch is None else str(pitch)] + tokens[end + 1 :]
+
+
+def sounding_pitch(tokens: list[str], step: int) -> int | None:
+    """The pitch sounding at ``step`` of ``tokens`` (None for a rest, or before the first note)."""
+    for token in reversed(tokens[: step + 1]):
+        if token != HOLD:
+            return int(token) if is_pitch(token) else None
+    return None
+
+
 def _melody(generator, original: Melody, plan: Plan, ids: list[int], score: float, index: int,
             config: RegenerateConfig, region: tuple[int, int]) -> Melody:  # fmt: skip
     body, ended = plan.melody_tokens(ids)
+    body = restrike(original.tokens, body, region[1])
     song = replace(original.song, notes=decode_tokens(body),
                    title=f"{original.song.title or 'Melody'} (bars {config.bars} anew, {index + 1})")  # fmt: skip
     if original.song.chords:  # the new bars get chords of their own, chosen the same way

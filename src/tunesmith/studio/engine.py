@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.encoding import HOLD, REST, decode_tokens, encode_notes, is_pitch
+from tunesmith.encoding import HOLD, decode_tokens, encode_notes, is_pitch
 from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, Melody
 from tunesmith.generate.regenerate import regenerate_many
@@ -160,14 +160,6 @@ def regions(song: Song, first: int, last: int, locked: set[int]) -> list[tuple[i
     return result
 
 
-def _onset_pitch(tokens: list[str], step: int) -> int | None:
-    """Pitch sounding at ``step`` (None for a rest or beyond the end)."""
-    for token in reversed(tokens[: step + 1]):
-        if token != HOLD:
-            return int(token) if is_pitch(token) else None
-    return None
-
-
 def regenerate(generator: Generator, name: str, melody: Melody, bars: tuple[int, int], num: int, seed: int,
                config: dict[str, Any], locked: set[int] = frozenset(), fixes: list[Fix] = ()) -> list[Melody]:  # fmt: skip
     """``num`` alternatives of ``melody`` with bars ``bars[0]..bars[1]`` (minus ``locked``) new.
@@ -236,23 +228,20 @@ def regenerate_batch(generator: Generator, name: str, requests: list[Regeneratio
 
 
 def _finish(generator: Generator, name: str, request: Regeneration, results: list[Melody]) -> list[Melody]:
-    """The alternatives as the page shows them: kept notes restruck after the region, the copy
-    measured again, the request recorded."""
+    """The alternatives as the page shows them (kept notes held across a region's end are struck
+    again there by the regeneration itself): the copy measured against the melody's own limit,
+    the request recorded."""
     melody, bars, locked = request.melody, request.bars, request.locked
-    ends = [end for _, end in regions(melody.song, bars[0], bars[1], locked)]
     copy = melody.params.get("copy")  # a client's JSON: checked before use
     limit = copy.get("max_copy") if isinstance(copy, dict) else None
     limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
-    finished = []
     for index, result in enumerate(results):
-        again = _restrike_after(melody, result, ends)
-        again.song.title = melody.song.title
+        result.song.title = melody.song.title
         if isinstance(copy, dict):  # the new bars may share more with a training tune than the old ones
-            _copy_again(generator, again, limit, result.params.get("copy") if again is result else None)
-        again.params.update(index=index, model=name, studio={"bars": list(bars), "seed": request.seed,
-                            "locked": sorted(locked), "fixes": [[f.step, f.pitch] for f in request.fixes]})  # fmt: skip
-        finished.append(again)
-    return finished
+            _copy_again(generator, result, limit, result.params.get("copy"))
+        result.params.update(index=index, model=name, studio={"bars": list(bars), "seed": request.seed,
+                             "locked": sorted(locked), "fixes": [[f.step, f.pitch] for f in request.fixes]})  # fmt: skip
+    return results
 
 
 def _copy_again(generator: Generator, melody: Melody, limit: int | None, measured: Any) -> None:
@@ -264,22 +253,6 @@ def _copy_again(generator: Generator, melody: Melody, limit: int | None, measure
     melody.params["copy"] = {k: v for k, v in measured.items() if k not in ("max_copy", "exceeds")}
     if limit is not None:
         melody.params["copy"].update(max_copy=limit, exceeds=measured["notes"] > limit)
-
-
-def _restrike_after(original: Melody, result: Melody, ends: list[int]) -> Melody:
-    """A note the original held across a region's end sounds again there, so the kept bar after
-    the region sounds as before instead of holding on the region's new last note."""
-    tokens = list(result.tokens)
-    changed = False
-    for end in ends:
-        if end < len(tokens) and end < len(original.tokens) and original.tokens[end] == HOLD:
-            pitch = _onset_pitch(original.tokens, end)
-            if tokens[end] == HOLD and _onset_pitch(tokens, end) != pitch:
-                tokens[end] = REST if pitch is None else str(pitch)
-                changed = True
-    if not changed:
-        return result
-    return melody_of_tokens(encode_notes(decode_tokens(tokens)), result.song, result.params)
 
 
 # Candidates sampled per alternative asked for, the kept bars after the region that rank them,
