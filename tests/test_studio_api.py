@@ -638,3 +638,81 @@ def test_each_server_process_takes_a_core_of_its_own(tmp_path, monkeypatch):
         for handle in command._HELD:
             handle.close()
     assert command.pinnable(2) and not command.pinnable(3) and not command.pinnable(1)  # one process per core
+
+
+# ---- found by probing the API: each a clear 4xx or a usable file, never a 500 ----------------------
+def _with_song(melody: dict, **song) -> dict:
+    return {**melody, "song": {**melody["song"], **song}}
+
+
+def test_chords_must_name_a_known_quality_and_a_symbol(client, melody):
+    chord = {"start": 0, "steps": 16, "root": 2, "quality": "maj", "roman": "I", "symbol": "D"}
+    ok = {"melody": _with_song(melody, chords=[chord]), "format": "mid"}
+    assert client.post("/api/export", json=ok).status_code == 200
+    for bad in ({"quality": "zz"}, {"quality": ""}, {"symbol": ""}, {"symbol": "zz"}):
+        request = {"melody": _with_song(melody, chords=[{**chord, **bad}]), "format": "mid"}
+        _refused(client.post("/api/export", json=request), 422, "melody.song.chords.0")
+    unnamed = _with_song(melody, chords=[{k: v for k, v in chord.items() if k != "symbol"}])
+    _refused(client.post("/api/score", json={"melody": unnamed}), 422, "melody.song.chords.0.symbol")
+
+
+def test_titles_are_one_line_and_any_alphabet_exports(client, melody):
+    for title in ("a\x07b", "T\nK:Gb", "\r\nX:1"):
+        _refused(client.post("/api/export", json={"melody": _with_song(melody, title=title), "format": "abc"}), 422,
+                 "melody.song.title")  # fmt: skip
+    for fmt in ("mid", "abc", "musicxml"):
+        titled = _with_song(melody, title="中文 🎻 Ünïcödé")
+        response = client.post("/api/export", json={"melody": titled, "format": fmt})
+        assert response.status_code == 200 and len(response.content) > 100
+    midi = client.post("/api/export", json={"melody": _with_song(melody, title="中文 Ünï")}).content
+    assert "?? Ünï".encode("latin-1") in midi  # MIDI text is Latin-1: the rest of the title as "?"
+
+
+def test_a_meter_with_no_note_value_is_refused(client, melody):
+    for meter in ("3/6", "99/99"):
+        odd = {"melody": _with_song(melody, meter=meter), "format": "mid"}
+        _refused(client.post("/api/export", json=odd), 422, "melody.song")
+    opened = client.post("/api/open", files={"file": ("odd.abc", b"X:1\nT:Odd\nM:3/6\nL:1/8\nK:C\nCDE|FGA|\n")})
+    assert "meter" in _refused(opened, 422, "file")
+
+
+def test_open_takes_odd_json_and_refuses_what_the_studio_cannot_use(client, melody):
+    bom = client.post("/api/open", files={"file": ("tune.json", b"\xef\xbb\xbf" + json.dumps(melody).encode())})
+    assert bom.json()["melody"]["tokens"] == melody["tokens"]
+    _refused(client.post("/api/open", files={"file": ("deep.json", b"[" * 100_000 + b"]" * 100_000)}), 422, "file")
+    titled = b"X:1\nT:" + b"x" * 500 + b"\nM:4/4\nL:1/4\nK:C\nCDEF|\n"
+    long_title = client.post("/api/open", files={"file": ("t.abc", titled)})
+    assert long_title.json()["melody"]["song"]["title"] == "x" * 200  # what every other call takes
+    long_tune = b"X:1\nT:Long\nM:4/4\nL:1/16\nK:C\n" + b"CDEF" * 4 * 300 + b"\n"  # 300 bars of 16ths
+    assert "4096 steps" in _refused(client.post("/api/open", files={"file": ("long.abc", long_tune)}), 422, "file")
+    broken = client.post("/api/open", files={"file": ("t.abc", b"X:1\nT:T\nM:4/4\nL:1/4\nK:C\nC D3/7 E|\n")})
+    assert "primer" not in _refused(broken, 422, "file")  # "file: unaccepted duration (…)", not the primer's words
+
+
+def test_a_melody_the_studio_wrote_opens_again(client):
+    # 6/8 with a note of two and a half quarters (a dotted half tied to an eighth): MIDI and ABC round trips
+    tokens = ["67"] + ["_"] * 9 + ["69", "_"] + ["71"] + ["_"] * 11
+    song = {"meter": "6/8", "bar_starts": [0, 12], "key": "C", "mode": "major", "steps_per_quarter": 4}
+    written = {"format": "tunesmith-melody", "version": 1, "tokens": tokens, "song": song, "params": {}}
+    for fmt, suffix in (("mid", "mid"), ("abc", "abc"), ("musicxml", "musicxml")):
+        data = client.post("/api/export", json={"melody": written, "format": fmt}).content
+        opened = client.post("/api/open", files={"file": (f"back.{suffix}", data)}).json()["melody"]
+        assert opened["tokens"] == tokens and opened["song"]["meter"] == "6/8", fmt
+
+
+def test_primer_abc_keeps_the_files_meter_and_mode_unless_the_request_names_them(client):
+    abc = "X:1\nM:6/8\nL:1/8\nK:Am\nABc e2d|\n"
+    own = client.post("/api/compose", json={"bars": 4, "seed": 3, "primer_abc": abc}).json()["melodies"][0]
+    assert own["song"]["meter"] == "6/8" and own["song"]["mode"] == "minor"
+    named = client.post("/api/compose", json={"bars": 4, "seed": 3, "primer_abc": abc, "meter": "3/4"}).json()
+    assert named["melodies"][0]["song"]["meter"] == "3/4"
+
+
+def test_long_wavs_and_doubly_fixed_notes_are_refused(client, melody):
+    if "wav" in client.get("/api/info").json()["formats"]:
+        long_tune = {**melody, "tokens": (["62"] + ["_"] * 15) * 128}
+        _refused(client.post("/api/export", json={"melody": long_tune, "format": "wav", "bpm": 20}), 422, "bpm")
+    onset = next(i for i in range(16, 32) if melody["tokens"][i] != "_")
+    fixes = [{"step": onset, "pitch": 71}, {"step": onset, "pitch": 72}]
+    request = {"melody": melody, "bars": [2, 2], "fixes": fixes, "num": 1, "seed": 1}
+    assert "two different pitches" in _refused(client.post("/api/regenerate", json=request), 422, "fixes")

@@ -102,11 +102,34 @@ class Song:
         return cls(**data)
 
 
+def one_line(text: str) -> str:
+    """``text`` as every file header can hold it: line breaks and other control characters
+    become spaces (an ABC ``T:`` line, a MIDI track name, XML), runs of spaces one, ends trimmed."""
+    return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(text)).split())
+
+
+NOTE_VALUES = (1, 2, 4, 8, 16, 32, 64)  # a meter's lower number names one of these notes (4: a quarter)
+
+
+def meter_parts(meter: str) -> tuple[int, int]:
+    """``(count, note value)`` of a meter such as "6/8"; ValueError for a meter no score or MIDI
+    file can write: not "N/D", a count below 1, or a lower number that names no note value (3/6)."""
+    num, _, den = str(meter).partition("/")
+    if not (num.strip().isdigit() and den.strip().isdigit()):
+        raise ValueError(f"meter {meter!r} is not written like 3/4 or 6/8")
+    count, value = int(num), int(den)
+    if count < 1 or value not in NOTE_VALUES:
+        raise ValueError(f"meter {meter!r}: the upper number must be 1 or more and the lower one a note value "
+                         f"({', '.join(map(str, NOTE_VALUES))})")  # fmt: skip
+    return count, value
+
+
 @functools.lru_cache(maxsize=256)  # a pure function asked for the same few meters again and again
 def bar_steps(meter: str, steps_per_quarter: int) -> int:
-    """Steps in one full bar of ``meter`` ("6/8" at 4 steps per quarter → 12)."""
-    num, den = meter.split("/")
-    length = Fraction(int(num) * 4, int(den)) * steps_per_quarter
+    """Steps in one full bar of ``meter`` ("6/8" at 4 steps per quarter → 12); ValueError for a
+    meter :func:`meter_parts` refuses or one whose bar is no whole number of steps."""
+    num, den = meter_parts(meter)
+    length = Fraction(num * 4, den) * steps_per_quarter
     if length.denominator != 1 or length <= 0:
         raise ValueError(f"meter {meter!r} does not fill a whole number of steps")
     return int(length)

@@ -17,7 +17,7 @@ from typing import Any
 from tunesmith.corpus import phrasing
 from tunesmith.corpus.sources import FORMATS, SourceFile
 from tunesmith.form.phrases import clean_phrase_starts, offsets_to_steps, rule_phrase_starts
-from tunesmith.song import Note, Song, transposition_to
+from tunesmith.song import Note, Song, bar_steps, one_line, transposition_to
 
 READER_VERSION = 3  # bump when reading changes, to invalidate caches
 _TUNE_START = re.compile(r"^X:", re.MULTILINE)
@@ -146,6 +146,10 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
         raise _Reject("no notes", "the melody has no pitched notes")
     timesigs = list(part.recurse().getElementsByClass(meter.TimeSignature))
     meter_text = timesigs[0].ratioString if timesigs else "4/4"
+    try:
+        bar_steps(meter_text, spq)
+    except ValueError as exc:
+        raise _Reject("unusable meter", str(exc)) from None
     tonic_pc, mode, tonic_name = _detect_key(part, job.fmt)
     shift = transposition_to(tonic_pc, mode)
     sounding = [e for e in elements if not e.duration.isGrace]
@@ -173,7 +177,7 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
         mode=mode,
         key=tonic_name,
         transposition=shift,
-        title=str(title).strip() or Path(job.path).stem,
+        title=one_line(title) or Path(job.path).stem,
         source=job.label,
     )
     if phrase_offsets:

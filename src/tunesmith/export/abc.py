@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from tunesmith.export.notation import Piece, bar_lines, beat_steps, phrase_starts, pieces, written_key
-from tunesmith.song import Song, bar_steps
+from tunesmith.song import Song, bar_steps, one_line
 
 ACCIDENTALS = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
 UNIT = Fraction(1, 2)  # L:1/8 — one eighth note, in quarters
@@ -91,7 +91,7 @@ def abc_text(song: Song, bpm: float | None = None, number: int = 1) -> str:
     lines = bar_lines(song)
     bar = bar_steps(song.meter, song.steps_per_quarter)
     chords = {c.start: c.symbol for c in getattr(song, "chords", []) or []}
-    header = [f"X:{number}", f"T:{song.title or 'Melody'}", "C:tunesmith", f"M:{song.meter}", "L:1/8"]
+    header = [f"X:{number}", f"T:{one_line(song.title) or 'Melody'}", "C:tunesmith", f"M:{song.meter}", "L:1/8"]
     if bpm:
         header.append(f"Q:1/4={round(bpm)}")
     header.append(f"K:{abc_key(song)}")

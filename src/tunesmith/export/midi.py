@@ -16,7 +16,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.export import humanize as hz
 from tunesmith.export.accompaniment import accompaniment
 from tunesmith.export.notation import bar_lines, beat_steps, phrase_starts, written_key
-from tunesmith.song import Song, bar_steps
+from tunesmith.song import Song, bar_steps, one_line
 
 TICKS_PER_QUARTER = 480
 GAP_TICKS = 12  # a note is released this early so repeated pitches are heard as separate notes
@@ -114,8 +114,10 @@ def to_midi_file(song: Song, config, humanize: float = 0.0):
     except ImportError:
         raise TunesmithError("writing MIDI needs mido: pip install mido") from None
     num, den = (int(x) for x in song.meter.split("/"))
+    # a MIDI file's text is Latin-1: other letters become "?" (the title stays whole in the other formats)
+    name = (one_line(song.title) or "tunesmith").encode("latin-1", "replace").decode("latin-1")
     conductor = mido.MidiTrack([
-        mido.MetaMessage("track_name", name=song.title or "tunesmith", time=0),
+        mido.MetaMessage("track_name", name=name, time=0),
         mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(config.bpm), time=0),
         mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0),
         mido.MetaMessage("key_signature", key=mido_key(song), time=0),

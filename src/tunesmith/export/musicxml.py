@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tunesmith.errors import TunesmithError
 from tunesmith.export.notation import bar_lines, pieces, written_key
-from tunesmith.song import Song, bar_steps
+from tunesmith.song import Song, bar_steps, one_line
 
 
 def chord_figure(symbol: str) -> str:
@@ -27,7 +27,7 @@ def to_score(song: Song, bpm: float | None = None):
         raise TunesmithError("writing MusicXML needs music21: pip install music21") from None
     spq = song.steps_per_quarter
     score = stream.Score()
-    score.metadata = metadata.Metadata(title=song.title or "Melody", composer="tunesmith")
+    score.metadata = metadata.Metadata(title=one_line(song.title) or "Melody", composer="tunesmith")
     part = stream.Part(id="melody")
     part.partName = "Melody"
     lines = bar_lines(song)

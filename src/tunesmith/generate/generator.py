@@ -74,12 +74,6 @@ class Generator:
         return cls(checkpoint.build_model(target), checkpoint, target, str(path))
 
     @property
-    def accepted_durations(self) -> list[float]:
-        from tunesmith.config import DEFAULT_DURATIONS
-
-        return self.payload.get("config", {}).get("corpus", {}).get("accepted_durations", DEFAULT_DURATIONS)
-
-    @property
     def form_aware(self) -> bool:
         """Whether the model reads form inputs (``model.form_inputs``): then a form is drawn by default."""
         return bool(getattr(self.model, "form_inputs", False))

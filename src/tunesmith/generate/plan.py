@@ -89,7 +89,7 @@ def plan_generation(generator, config: GenerationConfig) -> Plan:
     seed = make_seed(config.seed)
     primer_song = None
     if config.primer_file:
-        primer_song = read_primer_file(config.primer_file, generator.steps_per_quarter, generator.accepted_durations)
+        primer_song = read_primer_file(config.primer_file, generator.steps_per_quarter)
     mode = config.mode or (primer_song.mode if primer_song else "major")
     meter = config.meter or (primer_song.meter if primer_song else "4/4")
     mode_id, meter_id, bar = resolve_kind(generator, mode, meter)

@@ -43,10 +43,16 @@ def parse_primer(text: str) -> list[str]:
     return tokens
 
 
-def read_primer_file(path: str | Path, steps_per_quarter: int, accepted_durations: list[float]) -> Song:
+LONGEST_NOTE = 16  # quarters: a note a whole bar of 4/1 long (Essen writes such bars)
+
+
+def read_primer_file(path: str | Path, steps_per_quarter: int) -> Song:
     """The first tune of a file any corpus format can hold, as a Song in C major / A minor.
 
-    Raises TunesmithError when the file is missing or the reader rejects the tune.
+    Any note length on the step grid is taken, up to :data:`LONGEST_NOTE` quarters: the list of
+    lengths the training songs keep to is a rule for a corpus, and a tune tunesmith wrote (a
+    note of two and a half quarters, say) must open again. Raises TunesmithError when the file is
+    missing or the reader rejects the tune.
     """
     from tunesmith.corpus.reader import make_jobs, read_job
     from tunesmith.corpus.sources import SourceFile
@@ -55,7 +61,8 @@ def read_primer_file(path: str | Path, steps_per_quarter: int, accepted_duration
     if not path.is_file():
         raise TunesmithError(f"no primer file at {str(path)!r}")
     jobs = make_jobs(SourceFile(path, str(path)))
-    settings = {"steps_per_quarter": steps_per_quarter, "accepted_durations": list(accepted_durations)}
+    grid = [k / steps_per_quarter for k in range(1, LONGEST_NOTE * steps_per_quarter + 1)]
+    settings = {"steps_per_quarter": steps_per_quarter, "accepted_durations": grid}
     result = read_job(jobs[0], settings)
     if "song" not in result:
         raise TunesmithError(f"cannot use primer file {str(path)!r}: {result['reason']} ({result['detail']})")

@@ -34,8 +34,9 @@ from tunesmith.generate.melody import Melody
 from tunesmith.song import Song, bar_steps, tonic_pitch_class
 from tunesmith.studio import engine, render
 from tunesmith.studio.decoder import SharedDecoder
-from tunesmith.studio.schemas import (CHORD_SPANS, MAX_BARS, MAX_NUM, MAX_STEPS, ComposeRequest, ExportRequest,
-                                      HarmonizeRequest, MelodyIn, MelodyRequest, RegenerateRequest)  # fmt: skip
+from tunesmith.studio.schemas import (CHORD_SPANS, MAX_BARS, MAX_NUM, MAX_STEPS, MAX_TEXT, ComposeRequest,
+                                      ExportRequest, HarmonizeRequest, MelodyIn, MelodyRequest,
+                                      RegenerateRequest)  # fmt: skip
 
 STATIC = Path(__file__).parent / "static"
 SWAGGER = STATIC / "vendor" / "swagger-ui"  # git-ignored; the Makefile copies it from npm's swagger-ui-dist
@@ -325,7 +326,12 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
                 path = Path(folder) / f"upload{suffix}"  # never the client's name
                 path.write_bytes(data)
                 with _quiet_path(path, "file"):
-                    return engine.open_tune(path, registry.get(None).steps_per_quarter)
+                    opened = engine.open_tune(path, registry.get(None).steps_per_quarter)
+            if len(opened.tokens) > MAX_STEPS:  # what every other call would refuse
+                raise TunesmithError(f"file: the tune lasts {len(opened.tokens)} steps; the studio takes melodies of "
+                                     f"at most {MAX_STEPS} steps (128 bars of 4/2 in 16ths)")  # fmt: skip
+            opened.song.title = opened.song.title[:MAX_TEXT]
+            return opened
 
         melody = await run(work)
         return {"melody": melody.to_dict()}
@@ -339,15 +345,18 @@ def _quiet_path(path: Path, field: str):
     try:
         yield
     except TunesmithError as exc:
-        message = str(exc).replace(repr(str(path)), field).replace(str(path), field)
+        message = str(exc).replace(f"cannot use primer file {str(path)!r}: ", "")  # the field says which file
+        message = message.replace(repr(str(path)), field).replace(str(path), field)
         raise TunesmithError(message if message.startswith(field) else f"{field}: {message}") from None
 
 
 def _open_json(data: bytes) -> Melody:
     try:
-        parsed = json.loads(data.decode("utf-8"))
+        parsed = json.loads(data.decode("utf-8-sig"))  # a byte-order mark some editors write is no error
     except (UnicodeDecodeError, ValueError):
         raise TunesmithError("file: not a JSON text") from None
+    except RecursionError:  # arrays nested thousands deep
+        raise TunesmithError("file: its JSON is nested too deeply for a melody") from None
     try:
         return to_melody(MelodyIn.model_validate(parsed))
     except ValidationError as exc:

@@ -305,10 +305,15 @@ def _fix_text(song: Song, run: list[int], fixes: list[Fix]) -> str:
 
 
 def _check_fixes(tokens: list[str], fixes: list[Fix]) -> None:
-    """Each fix must sit where a note or rest of the melody starts (the page fixes whole notes)."""
+    """Each fix must sit where a note or rest of the melody starts (the page fixes whole notes),
+    one pitch per step. (Fixes outside the regenerated bars are the page's list of every fixed
+    note: kept there anyway, they change nothing.)"""
+    pitches: dict[int, int | None] = {}
     for fix in fixes:
         if fix.step >= len(tokens) or tokens[fix.step] == HOLD:
             raise TunesmithError(f"fixes: step {fix.step} is not where a note of this melody starts")
+        if pitches.setdefault(fix.step, fix.pitch) != fix.pitch:
+            raise TunesmithError(f"fixes: step {fix.step} is fixed to two different pitches")
 
 
 def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> Melody:
@@ -325,11 +330,10 @@ def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> M
 
 def open_tune(path: Path, steps_per_quarter: int) -> Melody:
     """The first tune of a corpus-format file as a Melody in its own key (to continue work on it)."""
-    from tunesmith.config import DEFAULT_DURATIONS
     from tunesmith.generate.primer import primer_tokens_of_song, read_primer_file
     from tunesmith.song import key_name
 
-    song = read_primer_file(path, steps_per_quarter, DEFAULT_DURATIONS)  # in C major / A minor
+    song = read_primer_file(path, steps_per_quarter)  # in C major / A minor
     shift = -song.transposition
     tokens = [str(int(t) + shift) if is_pitch(t) else t for t in primer_tokens_of_song(song)]
     tokens = encode_notes(decode_tokens(tokens))

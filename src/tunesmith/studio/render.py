@@ -23,6 +23,9 @@ MEDIA_TYPES = {
 _MEASURE = re.compile(r'<g id="([^"]+)" class="measure')
 
 
+MAX_WAV_MINUTES = 12  # a 128-bar 4/4 tune at 45 quarters a minute; the CLI renders any length
+
+
 def available_formats() -> list[str]:
     """Download formats this server can write: all of MEDIA_TYPES, WAV only where fluidsynth and a
     General MIDI soundfont are installed."""
@@ -77,6 +80,11 @@ def export_bytes(melody: Melody, fmt: str, bpm: float, program: int, humanize: f
         raise TunesmithError(f"format {fmt!r} is not available here; available: {', '.join(available_formats())}")
     if fmt == "svg":
         return score_view(melody, bpm)["svg"].encode("utf-8")
+    if fmt == "wav":  # ~10 MB a minute: a server keeps each answer (and its memory) bounded
+        minutes = melody.song.total_steps / melody.song.steps_per_quarter / bpm
+        if minutes > MAX_WAV_MINUTES:
+            raise TunesmithError(f"bpm: at {bpm:g} quarters a minute the WAV would last {minutes:.0f} minutes; the "
+                                 f"studio renders {MAX_WAV_MINUTES} at most (play it faster or export MIDI)")  # fmt: skip
     melody.params.pop("export", None)  # the request's settings, never stored ones from a client
     with tempfile.TemporaryDirectory(prefix="tunesmith-studio-") as folder:
         path = write(melody, Path(folder) / f"melody.{fmt}", bpm=bpm, program=program, humanize=humanize)

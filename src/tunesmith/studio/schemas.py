@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tunesmith.generate.config import INSTRUMENT_NAMES, SCHEMES, GenerationConfig
 from tunesmith.generate.regenerate import STEP_SCHEMES
+from tunesmith.harmony.theory import QUALITIES
 from tunesmith.settings import field_comments
 from tunesmith.song import MODES
 
@@ -107,6 +108,7 @@ class ComposeRequest(Sampling):
         data["form"] = (self.form or "").strip() or None
         if self.primer_abc:  # the file's meter and mode fill in only what the request leaves out
             data["primer"] = ""
+            data.update({name: None for name in ("mode", "meter") if name not in self.model_fields_set})
         return data
 
 
@@ -116,9 +118,9 @@ class ChordIn(Strict):
     start: int = Field(ge=0, le=MAX_STEPS)
     steps: int = Field(ge=1, le=MAX_STEPS)
     root: int = Field(ge=0, le=11)
-    quality: str = Field(max_length=8, pattern=r"^[A-Za-z0-9]*$")
+    quality: Literal[QUALITIES]
     roman: str = Field("", max_length=12, pattern=r"^[A-Za-z0-9#b+°ø-]*$")
-    symbol: str = Field("", max_length=16, pattern=r"^[A-Ga-g0-9#b+°ø()/a-z-]*$")
+    symbol: str = Field(max_length=16, pattern=r"^[A-G][#b]{0,2}[a-z0-9#b+°ø()/A-G-]*$")  # a root, then its kind
 
 
 class SongIn(Strict):
@@ -136,6 +138,13 @@ class SongIn(Strict):
     chords: list[ChordIn] = Field(default_factory=list, max_length=MAX_STEPS)
     phrase_starts: list[Annotated[int, Field(ge=0, le=MAX_STEPS)]] = Field(default_factory=list, max_length=MAX_STEPS)
     phrase_source: str = Field("", max_length=20, pattern=r"^[a-z ]*$")
+
+    @field_validator("title", "source")
+    @classmethod
+    def _one_line(cls, text: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ValueError("one line of text: no line breaks or control characters")
+        return text
 
     @field_validator("phrase_starts")
     @classmethod
