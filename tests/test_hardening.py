@@ -348,3 +348,67 @@ def test_the_cli_builds_its_flags_and_help_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+# --- found by probing the CLI: each a one-line error, exit 2, before any long work -----------------
+def _melody_file(tmp_path, tiny_checkpoint, damage) -> Path:
+    from tunesmith.generate import Generator
+
+    data = Generator.from_checkpoint(tiny_checkpoint, "cpu").generate(bars=4, seed=1)[0].to_dict()
+    damage(data)
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: d.update(tokens=d["tokens"][:3] + [60]), "'tokens'"),
+    (lambda d: d.update(tokens=[]), "'tokens'"),
+    (lambda d: d.update(tokens=["_"] + d["tokens"]), "starts with '_'"),
+    (lambda d: d.update(song=None), "'song'"),
+    (lambda d: d.update(params=[]), "'params'"),
+    (lambda d: d.update(version=99), "version 99"),
+    (lambda d: d["song"].update(steps_per_quarter=0), "steps_per_quarter"),
+    (lambda d: d["song"].update(meter="waltz"), "meter"),
+    (lambda d: d["song"].update(key="H#"), "unknown key"),
+    (lambda d: d["song"].update(bar_starts="0 16"), "bar_starts"),
+    (lambda d: d["song"].update(chords=[[0, 16]]), "'song'"),
+])  # fmt: skip
+def test_a_damaged_melody_file_is_named_not_an_internal_error(damage, words, tmp_path, tiny_checkpoint, capsys):
+    path = _melody_file(tmp_path, tiny_checkpoint, damage)
+    argv = ["regenerate", str(path), "--bars", "2-3", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    assert words in one_line_error(capsys)
+
+
+def test_numbers_and_paths_are_checked_before_the_work(tmp_path, tiny_checkpoint, capsys):
+    for argv, words in [
+        (["evaluate", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e1"), "--threads", "100000"], "--threads"),
+        (["evaluate", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e2"), "--num", "99999999999"], "--num"),
+        (["evaluate", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "e3"), "--seed", "-5"], "got -5"),
+        (["critic", str(tiny_checkpoint), "--output", str(tmp_path)], "is a folder"),
+        (["critic", str(tiny_checkpoint), "--output", str(tiny_checkpoint / "x.pt")], "is a file"),
+        (["generate", "--model", str(tiny_checkpoint), "--device", "mps", "--out", str(tmp_path / "g")], "mps"),
+    ]:  # fmt: skip
+        assert cli.main(argv) == 2, argv
+        assert words in one_line_error(capsys), argv
+
+
+def test_a_soundfont_asked_for_must_exist(tmp_path):
+    from tunesmith.export.audio import find_soundfont
+
+    with pytest.raises(TunesmithError, match="no soundfont at"):
+        find_soundfont(str(tmp_path / "absent.sf2"))
+
+
+def test_serve_says_so_when_it_cannot_listen(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port)]) == 2
+        assert "cannot listen" in one_line_error(capsys)
+    assert cli.main(["serve", "--host", "not a host!"]) == 2
+    assert "--host" in one_line_error(capsys)

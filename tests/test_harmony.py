@@ -219,3 +219,29 @@ def test_generated_melody_gets_chords(tiny_checkpoint, fixture_model):
     assert chords[0].start == 0 and sum(c.steps for c in chords) == melody.song.total_steps
     melody.song.chords = chords
     assert Song.from_dict(json.loads(json.dumps(melody.song.to_dict()))).chords == chords
+
+
+def test_harmonize_never_writes_over_a_file(tmp_path, capsys):
+    """``--out`` is a folder; a file already there (the input itself, say) is never replaced."""
+    tune = tmp_path / "tune.abc"
+    text = "X:1\nT:Kept\n% the musician's comment\nM:3/4\nL:1/4\nK:G\nG A B | c2 B | A G F | G3 |]\n"
+    tune.write_text(text)
+    assert main(["harmonize", str(tune), "--out", str(tmp_path)]) == 2
+    assert "exists" in capsys.readouterr().err and tune.read_text() == text
+    assert main(["harmonize", str(tune), "--out", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "tune.mid" in written and "tune.json" in written
+    assert main(["harmonize", str(tune), "--out", str(tmp_path / "out")]) == 2  # again: the files are there now
+
+
+def test_training_on_unusable_tunes_keeps_the_old_harmoniser(tmp_path, capsys):
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "binary.abc").write_bytes(bytes(range(256)) * 8)
+    (data / "empty.abc").write_text("X:1\nT:No notes\nK:C\n")
+    model = tmp_path / "h.json"
+    model.write_text("kept")
+    assert main(["harmonize", "--train", "--data", str(data), "--model", str(model), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "usable tunes" in err and "nothing was saved" in err and "\n" not in err
+    assert model.read_text() == "kept"

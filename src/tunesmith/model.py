@@ -392,4 +392,9 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise TunesmithError("device 'cuda' was asked for but CUDA is not available")
-    return torch.device(name)
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise TunesmithError("device 'mps' was asked for but Apple's MPS is not available here")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise TunesmithError(f"unknown device {name!r}: auto, cpu, cuda or mps") from None

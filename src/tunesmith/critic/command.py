@@ -6,6 +6,7 @@ The file is rewritten atomically (or written to ``--output``); everything else i
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
@@ -33,15 +34,33 @@ def run_critic(args: argparse.Namespace) -> int:
     path = Path(args.model).expanduser()
     if not path.is_file():
         raise TunesmithError(f"no such model file: {str(path)!r}")
+    output = Path(args.output).expanduser() if args.output else path
+    _check_writable(output)  # before the minutes of fitting, not after
     torch.set_num_threads(1)  # one melody at a time is bound by per-step overhead, not arithmetic
     checkpoint = Checkpoint.load(path)
     generator = Generator.from_checkpoint(path, "cpu")
     critic = fit_critic(generator, training_songs(checkpoint, config.songs), config, progress=not args.quiet)
     checkpoint.extra[EXTRA_KEY] = critic.to_plain()
-    output = Path(args.output).expanduser() if args.output else path
     checkpoint.save(output)
     fitted = critic.fitted
     print(f"critic of {path.name}: {config.trees} trees fitted on {fitted['songs']} training songs and "
           f"{fitted['melodies']} of the model's melodies in {fitted['seconds']:.0f} s; out-of-bag accuracy "
           f"{fitted['out_of_bag_accuracy']:.1%}; written to {output}")  # fmt: skip
     return 0
+
+
+def _check_writable(output: Path) -> None:
+    """A one-line TunesmithError when a checkpoint could not be written at ``output``."""
+    if output.is_dir():
+        raise TunesmithError(f"--output {str(output)!r} is a folder: give a file name")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise TunesmithError(f"cannot write {str(output)!r}: a part of its path is a file, not a folder") from None
+    except OSError as exc:
+        raise TunesmithError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+    try:  # the way the checkpoint is written: a file beside it, then a rename
+        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=f".{output.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise TunesmithError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None

@@ -17,12 +17,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tunesmith.config import MAX_SEED, MAX_THREADS
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.classifier import ClassifierConfig
 from tunesmith.evaluate.compare import CompareConfig
 from tunesmith.evaluate.dryout import DryoutConfig
 from tunesmith.evaluate.ngram import NGramConfig
 from tunesmith.song import Song, bar_steps
+
+
+MAX_MELODIES = 100_000  # generated melodies one evaluation compares (the held-out sets hold a few hundred songs)
 
 
 @dataclass
@@ -52,6 +56,9 @@ class EvaluateConfig:
             check_fields(getattr(self, name), f"evaluate.{name}")
         if not 0.0 < self.copy_bars <= 64.0:
             raise TunesmithError(f"evaluate.copy_bars must be in (0, 64], got {self.copy_bars!r}")
+        for name, high in (("num", MAX_MELODIES), ("seed", MAX_SEED), ("threads", MAX_THREADS)):
+            if not 0 <= getattr(self, name) <= high:
+                raise TunesmithError(f"--{name} must be in 0..{high:,}, got {getattr(self, name)!r}")
         if self.num < 2 and self.num != 0:
             raise TunesmithError(f"--num must be at least 2 to compare sets (0 = one per real song), got {self.num!r}")
         if self.form:
@@ -60,8 +67,6 @@ class EvaluateConfig:
             parse_form(self.form)  # a bad form fails before any work, with parse_form's one-line error
         if self.half not in HALVES:
             raise TunesmithError(f"--half must be one of {', '.join(HALVES)}, got {self.half!r}")
-        if self.threads < 0:
-            raise TunesmithError(f"--threads must be >= 0, got {self.threads!r}")
         if self.bars < 0:
             raise TunesmithError(f"--bars must be >= 0 (0 = match the real songs' lengths), got {self.bars!r}")
         if self.dryout.num < 0 or (self.dryout.num and self.dryout.bars < 4):

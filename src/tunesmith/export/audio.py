@@ -28,7 +28,10 @@ class AudioUnavailable(TunesmithError):
 
 
 def find_soundfont(explicit: str = "") -> Path:
-    """The soundfont to render with: ``explicit``, ``$TUNESMITH_SOUNDFONT``, then the usual places."""
+    """The soundfont to render with: ``explicit``, ``$TUNESMITH_SOUNDFONT``, then the usual places
+    (a soundfont asked for by name that is not there is an error, not a fallback)."""
+    if explicit and not Path(explicit).is_file():
+        raise TunesmithError(f"no soundfont at {explicit!r}")
     for candidate in (explicit, os.environ.get("TUNESMITH_SOUNDFONT", ""), *SOUNDFONTS):
         if candidate and Path(candidate).is_file():
             return Path(candidate)

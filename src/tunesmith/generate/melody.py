@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunesmith.encoding import HOLD, decode_tokens
 from tunesmith.errors import TunesmithError
 from tunesmith.song import Song
 
 MELODY_FORMAT = "tunesmith-melody"
 MELODY_VERSION = 1
+_TOKEN = re.compile(r"^(\d{1,3}|r|_)$")  # a body token: a MIDI pitch, a rest, a hold
+
+
+def _check_song(song: Song) -> None:
+    """ValueError naming the first of ``song``'s fields (read from a file) that no tunesmith song has."""
+    from tunesmith.song import MODES, bar_steps, tonic_pitch_class
+
+    if not isinstance(song.steps_per_quarter, int) or not 1 <= song.steps_per_quarter <= 64:
+        raise ValueError(f"steps_per_quarter must be a whole number in 1..64, got {song.steps_per_quarter!r}")
+    bar_steps(str(song.meter), song.steps_per_quarter)  # ValueError for a meter no score can write
+    tonic_pitch_class(str(song.key))
+    if song.mode not in MODES:
+        raise ValueError(f"mode must be major or minor, got {song.mode!r}")
+    for name in ("bar_starts", "phrase_starts"):
+        values = getattr(song, name)
+        if not isinstance(values, list) or not all(isinstance(v, int) and v >= 0 for v in values) \
+                or values != sorted(set(values)):  # fmt: skip
+            raise ValueError(f"{name} must be increasing step numbers")
+    if not isinstance(song.transposition, int) or not -12 <= song.transposition <= 12:
+        raise ValueError(f"transposition must be a whole number in -12..12, got {song.transposition!r}")
+    if not all(isinstance(c.start, int) and isinstance(c.steps, int) and isinstance(c.symbol, str) for c in song.chords):
+        raise ValueError("chords must each have a start, a length in steps and a symbol")
 
 
 @dataclass
@@ -50,9 +74,26 @@ class Melody:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Melody:
-        if data.get("format") != MELODY_FORMAT:
+        """The melody ``to_dict`` wrote; a one-line TunesmithError naming the first field that is
+        not what tunesmith writes. The notes are rebuilt from the tokens (the tokens are the music)."""
+        if not isinstance(data, dict) or data.get("format") != MELODY_FORMAT:
             raise TunesmithError("not a tunesmith melody file (its 'format' is not 'tunesmith-melody')")
-        return cls(list(data["tokens"]), Song.from_dict(data["song"]), dict(data.get("params", {})))
+        if data.get("version") != MELODY_VERSION:
+            raise TunesmithError(f"melody file version {data.get('version')!r}; this tunesmith reads {MELODY_VERSION}")
+        tokens, song, params = data.get("tokens"), data.get("song"), data.get("params", {})
+        if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) and _TOKEN.match(t) for t in tokens)):
+            raise TunesmithError("not a valid tunesmith melody file: 'tokens' must be a list of pitch numbers, 'r' and '_'")
+        if tokens[0] == HOLD:
+            raise TunesmithError("not a valid tunesmith melody file: 'tokens' starts with '_' (a hold needs a note)")
+        if not isinstance(song, dict) or not isinstance(params, dict):
+            raise TunesmithError("not a valid tunesmith melody file: 'song' and 'params' must be objects")
+        try:
+            song = Song.from_dict({**song, "notes": [], "chords": song.get("chords") or []})
+            song.notes = decode_tokens(tokens)
+            _check_song(song)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise TunesmithError(f"not a valid tunesmith melody file: 'song': {exc}") from None
+        return cls(list(tokens), song, dict(params))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -60,9 +101,14 @@ class Melody:
     @classmethod
     def load(cls, path: str | Path) -> Melody:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError) as exc:
-            raise TunesmithError(f"cannot read melody {str(path)!r}: {exc}") from None
+            data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a JSON text"
+            raise TunesmithError(f"cannot read melody {str(path)!r}: {reason}") from None
+        try:
+            return cls.from_dict(data)
+        except TunesmithError as exc:
+            raise TunesmithError(f"cannot use melody {str(path)!r}: {exc}") from None
 
     def write(self, path: str | Path, **options: Any) -> Path:
         """Write the melody in the format its suffix names (.mid, .musicxml, .wav, .png, .svg, .json).

@@ -8,11 +8,14 @@ from pathlib import Path
 from tunesmith.errors import TunesmithError
 
 FORMATS = ("json", "musicxml", "mid", "abc")  # written when the export stage knows them
+MIN_TUNES = 20  # tunes --train needs: held-out tunes to measure it on, and chords of each kind to learn
 
 
 def add_harmonize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", help="a melody in any format the corpus reader takes (kern, ABC, MusicXML, MIDI); its first tune")
-    parser.add_argument("--out", default=None, help="write the melody with its chords here (json, musicxml, mid, abc)")
+    parser.add_argument("--out", default=None, metavar="FOLDER",
+                        help="folder to write the melody with its chords into, as FILE's name .json, .musicxml, .mid "
+                             "and .abc (never over an existing file)")  # fmt: skip
     parser.add_argument("--per", choices=("bar", "half"), default=None,
                         help="one chord per bar or per half bar (default: what the Nottingham tunes do in that meter)")
     parser.add_argument("--model", default=None, help="harmoniser file (default: the shipped models/harmony.json)")
@@ -33,8 +36,11 @@ def run_harmonize(args: argparse.Namespace) -> int:
 
     model = load_harmony(args.model)
     song = read_melody(args.file)
-    if args.out:
-        _make_folder(Path(args.out))  # fail before any work when it cannot be written
+    if args.out:  # fail before any work when it cannot be written, or would write over a file
+        _make_folder(Path(args.out))
+        taken = [path for path in song_paths(Path(args.out), Path(args.file).stem) if path.exists()]
+        if taken:
+            raise TunesmithError(f"{str(taken[0])!r} exists: give --out a folder without it (nothing is written over)")
     per = args.per or model.per_for(song.meter)
     song.chords = harmonize(song, model, per)
     _print_chords(song, per)
@@ -44,13 +50,20 @@ def run_harmonize(args: argparse.Namespace) -> int:
     return 0
 
 
+def song_paths(folder: Path, stem: str) -> list[Path]:
+    """Where :func:`write_song` writes: ``stem`` with each suffix the export stage writes among FORMATS."""
+    from tunesmith.export import FORMAT_SUFFIXES
+
+    suffixes = [FORMAT_SUFFIXES.get(name, f".{name}") for name in FORMATS]
+    return [folder / f"{stem}{suffix}" for suffix in suffixes if _writable(suffix)]
+
+
 def write_song(song, folder: Path, stem: str) -> list[Path]:
     """The harmonised song in every format the export stage writes among FORMATS."""
-    from tunesmith.export import FORMAT_SUFFIXES, write
+    from tunesmith.export import write
 
     _make_folder(folder)
-    suffixes = [FORMAT_SUFFIXES.get(name, f".{name}") for name in FORMATS]
-    return [write(song, folder / f"{stem}{suffix}") for suffix in suffixes if _writable(suffix)]
+    return [write(song, path) for path in song_paths(folder, stem)]
 
 
 def _make_folder(folder: Path) -> None:
@@ -97,6 +110,9 @@ def _train(args: argparse.Namespace) -> int:
     config = HarmonyConfig(data=args.data, workers=args.workers).validate()
     records = read_folder(config.data or None, workers=config.workers, cache_dir=config.cache_dir, progress=True)
     print(f"{len(records)} Nottingham tunes read")
+    if len(records) < MIN_TUNES:  # too few to split into train, dev and test: the old file stays
+        raise TunesmithError(f"only {len(records)} usable tunes in {config.data or 'the shared data folder'!r}; the "
+                             f"harmoniser needs {MIN_TUNES} or more (nothing was saved)")  # fmt: skip
     model, figures = train(records, config)
     path = model.save(args.model or default_harmony_path())
     print_figures(figures, model)

@@ -128,9 +128,17 @@ class HarmonyModel:
         return cls(states, tables, float(data["accent"]), dict(data.get("default_per", {})), dict(data.get("info", {})))
 
     def save(self, path: str | Path) -> Path:
+        """Write the file whole or not at all (a temporary file renamed over ``path``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
+            partial.replace(path)
+        except OSError as exc:
+            if partial.parent.is_dir():
+                partial.unlink(missing_ok=True)
+            raise TunesmithError(f"cannot save the harmoniser at {str(path)!r}: {exc.strerror or exc}") from None
         return path
 
 
@@ -138,7 +146,7 @@ def load_harmony(path: str | Path | None = None) -> HarmonyModel:
     """Load a harmoniser file (default: the shipped one); TunesmithError when it is not ours."""
     path = Path(path) if path is not None else default_harmony_path()
     if not path.is_file():
-        raise TunesmithError(f"no harmoniser file at {str(path)!r}: run `tunesmith train-harmony` or pass --model")
+        raise TunesmithError(f"no harmoniser file at {str(path)!r}: run `tunesmith harmonize --train` or pass --model")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -149,8 +157,8 @@ def load_harmony(path: str | Path | None = None) -> HarmonyModel:
         raise TunesmithError(f"{str(path)!r} is harmoniser format {data.get('version')!r}; this tunesmith reads {VERSION}")
     try:
         return HarmonyModel.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TunesmithError(f"{str(path)!r} is a damaged harmoniser file ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise TunesmithError(f"{str(path)!r} is a damaged harmoniser file ({type(exc).__name__}: {exc})") from None
 
 
 def viterbi(scores: np.ndarray, transition: np.ndarray, bar_starts: list[bool]) -> list[int]:

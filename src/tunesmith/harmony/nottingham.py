@@ -92,7 +92,8 @@ def read_folder(folder: str | Path | None = None, workers: int = 2, cache_dir: s
     folder = Path(folder) if folder is not None else default_folder()
     files = sorted(folder.glob("*.abc")) if folder.is_dir() else []
     if not files:
-        raise TunesmithError(f"no Nottingham ABC files in {str(folder)!r} (the shared data folder is absent)")
+        where = "the shared data folder is absent" if folder == default_folder() else "give a folder of .abc files"
+        raise TunesmithError(f"no Nottingham ABC files in {str(folder)!r} ({where})")
     cache = cache_folder(cache_dir)
     records: list[dict[str, Any]] = []
     todo: dict[Path, list[tuple[str, str]]] = {}

@@ -56,6 +56,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 16 or not 1 <= args.processes <= 16 or not 1 <= args.timeout <= 600:
         raise TunesmithError("--workers and --processes must be in 1..16 and --timeout in 1..600 seconds")
     models = model_list(args.model)
+    check_address(args.host, args.port)
     one_thread()
     app = create_app(models, slots=args.workers, timeout=args.timeout, preload=True)  # bad models stop us here
     print(f"tunesmith studio on http://{args.host}:{args.port}/  (API docs: /docs; Ctrl+C stops)")
@@ -75,6 +76,24 @@ def run_serve(args: argparse.Namespace) -> int:
         if cores:
             shutil.rmtree(cores, ignore_errors=True)
     return 0
+
+
+def check_address(host: str, port: int) -> None:
+    """A one-line TunesmithError when the server could not listen on ``host``:``port`` (a name
+    that does not resolve, an address of another machine, a port in use), before any banner."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise TunesmithError(f"--host {host!r} is not an address or a name of this machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise TunesmithError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def one_thread() -> None:
