@@ -99,3 +99,17 @@ def test_abc2midi_converts_without_errors_or_warnings(song, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Error" not in output and "Warning" not in output, output
     assert (tmp_path / "tune.mid").stat().st_size > 0
+
+
+@pytest.mark.parametrize("key, mode, pitches, written", [
+    ("C", "major", [68, 68, 69, 71], "^G2 ^G2 A2 B2"),  # G# twice: both spelt
+    ("C", "major", [68, 69, 68, 67], "^G2 A2 _A2 =G2"),  # back to the key's G after the G#
+    ("D", "major", [67, 65, 67, 66], "G2 ^E2 G2 F2"),  # the key's F# needs no sign
+])  # fmt: skip
+def test_accidentals_read_the_same_whether_a_reader_carries_them_or_not(key, mode, pitches, written, tmp_path):
+    """music21 does not carry an accidental to the bar line as ABC says; every note is spelt, so it reads right."""
+    song = Song(notes=[Note(p, 4) for p in pitches], meter="4/4", bar_starts=[0], key=key, mode=mode, title="Acc")
+    text = write(song, tmp_path / "tune.abc").read_text()
+    assert body(text) == [written + " |]"]
+    notes, _, _ = read_back(text)
+    assert [p for p, _, _ in notes] == pitches

@@ -1,7 +1,10 @@
 """ABC notation, the way folk musicians share tunes: headers, spelt notes, bars, chords in quotes.
 
 The written notes — spelling, accidentals, ties, cuts at beats — are those of the engraved score
-(:mod:`tunesmith.export.notation`); ABC's accidentals, like the staff's, last to the bar line.
+(:mod:`tunesmith.export.notation`). ABC's accidentals last to the bar line, as the staff's do, but
+not every reader carries them (music21 does not): so every note that departs from the key
+signature is written with its accidental, and so is one that returns to it within the bar, and
+both kinds of reader read the same notes.
 Notes of one beat are beamed (written together), beats are separated by a space, and each line
 holds one phrase (every 4 bars when the Song carries no phrases).
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from tunesmith.export.notation import Piece, bar_lines, beat_steps, phrase_starts, pieces, written_key
+from tunesmith.export.notation import Piece, bar_lines, beat_steps, key_alters, phrase_starts, pieces, written_key
 from tunesmith.song import Song, bar_steps, one_line
 
 ACCIDENTALS = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}
@@ -24,10 +27,12 @@ def abc_key(song: Song) -> str:
     return tonic.replace("-", "b") + ("maj" if mode == "major" else "min")
 
 
-def abc_pitch(piece: Piece) -> str:
-    """A note's pitch in ABC: accidental if shown, letter, octave marks (C = middle C, c = C5)."""
+def abc_pitch(piece: Piece, signature: dict[str, int]) -> str:
+    """A note's pitch in ABC: its accidental where the staff shows one or the key ``signature``
+    gives the letter another, then the letter and octave marks (C = middle C, c = C5)."""
     spelling = piece.spelling
-    text = ACCIDENTALS[spelling.alter] if piece.show_accidental else ""
+    explicit = piece.show_accidental or spelling.alter != signature.get(spelling.letter, 0)
+    text = ACCIDENTALS[spelling.alter] if explicit else ""
     if spelling.octave >= 5:
         return text + spelling.letter.lower() + "'" * (spelling.octave - 5)
     return text + spelling.letter + "," * (4 - spelling.octave)
@@ -47,7 +52,8 @@ def _is_triplet(piece: Piece, spq: int) -> bool:
     return Fraction(piece.steps, spq).denominator % 3 == 0
 
 
-def bar_text(bar: list[Piece], song: Song, left: int, shift: int, chords: dict[int, str]) -> str:
+def bar_text(bar: list[Piece], song: Song, left: int, shift: int, chords: dict[int, str],
+             signature: dict[str, int]) -> str:  # fmt: skip
     """One bar in ABC: chord symbols, notes and rests; a space between beats; triplets as (3 or (3:2:n."""
     spq, beat = song.steps_per_quarter, beat_steps(song.meter, song.steps_per_quarter)
     out, index = [], 0
@@ -60,20 +66,21 @@ def bar_text(bar: list[Piece], song: Song, left: int, shift: int, chords: dict[i
             while index + len(run) < len(bar) and _is_triplet(bar[index + len(run)], spq):
                 run.append(bar[index + len(run)])
             out.append("(3" if len(run) == 3 else f"(3:2:{len(run)}")
-            out.extend(_note(p, spq, chords, Fraction(3, 2)) for p in run)
+            out.extend(_note(p, spq, chords, signature, Fraction(3, 2)) for p in run)
             index += len(run)
             continue
-        out.append(_note(piece, spq, chords))
+        out.append(_note(piece, spq, chords, signature))
         index += 1
     return "".join(out)
 
 
-def _note(piece: Piece, spq: int, chords: dict[int, str], scale: Fraction = Fraction(1)) -> str:
+def _note(piece: Piece, spq: int, chords: dict[int, str], signature: dict[str, int],
+          scale: Fraction = Fraction(1)) -> str:  # fmt: skip
     chord = f'"{chords[piece.start]}"' if piece.start in chords else ""
     length = abc_length(Fraction(piece.steps, spq) * scale)
     if piece.spelling is None:
         return f"{chord}z{length}"
-    return f"{chord}{abc_pitch(piece)}{length}{'-' if piece.tie_start else ''}"
+    return f"{chord}{abc_pitch(piece, signature)}{length}{'-' if piece.tie_start else ''}"
 
 
 def line_breaks(song: Song, lines: list[int]) -> set[int]:
@@ -96,10 +103,11 @@ def abc_text(song: Song, bpm: float | None = None, number: int = 1) -> str:
         header.append(f"Q:1/4={round(bpm)}")
     header.append(f"K:{abc_key(song)}")
     breaks = line_breaks(song, lines)
+    signature = key_alters(*written_key(song))
     body, current = [], ""
     for i, (left, right, notes) in enumerate(zip(lines, lines[1:], pieces(song), strict=False)):
         shift = bar - (right - left) if i == 0 and right - left < bar else 0  # a pickup counts from the bar's end
-        current += bar_text(notes, song, left, shift, chords) + (" |]" if i == len(lines) - 2 else " | ")
+        current += bar_text(notes, song, left, shift, chords, signature) + (" |]" if i == len(lines) - 2 else " | ")
         if right in breaks or i == len(lines) - 2:
             body.append(current.strip())
             current = ""
