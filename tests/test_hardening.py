@@ -412,3 +412,10 @@ def test_serve_says_so_when_it_cannot_listen(capsys):
         assert "cannot listen" in one_line_error(capsys)
     assert cli.main(["serve", "--host", "not a host!"]) == 2
     assert "--host" in one_line_error(capsys)
+
+
+def test_a_binary_preset_is_one_line(tmp_path, capsys):
+    preset = tmp_path / "bin.toml"
+    preset.write_bytes(bytes(range(256)))
+    assert cli.main(["prepare", "--preset", str(preset)]) == 2
+    assert "cannot read preset" in one_line_error(capsys)

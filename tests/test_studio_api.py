@@ -716,3 +716,8 @@ def test_long_wavs_and_doubly_fixed_notes_are_refused(client, melody):
     fixes = [{"step": onset, "pitch": 71}, {"step": onset, "pitch": 72}]
     request = {"melody": melody, "bars": [2, 2], "fixes": fixes, "num": 1, "seed": 1}
     assert "two different pitches" in _refused(client.post("/api/regenerate", json=request), 422, "fixes")
+
+
+def test_errors_name_request_fields_not_command_line_flags(client):
+    message = _refused(client.post("/api/compose", json={"form": "A4 B4 A4", "bars": 8}), 422)
+    assert "--" not in message and "bars" in message

@@ -292,7 +292,11 @@ def load_preset(name_or_path: str) -> Config:
     """A bundled preset by name, or a TOML file by path; missing sections keep their defaults."""
     path = Path(name_or_path)
     if path.suffix == ".toml" and path.is_file():
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise TunesmithError(f"cannot read preset {name_or_path!r}: {reason}") from None
     else:
         if name_or_path not in preset_names():
             raise TunesmithError(f"unknown preset {name_or_path!r}; known: {', '.join(preset_names())}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import tempfile
 import threading
 import time
@@ -202,7 +203,7 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
 
     @app.exception_handler(TunesmithError)
     async def refused(request: Request, exc: TunesmithError):
-        return JSONResponse({"error": str(exc).splitlines()[0][:500]}, status_code=422)
+        return JSONResponse({"error": api_words(str(exc).splitlines()[0][:500])}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -337,6 +338,13 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
         return {"melody": melody.to_dict()}
 
     return app
+
+
+def api_words(message: str) -> str:
+    """An engine message in the API's words: its CLI flags (``--max-copy``, ``--primer-file``)
+    as the request fields that set them (``max_copy``, ``primer_abc``)."""
+    message = message.replace("--primer-file", "primer_abc")
+    return re.sub(r"(?<![\w-])--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), message)
 
 
 @contextmanager
