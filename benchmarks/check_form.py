@@ -31,7 +31,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def load(source: str, cache: str | None) -> tuple[dict, float]:
     started = time.perf_counter()
-    dataset = prepare(CorpusConfig(sources=[source], cache_dir=cache), EncodingConfig(), progress=False)
+    dataset = prepare(CorpusConfig(sources=[source], cache_dir=cache or ""), EncodingConfig(), progress=False)
     return dataset, time.perf_counter() - started
 
 

@@ -43,6 +43,14 @@ def test_tied_notes_merge_into_one_note_across_the_bar_line():
     )
 
 
+def test_an_abc_accidental_holds_to_the_bar_line_and_over_a_tie():
+    # K:G  ^G G =F F | F _B B =B | B2 ^c2- | c2 F2  (music21 alone reads G♯ G, F F♯ and B♭ B)
+    song, _ = song_of("carried_accidentals.abc")
+    sounding = [n.pitch - song.transposition for n in song.notes]
+    assert sounding == [68, 68, 65, 65, 66, 70, 70, 71, 71, 73, 66]
+    assert [n.steps for n in song.notes][-3:] == [8, 16, 8]  # the tied C♯ is one note over the bar line
+
+
 def test_pickup_bar_keeps_bar_positions_and_major_goes_to_c():
     song, _ = song_of("pickup.krn")
     assert (song.key, song.mode, song.transposition) == ("G", "major", 5)  # up a fourth, not down a fifth

@@ -19,7 +19,7 @@ from tunesmith.corpus.sources import FORMATS, SourceFile
 from tunesmith.form.phrases import clean_phrase_starts, offsets_to_steps, rule_phrase_starts
 from tunesmith.song import Note, Song, bar_steps, one_line, transposition_to
 
-READER_VERSION = 3  # bump when reading changes, to invalidate caches
+READER_VERSION = 4  # bump when reading changes, to invalidate caches
 _TUNE_START = re.compile(r"^X:", re.MULTILINE)
 # Modes music21 may report, folded to the major/minor the model knows (by the quality of the third).
 _MODE_FAMILY = {"major": "major", "ionian": "major", "lydian": "major", "mixolydian": "major",
@@ -113,7 +113,42 @@ def _parse(job: Job):
         if not parsed.scores:
             raise ValueError("no tune in the file")
         parsed = parsed.scores[0]
+    if job.fmt == "abc":
+        carry_accidentals(parsed)
     return parsed
+
+
+def carry_accidentals(score) -> int:
+    """ABC's rule, which music21's ABC reader leaves out: an accidental written on a note holds
+    for the notes of the same letter and octave after it in the bar (``^G G`` is G♯ G♯), and a
+    note tied over the bar line keeps its pitch. Applied to ``score`` in place, beside music21's
+    parse; returns how many pitches it changed. (music21 marks a written accidental with
+    ``displayStatus`` True, one from the key signature False.)"""
+    from music21 import pitch as m21pitch
+    from music21 import stream
+
+    changed = 0
+    for part in score.parts if getattr(score, "parts", None) else [score]:
+        tied: dict[tuple[str, int], str | None] = {}  # pitches tied into the next bar
+        for measure in part.getElementsByClass(stream.Measure):
+            written: dict[tuple[str, int], str | None] = {}
+            ties: dict[tuple[str, int], str | None] = {}
+            for element in measure.recurse().notes:
+                for p in element.pitches:
+                    where = (p.step, p.octave)
+                    name = p.accidental.name if p.accidental is not None else None
+                    carried = written.get(where, tied.get(where) if element.tie is not None else None)
+                    if p.accidental is not None and p.accidental.displayStatus:
+                        written[where] = name
+                    elif (where in written or (element.tie is not None and where in tied)) and carried != name:
+                        p.accidental = None if carried is None else m21pitch.Accidental(carried)
+                        if p.accidental is not None:
+                            p.accidental.displayStatus = False
+                        changed += 1
+                    if element.tie is not None and element.tie.type in ("start", "continue"):
+                        ties[where] = p.accidental.name if p.accidental is not None else None
+            tied = ties
+    return changed
 
 
 def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tunesmith.errors import TunesmithError
 
-PARSE_VERSION = 1  # bump when the record format changes, to invalidate caches
+PARSE_VERSION = 2  # bump when the record format changes, to invalidate caches
 DATA_FOLDER = Path("..") / "shared" / "data" / "nottingham-abc"
 _MODE_FAMILY = {"major": "major", "ionian": "major", "lydian": "major", "mixolydian": "major",
                 "minor": "minor", "aeolian": "minor", "dorian": "minor", "phrygian": "minor", "locrian": "minor"}
