@@ -131,6 +131,7 @@ def test_same_seed_same_regeneration(generator, melody):
     ("2-3", {"fix": "bar 2 beat 1 = C8"}, "outside the pitches the model knows"),
     ("2-3", {"fix": "bar 2 beat 4 = D5"}, "not a step of that bar"),
     ("2-3", {"fix": "bar two = D5"}, "write a fixed note"),
+    ("2-3", {"fix": "bar 2 beat 1 = rest; bar 2 beat 1 = D5"}, "two different notes"),
     ("2-3", {"num": 4, "candidates": 2}, "at least --num"),
     ("2-3", {"temperature": float("nan")}, "--temperature must be a finite number"),
     ("2-3", {"seed": "abc"}, "--seed must be a whole number"),

@@ -107,7 +107,10 @@ def parse_fixes(text: str) -> list[tuple[int, float, int | None]]:
             pitch = None if match.group(3).lower() in ("rest", "r") else note_number(match.group(3))
         except ValueError as exc:
             raise TunesmithError(f"--fix {item.strip()!r}: {exc}") from None
-        fixes.append((int(match.group(1)), float(match.group(2)), pitch))
+        fix = (int(match.group(1)), float(match.group(2)), pitch)
+        if any(f[:2] == fix[:2] and f[2] != pitch for f in fixes):
+            raise TunesmithError(f"--fix bar {fix[0]} beat {fix[1]:g} is fixed to two different notes")
+        fixes.append(fix)
     return fixes
 
 
