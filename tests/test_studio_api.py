@@ -721,3 +721,22 @@ def test_long_wavs_and_doubly_fixed_notes_are_refused(client, melody):
 def test_errors_name_request_fields_not_command_line_flags(client):
     message = _refused(client.post("/api/compose", json={"form": "A4 B4 A4", "bars": 8}), 422)
     assert "--" not in message and "bars" in message
+
+
+def test_work_past_its_deadline_stops_between_its_stages(tiny_checkpoint, melody):
+    """A request answered 503 (too slow) does not go on decoding run after run for nobody."""
+    import time
+
+    from tunesmith.errors import TunesmithError
+    from tunesmith.generate import Generator
+    from tunesmith.studio import engine
+    from tunesmith.studio.app import to_melody
+    from tunesmith.studio.schemas import MelodyIn
+
+    generator = Generator.from_checkpoint(tiny_checkpoint, "cpu")
+    job = engine.Regeneration(to_melody(MelodyIn.model_validate(melody)), (1, 4), 2, 1, {}, {2}, [])  # two runs
+    with engine.deadline(time.monotonic() + 60):
+        assert len(engine.regenerate_batch(generator, "tiny", [job])[0]) == 2
+    with engine.deadline(time.monotonic() - 1), pytest.raises(TunesmithError, match="ran out of time"):
+        engine.regenerate_batch(generator, "tiny", [job])
+    assert not engine.out_of_time()  # the block's deadline is gone after it

@@ -108,7 +108,8 @@ class Runner:
             if not self.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 raise TimeoutError
             try:  # the slot is held until the work really ends, even after the request gave up
-                return function(*args)
+                with engine.deadline(deadline):  # long work checks it between its stages
+                    return function(*args)
             finally:
                 self.slots.release()
 
@@ -116,7 +117,8 @@ class Runner:
             with anyio.fail_after(self.timeout):
                 return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except TimeoutError:
-            raise HTTPException(503, f"the server is busy: no answer within {self.timeout:g} s, try again") from None
+            raise HTTPException(503, f"no answer within {self.timeout:g} s: the server is busy or the request too "
+                                     "large; try again, or ask for fewer bars or alternatives") from None
         except (TunesmithError, HTTPException):
             raise
         except Exception:

@@ -11,7 +11,9 @@ per unlocked run of bars; regenerate requests that arrive together are decoded a
 from __future__ import annotations
 
 import threading
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,6 +189,27 @@ class Regeneration:
     fixes: list[Fix]
 
 
+_DEADLINE = threading.local()  # the time.monotonic() by which this thread's request must be answered
+
+
+@contextmanager
+def deadline(at: float | None):
+    """Within the block, :func:`out_of_time` tells this thread's work whether ``at`` has passed
+    (the studio's time limit per request: work a client no longer waits for stops early)."""
+    before = getattr(_DEADLINE, "at", None)
+    _DEADLINE.at = at
+    try:
+        yield
+    finally:
+        _DEADLINE.at = before
+
+
+def out_of_time() -> bool:
+    """Whether this thread's request has passed its :func:`deadline`."""
+    at = getattr(_DEADLINE, "at", None)
+    return at is not None and time.monotonic() > at
+
+
 def regenerate_batch(generator: Generator, name: str, requests: list[Regeneration], decode=None) -> list[Any]:
     """:func:`regenerate` of each request, in order, decoded together (each request gets exactly
     what it gets alone: its own seed); a request's TunesmithError takes its place. ``decode``:
@@ -201,6 +224,8 @@ def regenerate_batch(generator: Generator, name: str, requests: list[Regeneratio
             answers[index] = exc
     rows = {index: [request.melody] for index, request, _ in live}
     for stage in range(max((len(runs) for _, _, runs in live), default=0)):
+        if out_of_time():  # the request was answered 503 meanwhile: its later runs are not worth decoding
+            raise TunesmithError("the request ran out of time")
         tasks, owners = [], []
         for index, request, runs in live:
             if stage >= len(runs) or isinstance(answers[index], TunesmithError):
