@@ -78,7 +78,7 @@ class Melody:
         not what tunesmith writes. The notes are rebuilt from the tokens (the tokens are the music)."""
         if not isinstance(data, dict) or data.get("format") != MELODY_FORMAT:
             raise TunesmithError("not a tunesmith melody file (its 'format' is not 'tunesmith-melody')")
-        if data.get("version") != MELODY_VERSION:
+        if data.get("version", MELODY_VERSION) != MELODY_VERSION:  # files before the field are version 1
             raise TunesmithError(f"melody file version {data.get('version')!r}; this tunesmith reads {MELODY_VERSION}")
         tokens, song, params = data.get("tokens"), data.get("song"), data.get("params", {})
         if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) and _TOKEN.match(t) for t in tokens)):
