@@ -108,6 +108,12 @@ def one_line(text: str) -> str:
     return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(text)).split())
 
 
+def grid_lengths(steps_per_quarter: int, longest: int, zero: bool = False) -> list[float]:
+    """Every note length in quarters on the step grid up to ``longest`` quarters (0 too with
+    ``zero``): what a file read for its notes alone may hold, whatever lengths a corpus keeps to."""
+    return [k / steps_per_quarter for k in range(0 if zero else 1, longest * steps_per_quarter + 1)]
+
+
 NOTE_VALUES = (1, 2, 4, 8, 16, 32, 64)  # a meter's lower number names one of these notes (4: a quarter)
 
 

@@ -34,7 +34,8 @@ def _check_song(song: Song) -> None:
             raise ValueError(f"{name} must be increasing step numbers")
     if not isinstance(song.transposition, int) or not -12 <= song.transposition <= 12:
         raise ValueError(f"transposition must be a whole number in -12..12, got {song.transposition!r}")
-    if not all(isinstance(c.start, int) and isinstance(c.steps, int) and isinstance(c.symbol, str) for c in song.chords):
+    if not all(isinstance(c.start, int) and isinstance(c.steps, int) and isinstance(c.symbol, str)
+               for c in song.chords):  # fmt: skip
         raise ValueError("chords must each have a start, a length in steps and a symbol")
 
 
@@ -82,7 +83,8 @@ class Melody:
             raise TunesmithError(f"melody file version {data.get('version')!r}; this tunesmith reads {MELODY_VERSION}")
         tokens, song, params = data.get("tokens"), data.get("song"), data.get("params", {})
         if not (isinstance(tokens, list) and tokens and all(isinstance(t, str) and _TOKEN.match(t) for t in tokens)):
-            raise TunesmithError("not a valid tunesmith melody file: 'tokens' must be a list of pitch numbers, 'r' and '_'")
+            raise TunesmithError("not a valid tunesmith melody file: 'tokens' must be a list of pitch numbers, "
+                                 "'r' and '_'")  # fmt: skip
         if tokens[0] == HOLD:
             raise TunesmithError("not a valid tunesmith melody file: 'tokens' starts with '_' (a hold needs a note)")
         if not isinstance(song, dict) or not isinstance(params, dict):

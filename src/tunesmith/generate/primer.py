@@ -13,7 +13,7 @@ from pathlib import Path
 from tunesmith.encoding import END, HOLD, REST, START, Vocabulary, encode_notes
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.constraints import note_number
-from tunesmith.song import Song
+from tunesmith.song import Song, grid_lengths
 
 
 class TunesmithWarning(UserWarning):
@@ -61,8 +61,8 @@ def read_primer_file(path: str | Path, steps_per_quarter: int) -> Song:
     if not path.is_file():
         raise TunesmithError(f"no primer file at {str(path)!r}")
     jobs = make_jobs(SourceFile(path, str(path)))
-    grid = [k / steps_per_quarter for k in range(1, LONGEST_NOTE * steps_per_quarter + 1)]
-    settings = {"steps_per_quarter": steps_per_quarter, "accepted_durations": grid}
+    lengths = grid_lengths(steps_per_quarter, LONGEST_NOTE)
+    settings = {"steps_per_quarter": steps_per_quarter, "accepted_durations": lengths}
     result = read_job(jobs[0], settings)
     if "song" not in result:
         raise TunesmithError(f"cannot use primer file {str(path)!r}: {result['reason']} ({result['detail']})")

@@ -10,7 +10,7 @@ from tunesmith.harmony.model import HarmonyModel
 from tunesmith.harmony.spans import PERS, Passage, cut_spans
 from tunesmith.harmony.theory import beat_structure, roman, spell_root, symbol
 from tunesmith.meter import full_bar_starts
-from tunesmith.song import Chord, Song, bar_steps, tonic_pitch_class
+from tunesmith.song import Chord, Song, bar_steps, grid_lengths, tonic_pitch_class
 
 
 def song_passage(song: Song, per: str) -> Passage:
@@ -102,8 +102,8 @@ def read_melody(path: str | Path, steps_per_quarter: int = 12) -> Song:
         raise TunesmithError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     # Anything on the grid; 0 lets ABC chord symbols (music21 ChordSymbols, no duration) through
     # the reader, which reads them as zero-length notes: those are dropped below.
-    durations = [k / steps_per_quarter for k in range(0, 8 * steps_per_quarter + 1)]
-    settings = {"steps_per_quarter": steps_per_quarter, "accepted_durations": durations}
+    lengths = grid_lengths(steps_per_quarter, 8, zero=True)
+    settings = {"steps_per_quarter": steps_per_quarter, "accepted_durations": lengths}
     result = read_job(jobs[0], settings)
     if "song" not in result:
         raise TunesmithError(f"cannot harmonise {str(path)!r}: {result['reason']} ({result['detail']})")
