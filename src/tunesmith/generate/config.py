@@ -24,7 +24,7 @@ MAX_SEED = 2**63 - 1
 MAX_CANDIDATES = 16
 INSTRUMENT_NAMES = tuple(INSTRUMENTS)
 # Defaults chosen on the DEV half of the erk validation songs (benchmarks/results/structure-giveaways.md):
-CADENCE = 1.25  # tonic bonus at the close (FormControl's TONIC_BIAS), calibrated for models/erk.pt on the calibration songs with the ending rule: 82.7% tonic endings (songs 82.0%; 1.5 gave 84.5%, 1.0 79.4%)
+CADENCE = 1.0  # tonic bonus at the close (FormControl's TONIC_BIAS), calibrated for models/erk.pt on the calibration songs with the ending rule: 81.2% tonic endings (songs 82.0%; 1.25 gave 83.8%, 0.75 77.9%; BENCHMARKS.md, "Form-aware model")
 CANDIDATES = 2  # two candidates, the critic's choice kept: on the calibration songs the classifier's accuracy 65.2% -> 60.2% (4 candidates 60.9%; benchmarks/results/critic.md)
 MOTIF = 0.0  # motif echo (MotifEcho) off: 1.0-2.0 raised repeated patterns on dev (15.7% -> 16.6-18.3%, songs 20.7%) but also the classifier (58% -> 60-63%) and cost form compliance (98% -> 94-96%)
 
