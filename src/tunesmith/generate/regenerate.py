@@ -13,7 +13,9 @@ as well as the model predicts — a seam the model finds unlikely is what it sco
 (DeepBach-style Gibbs sampling needs a model that sees both sides; this one does not.)
 
 Notes the user fixes inside the region (``bar 6 beat 1 = D5``) are fixed tokens of the plan,
-so every candidate holds them.
+so every candidate holds them. A note or rest the melody held across the region's end is struck
+again at that bar line (:func:`restrike`), so the kept bar after the region sounds as it did
+instead of holding the region's new last note.
 """
 
 from __future__ import annotations
