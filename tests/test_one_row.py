@@ -3,6 +3,7 @@ NumPy): it must give exactly what the batched tensor path gives — bit for bit,
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,11 +123,14 @@ def test_a_melody_alone_decodes_as_the_batched_loop_decodes_it(tmp_path, setting
     plan = replace(plan, fixed={10: generator.vocab.index["60"], 11: generator.vocab.hold, 14: generator.vocab.rest},
                    scored_from=11)  # fmt: skip
     chooser = decoding.StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
-    lean = decoding.decode(generator.model, plan, chooser, torch.Generator().manual_seed(plan.seed))
+    lean_stream, batched_stream = torch.Generator().manual_seed(plan.seed), torch.Generator().manual_seed(plan.seed)
+    lean = decoding.decode(generator.model, plan, chooser, lean_stream)
     with torch.inference_mode(), decoding.cpu_threads(1):
-        batched = decoding._decode(generator.model, plan, chooser, torch.Generator().manual_seed(plan.seed),
-                                   list(plan.controls), 1, torch.device("cpu"))  # fmt: skip
+        batched = decoding._decode(generator.model, plan, chooser, batched_stream, list(plan.controls), 1,
+                                   torch.device("cpu"))  # fmt: skip
     assert lean.ids == batched.ids and lean.scored == batched.scored
+    # the lean loop draws its numbers ahead, and leaves the stream where the numbers it used leave it
+    assert torch.equal(lean_stream.get_state(), batched_stream.get_state())
     assert lean.scored[0] < 0  # the fixed tokens were scored
 
 
@@ -159,3 +163,63 @@ def test_a_few_plans_decode_together_as_each_decodes_alone(tmp_path, monkeypatch
     assert [d.ids for d in together] == [d.ids for d in alone]
     assert [d.scored for d in together] == [d.scored for d in alone] and together[1].scored[0] < 0
     assert len({len(d.ids[0]) for d in together}) > 1  # they ended at different steps
+
+
+@pytest.mark.parametrize("form_inputs, restatement, copy", [(True, True, True), (False, True, True), (True, False, False)])
+def test_the_batch_stepper_steps_rows_that_join_split_and_leave_as_the_model_steps_them(form_inputs, restatement, copy):
+    """The shared loop's stepper (context in NumPy): rows with their own prefixes, modes and meters
+    give the model's batched step bit for bit while rows join, a row becomes two (a trunk
+    splitting into candidates) and rows leave."""
+    from tunesmith.stepper import BatchStepper
+
+    torch.manual_seed(7)
+    config = ModelConfig(hidden=24, layers=2, lookback=[1, 2, 4], max_position=12, form_inputs=form_inputs,
+                         form_restatement=restatement, copy_logits=copy)  # fmt: skip
+    model = MelodyLSTM(config, 20, 3, 5).eval()
+    if copy:
+        torch.nn.init.normal_(model.copy.weight)
+        torch.nn.init.normal_(model.copy.bias)
+    draw = torch.Generator().manual_seed(4)
+    tokens = torch.randint(3, 20, (5, 60), generator=draw)
+    tokens[2, 6:12] = HOLD
+    forms = torch.randint(0, 4, (5, 61, 5), generator=draw)
+    modes, meters, starts = [2, 1, 2, 0, 1], [3, 4, 1, 2, 3], [4, 7, 5, 3, 6]
+    positions = [[(t + r) % 8 for t in range(58)] + [20, 21, 22] for r in range(5)]  # past max_position at the end
+
+    def primed(rows):
+        states = []
+        for r in rows:
+            fed = torch.tensor([[START, *tokens[r, : starts[r]].tolist()]])
+            prefix_form = forms[r, None, : starts[r] + 1] if form_inputs else None
+            states.append(model(fed, torch.tensor([positions[r][: starts[r] + 1]]), torch.tensor([modes[r]]),
+                                torch.tensor([meters[r]]), form=prefix_form)[1])  # fmt: skip
+        return State(*(torch.cat(parts, dim=1 if i < 2 else 0) for i, parts in enumerate(zip(*states))))
+
+    with torch.inference_mode():
+        rows = [0, 1, 2]  # which melody each row plays; at[r]: steps it has taken
+        state = primed(rows)
+        stepper = BatchStepper(model, state, [modes[r] for r in rows], [meters[r] for r in rows], torch.device("cpu"))
+        at = [0, 0, 0]
+        for t in range(50):
+            if t == 6:  # two melodies join the running rows
+                joining = primed([3, 4])
+                stepper.extend(joining, [modes[3], modes[4]], [meters[3], meters[4]])
+                state = State(*(torch.cat([a, b], dim=1 if i < 2 else 0) for i, (a, b) in enumerate(zip(state, joining))))
+                rows, at = rows + [3, 4], at + [0, 0]
+            if t in (15, 30):  # row 1 splits into two rows; then rows 0 and 3 leave
+                keep = [0, 1, 1, 2, 3, 4] if t == 15 else [1, 2, 3, 5]
+                stepper.reorder(np.array(keep))
+                state = model.reorder_state(state, torch.tensor(keep))
+                rows, at = [rows[k] for k in keep], [at[k] for k in keep]
+            fed = [int(tokens[r, starts[r] + a]) for r, a in zip(rows, at)]
+            if t >= 15 and rows.count(1) == 2:  # the two copies of melody 1 now choose differently
+                fed[rows.index(1) + 1] = int(tokens[0, t])
+            where = [positions[r][starts[r] + a + 1] for r, a in zip(rows, at)]
+            form = torch.stack([forms[r, starts[r] + a + 1] for r, a in zip(rows, at)]) if form_inputs else None
+            if form_inputs and t % 9 == 4:
+                form = None  # the form unknown now and then
+            expected, state = model.step(torch.tensor(fed), torch.tensor(where), torch.tensor([modes[r] for r in rows]),
+                                         torch.tensor([meters[r] for r in rows]), state, form)  # fmt: skip
+            logits = stepper.step(np.array(fed), np.array(where), None if form is None else form.numpy())
+            assert torch.equal(logits, expected), t
+            at = [a + 1 for a in at]

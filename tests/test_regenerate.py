@@ -257,9 +257,11 @@ def test_duplicate_candidates_are_decoded_once_past_the_region_and_keep_their_sc
              for bars, seed in (("2-3", 1), ("5", 2))]  # fmt: skip
     greedy = GenerationConfig(scheme="greedy")  # every candidate of a plan is the same
     alone = [generator.decode_plans([plan], greedy)[0] for plan in plans]
+    from tunesmith.stepper import BatchStepper
+
     rows = []
-    real = generator.model.step
-    monkeypatch.setattr(generator.model, "step", lambda token, *a, **k: rows.append(token.shape[0]) or real(token, *a, **k))
+    real = BatchStepper.step  # the shared loop's model step: the rows it carries
+    monkeypatch.setattr(BatchStepper, "step", lambda self, tokens, *a: rows.append(tokens.shape[0]) or real(self, tokens, *a))
     together = generator.decode_plans(plans, greedy)
     for one, batched in zip(alone, together, strict=True):
         assert batched.ids == one.ids and len(set(map(tuple, batched.ids))) == 1

@@ -24,7 +24,8 @@ import torch
 
 from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import Control, StepContext, control_scores
-from tunesmith.generate.sampling import RowRandom, SamplingError, apply_temperature, choose, uniform
+from tunesmith.generate.sampling import (DrawnAhead, RowRandom, SamplingError, ahead, apply_temperature, choose,
+                                         uniform)
 
 # Up to this many rows a step's matrices are so small that a second CPU thread costs more in
 # synchronisation than it saves (measured: 20x slower with 2 threads on a busy 2-core machine);
@@ -284,26 +285,33 @@ def _decode_lean(model, plans, chooser, generators, controls, device) -> list[De
     one (:meth:`MelodyLSTM.row_stepper`): a melody costs what its tensor operations cost, and a
     request's few candidates share the model's. Rows are aligned at their first free step; a row
     leaves when its melody ends."""
-    rows = [_LeanRow(model, plan, generator, list(plan.controls) + list(extra), device)
-            for plan, generator, extra in zip(plans, generators, controls)]  # fmt: skip
+    drawn: dict[int, DrawnAhead] = {}  # one per generator: plans that share one draw from it in turn, as without
+    streams = [drawn.setdefault(id(generator), ahead(generator)) for generator in generators]
+    rows = [_LeanRow(model, plan, stream, list(plan.controls) + list(extra), device)
+            for plan, stream, extra in zip(plans, streams, controls)]  # fmt: skip
     stepper = model.row_stepper([row.state for row in rows], [p.mode_id for p in plans], [p.meter_id for p in plans])
     finished = torch.zeros(1, dtype=torch.bool, device=device)  # a row that goes on never is finished here
     chooser.end = plans[0].vocab.end
     chooser.start(1, device)
     live = list(rows)
-    while live:
-        going = [row for row in live if not _lean_step(row, chooser, finished, device)]
-        if len(going) < len(live):
-            stepper.keep([i for i, row in enumerate(live) if row in going])
-        live = going
-        if not live:
-            break
-        forms = [row.form.row_inputs(row.step + 1) if row.form is not None else None for row in live]
-        logits = stepper.step([row.tokens[-1] for row in live], [row.plan.positions[row.step + 1] for row in live],
-                              forms).float()  # fmt: skip
-        for i, row in enumerate(live):
-            row.logits = logits if len(live) == 1 else logits[i : i + 1]
-            row.previous, row.step = row.chosen, row.step + 1
+    try:
+        while live:
+            going = [row for row in live if not _lean_step(row, chooser, finished, device)]
+            if len(going) < len(live):
+                stepper.keep([i for i, row in enumerate(live) if row in going])
+            live = going
+            if not live:
+                break
+            forms = [row.form.row_inputs(row.step + 1) if row.form is not None else None for row in live]
+            logits = stepper.step([row.tokens[-1] for row in live], [row.plan.positions[row.step + 1] for row in live],
+                                  forms).float()  # fmt: skip
+            for i, row in enumerate(live):
+                row.logits = logits if len(live) == 1 else logits[i : i + 1]
+                row.previous, row.step = row.chosen, row.step + 1
+    finally:
+        for stream in drawn.values():
+            if isinstance(stream, DrawnAhead):
+                stream.settle()  # each generator left where the numbers taken leave it
     return [Decoded([list(row.plan.prefix) + row.tokens], row.scored.tolist()) for row in rows]
 
 

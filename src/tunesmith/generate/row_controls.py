@@ -173,7 +173,8 @@ class FormRows:
                        for i, f in zip(ids, forms)}  # fmt: skip
         plan = np.repeat(np.arange(count), sizes)  # each row's table row
         self.plan = plan
-        self.history = np.full((len(plan), width, 2), self.pad, np.int64)  # each row's token and sounding id per step
+        self.written = np.full((len(plan), width), self.pad, np.int64)  # each row's token per step
+        self.sounded = np.full((len(plan), width), self.pad, np.int64)  # and the id sounding then
         self.pitched = np.zeros(len(plan), bool)  # a pitch since the current phrase began
         self.is_pitch = np.zeros(size, bool)
         self.is_pitch[vocab.pitch_ids] = True
@@ -184,12 +185,13 @@ class FormRows:
         for p, prefix in enumerate(prefixes):
             rows = plan == p
             if prefix:
-                self.history[rows, : len(prefix)] = np.stack([prefix, sounding_ids(prefix, self.hold)], 1)
+                self.written[rows, : len(prefix)] = prefix
+                self.sounded[rows, : len(prefix)] = sounding_ids(prefix, self.hold)
                 starts = [0] + sorted(self.starts[ids[p]])
                 begun = max(s for s in starts if s <= len(prefix) - 1)
                 self.pitched[rows] = bool(self.is_pitch[prefix[begun:]].any())
         # each row's sounding id before its step (<pad> before the first)
-        self.sounding = self.history[np.arange(len(plan)), np.maximum(self.step - 1, 0), 1]
+        self.sounding = self.sounded[np.arange(len(plan)), np.maximum(self.step - 1, 0)]
         # per row, per earlier phrase: its onsets the current phrase has reached, and those it struck too
         self.seen = np.zeros((len(plan), phrases), np.int64)
         self.agree = np.zeros((len(plan), phrases), np.int64)
@@ -199,21 +201,36 @@ class FormRows:
                 self.seen[plan == p, : len(seen)], self.agree[plan == p, : len(agree)] = seen, agree
 
     def _at(self) -> tuple:
-        """Each row's step, row index, table row and packed cells, flags and biases at its step;
-        computed once per step (``advance``, ``reorder`` and ``extend`` start a new one)."""
+        """Each row's step, row index, table row and packed cells, flags and biases at its step,
+        and the start of its row in the flattened history (``written``, ``sounded``); computed once
+        per step (``advance``, ``reorder`` and ``extend`` start a new one)."""
         if self._here is None:
             step, plan, width = self.step, self.plan, self.cells.shape[1]
             flat = plan * width + step  # the row's (plan, step) cell in the flattened tables
-            self._here = (step, np.arange(len(step)), plan, self.cells.reshape(-1, 5)[flat],
-                          self.flags.reshape(-1, 7)[flat], self.biases.reshape(-1, 2)[flat])  # fmt: skip
+            rows = np.arange(len(step))
+            self._here = (step, rows, plan, self.cells.reshape(-1, 5)[flat], self.flags.reshape(-1, 7)[flat],
+                          self.biases.reshape(-1, 2)[flat], rows * self.written.shape[1])  # fmt: skip
+            self._rivals = None
         return self._here
 
-    def inputs(self, device) -> torch.Tensor:
+    def _rival_tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's step at the same offset in each earlier phrase (-1: none) and its token
+        there (its step 0's where none): computed once per step, like :meth:`_at`."""
+        step, _, plan, _, _, _, base = self._at()
+        if self._rivals is None:
+            sources = self.rivals.reshape(-1, self.rivals.shape[2])[plan * self.rivals.shape[1] + step]
+            self._rivals = sources, np.take(self.written, base[:, None] + np.maximum(sources, 0))
+        return self._rivals
+
+    def inputs(self) -> np.ndarray:
         """Form inputs [rows, 5] of each row's next step (zeros past its form's end or without a form)."""
-        _, rows, _, cells, flags, _ = self._at()
-        restated = self.history[rows, cells[:, self._AT]]  # the restated step's token and sounding id
-        restated = np.where(flags[:, self._HAS, None], restated, cells[:, self._BLANK, None])
-        return torch.from_numpy(np.concatenate([cells[:, self._STATIC], restated], 1)).to(device)
+        _, rows, _, cells, flags, _, base = self._at()
+        at, has, blank = base + cells[:, self._AT], flags[:, self._HAS], cells[:, self._BLANK]
+        table = np.empty((len(rows), 5), np.int64)
+        table[:, :3] = cells[:, self._STATIC]
+        table[:, 3] = np.where(has, np.take(self.written, at), blank)  # the restated step's token
+        table[:, 4] = np.where(has, np.take(self.sounded, at), blank)  # and sounding id
+        return table
 
     def allowed(self, ctx) -> torch.Tensor | None:
         starting = [(a, b) for p, a, b, step, _ in ctx.segments if step in self.starts[p]]
@@ -228,8 +245,8 @@ class FormRows:
         segments = ctx.segments
         if not any(step < len(self.active[p]) and self.active[p][step] for p, _, _, step, _ in segments):
             return None
-        step, rows, plan, cells, flags, biases = self._at()
-        target = self.history[rows, cells[:, self._AT], 0]
+        step, rows, plan, cells, flags, biases, base = self._at()
+        target = np.take(self.written, base + cells[:, self._AT])
         pitched = self.pitched & ~flags[:, self._IS_START]
         values = np.where(flags[:, self._BODY] & ~pitched, biases[:, self._CADENCE], biases[:, self._STRENGTH])
         bias = np.zeros((len(rows), len(self.vocab)), np.float32)
@@ -243,8 +260,7 @@ class FormRows:
             bias = bias + np.where(final[:, None], self.ending[plan], np.float32(0.0))
             off = flags[:, self._FINAL_START] & ~(self.is_final[plan, self.sounding] & (step > 0))
             bias[rows[off], self.hold] -= self.hold_penalty[plan[off]]
-        sources = self.rivals[plan, step]
-        there = self.history[rows[:, None], np.maximum(sources, 0), 0]  # each earlier phrase's token here
+        sources, there = self._rival_tokens()  # each earlier phrase's token here
         copied = (sources >= 0) & (there != self.hold) & (self.seen >= CONTRAST_FROM) & (self.agree >= CONTRAST_SHARE * self.seen)
         if copied.any():  # a new letter copying an earlier phrase: FormControl._contrast
             row, rival = np.nonzero(copied)
@@ -255,16 +271,16 @@ class FormRows:
 
     def advance(self, chosen) -> None:
         chosen = as_numpy(chosen)
-        step, rows, _, _, flags, _ = self._at()
-        sources = self.rivals[self.plan, step]
+        step, rows, _, _, flags, _, base = self._at()
+        sources, there = self._rival_tokens()
         starting = flags[:, self._IS_START]  # a phrase begins: nothing copied yet
         self.seen[starting], self.agree[starting] = 0, 0
-        there = self.history[rows[:, None], np.maximum(sources, 0), 0]
         onset = (sources >= 0) & (there != self.hold)
         self.seen += onset
         self.agree += onset & (there == chosen[:, None])
         sounding = np.where((chosen == self.hold) & (step > 0), self.sounding, chosen)
-        self.history[rows, step, 0], self.history[rows, step, 1] = chosen, sounding
+        np.put(self.written, base + step, chosen)
+        np.put(self.sounded, base + step, sounding)
         self.sounding = sounding
         pitch = self.is_pitch[chosen]
         self.pitched = np.where(flags[:, self._IS_START], pitch, self.pitched | pitch)
@@ -273,7 +289,8 @@ class FormRows:
     def reorder(self, index) -> None:
         index = as_numpy(index)
         self._here = None
-        self.history, self.pitched, self.sounding = self.history[index], self.pitched[index], self.sounding[index]
+        self.written, self.sounded = self.written[index], self.sounded[index]
+        self.pitched, self.sounding = self.pitched[index], self.sounding[index]
         self.seen, self.agree = self.seen[index], self.agree[index]
         self.step, self.plan = self.step[index], self.plan[index]
 
@@ -287,7 +304,7 @@ class FormRows:
         live = np.unique(self.plan)
         remap = np.full(self.closing.shape[0], -1, np.int64)
         remap[live] = np.arange(live.shape[0])
-        width = max(self.history.shape[1], other.history.shape[1])
+        width = max(self.written.shape[1], other.written.shape[1])
 
         def pad(table: np.ndarray, fill) -> np.ndarray:  # [n, width, ...] along the steps
             extra = np.full((table.shape[0], width - table.shape[1], *table.shape[2:]), fill, table.dtype)
@@ -308,7 +325,8 @@ class FormRows:
         self.rivals = np.concatenate([wider(pad(self.rivals[live], -1), -1), wider(pad(other.rivals, -1), -1)])
         self.seen = np.concatenate([wider(self.seen, 0), wider(other.seen, 0)])
         self.agree = np.concatenate([wider(self.agree, 0), wider(other.agree, 0)])
-        self.history = np.concatenate([pad(self.history, self.pad), pad(other.history, self.pad)])
+        self.written = np.concatenate([pad(self.written, self.pad), pad(other.written, self.pad)])
+        self.sounded = np.concatenate([pad(self.sounded, self.pad), pad(other.sounded, self.pad)])
         self.plan = np.concatenate([remap[self.plan], other.plan + live.shape[0]])
         self.pitched = np.concatenate([self.pitched, other.pitched])
         self.sounding = np.concatenate([self.sounding, other.sounding])

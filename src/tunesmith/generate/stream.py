@@ -33,9 +33,10 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate.controls import control_scores
 from tunesmith.generate.copyguard import CopyGuard
 from tunesmith.generate.decode import Decoded, _explain
-from tunesmith.generate.row_controls import as_numpy
+from tunesmith.generate.row_controls import FormRows, as_numpy
 from tunesmith.generate.rows import Cohort, RowsContext, prepare
 from tunesmith.generate.sampling import DrawnAhead, JoinedRandom, SamplingError, ahead
+from tunesmith.stepper import BatchStepper
 
 COMPACT_SLOTS = 512  # slot tables are compacted once this many slots (and more than the live ones) are dead
 
@@ -75,7 +76,7 @@ class RowStream:
         self.entries: list[_Entry] = []
         self.drawn: dict[int, DrawnAhead] = {}  # id of a running plan's generator → its one DrawnAhead
         self.vocab = None
-        self.state = self.logits = self.previous = None
+        self.stepper = self.logits = self.previous = None  # stepper: the rows' model state (BatchStepper)
         self.controls: list = []
         self.width = 0
         self.used = 0  # slots handed out
@@ -85,7 +86,6 @@ class RowStream:
         self.local = np.zeros(0, np.int64)  # each row's steps decoded (its plan's t)
         self.finished = np.zeros(0, bool)
         self.scored = np.zeros(0, np.float32)
-        self.modes = self.meters = torch.zeros(0, dtype=torch.long, device=self.device)
         self.out = self.given = np.zeros((0, 0), np.int64)
         self.scoring = np.zeros((0, 0), bool)
         self.positions = np.zeros((0, 1), np.int64)
@@ -135,15 +135,15 @@ class RowStream:
         self.local = np.concatenate([self.local, np.zeros(len(slots), np.int64)])
         self.finished = np.concatenate([self.finished, np.zeros(len(slots), bool)])
         self.scored = np.concatenate([self.scored, np.zeros(len(slots), np.float32)])
-        modes = torch.from_numpy(np.repeat([p.mode_id for p in plans], cohort.sizes).astype(np.int64)).to(device)
-        meters = torch.from_numpy(np.repeat([p.meter_id for p in plans], cohort.sizes).astype(np.int64)).to(device)
-        self.modes, self.meters = torch.cat([self.modes, modes]), torch.cat([self.meters, meters])
-        if self.state is None:
-            self.controls, self.state, self.logits, self.previous = cohort.controls, cohort.state, cohort.logits, cohort.previous
+        modes = np.repeat([p.mode_id for p in plans], cohort.sizes)
+        meters = np.repeat([p.meter_id for p in plans], cohort.sizes)
+        if self.stepper is None:
+            self.controls, self.logits, self.previous = cohort.controls, cohort.logits, cohort.previous
+            self.stepper = BatchStepper(self.model, cohort.state, modes, meters, self.device)
         else:
             self._join_controls(cohort.controls, len(slots))
-            self.state = type(cohort.state)(*(torch.cat([old, new], dim=1 if i < 2 else 0)
-                                              for i, (old, new) in enumerate(zip(self.state, cohort.state))))  # fmt: skip
+            self.stepper.refresh()
+            self.stepper.extend(cohort.state, modes, meters)
             self.logits = torch.cat([self.logits, cohort.logits])
             self.previous = torch.cat([self.previous, cohort.previous])
         self.entries += entries
@@ -303,11 +303,9 @@ class RowStream:
         self.local += 1
         form = None
         if self.form_aware:
-            form = next(c for c in self.controls if hasattr(c, "inputs")).inputs(device)
-        tokens = torch.from_numpy(chosen).to(device)
-        positions = torch.from_numpy(self.positions[self.slot, self.local]).to(device)
-        logits, self.state = self.model.step(tokens, positions, self.modes, self.meters, self.state, form=form)
-        self.logits, self.previous = logits.float(), tokens
+            form = next(c for c in self.controls if isinstance(c, FormRows)).inputs()
+        logits = self.stepper.step(chosen, self.positions[self.slot, self.local], form)
+        self.logits, self.previous = logits.float(), torch.from_numpy(chosen).to(device)
 
     def _duplicates(self, segments, leaving) -> dict[int, int]:
         """Rows to drop now: in each plan whose free steps are all behind it, every row whose
@@ -351,8 +349,7 @@ class RowStream:
         self.slot = np.array(slots, np.int64)
         self.local, self.finished, self.scored = self.local[index], self.finished[index], self.scored[index]
         on_device = torch.from_numpy(index).to(self.device)
-        self.modes, self.meters = self.modes[on_device], self.meters[on_device]
-        self.state = self.model.reorder_state(self.state, on_device)
+        self.stepper.reorder(index)
         for control in self.controls:
             control.reorder(on_device)
         if leaving:
