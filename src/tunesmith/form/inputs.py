@@ -25,6 +25,7 @@ how a model trained with hidden forms (``train.form_unknown_share``) generates w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import NamedTuple
 
 from tunesmith.form.labels import label_phrases
@@ -73,12 +74,14 @@ def plan_steps(total_steps: int, phrase_starts: Sequence[int], labels: Sequence[
         last = i == n - 1
         role = 1 + 2 * kinds[i] + int(last)
         src = sources[i]
-        for t in range(start, end + (1 if last else 0)):
-            source = -1
-            if src is not None:
-                s = bounds[src] + (t - start)
-                source = s if s < bounds[src + 1] else -1
-            steps.append(StepForm(1 + min(end - t, MAX_TO_END), 1 + min(n - 1 - i, MAX_LEFT), role, source))
+        here = range(start, end + (1 if last else 0))
+        to_end = [1 + min(end - t, MAX_TO_END) for t in here]
+        if src is None:
+            source = [-1] * len(here)
+        else:  # the step at the same offset in the restated phrase, -1 past its end
+            shift, limit = bounds[src] - start, bounds[src + 1]
+            source = [t + shift if t + shift < limit else -1 for t in here]
+        steps += map(StepForm, to_end, repeat(1 + min(n - 1 - i, MAX_LEFT), len(here)), repeat(role, len(here)), source)
     return steps
 
 

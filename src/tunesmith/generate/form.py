@@ -34,6 +34,9 @@ tonic more readily by itself: ``tonic_bias`` 1.25 ends 82.7% of its melodies the
 
 from __future__ import annotations
 
+from itertools import chain
+
+import numpy as np
 import torch
 
 from tunesmith.encoding import HOLD, Vocabulary
@@ -58,15 +61,15 @@ class FormControl:
                  final_steps: int = 0, hold_bias: float = HOLD_BIAS):  # fmt: skip
         self.form, self.vocab = form, vocab
         self.hold = vocab.ids([HOLD])[0]
-        flat = [value for s in form.steps for value in (s.to_end, s.left, s.role)]
-        self.static = torch.tensor(flat, dtype=torch.long).view(-1, 3)
-        self._static = [(s.to_end, s.left, s.role) for s in form.steps]
-        self.source = [s.source for s in form.steps]
+        self._static = [step[:3] for step in form.steps]  # to_end, left, role
+        flat = np.fromiter(chain.from_iterable(self._static), np.int64, 3 * len(self._static))
+        self.static = torch.from_numpy(flat.reshape(-1, 3))
+        self.source = [step.source for step in form.steps]
         self.phrase_starts = set(form.starts[1:])
-        self.phrase_of = [0] * len(form.steps)
-        for i, start in enumerate(form.starts):
-            for t in range(start, len(form.steps)):
-                self.phrase_of[t] = i
+        # each step's phrase: the last whose start is at or before it (0 before the first)
+        ends = list(form.starts[1:]) + [len(form.steps)]
+        self.phrase_of = [0] * min(form.starts[0], len(form.steps)) + [
+            i for i, (start, end) in enumerate(zip(form.starts, ends)) for _ in range(start, min(end, len(form.steps)))]
         self._no_hold: torch.Tensor | None = None
         # the bias each step gives its restated token (0: the step restates nothing)
         self.strength = [0.0] * len(form.steps)
@@ -113,13 +116,15 @@ class FormControl:
         self.hold_off_final[self.hold] = -ENDING_BIAS
         # contrast: in a phrase of a new letter, the step at the same offset in each earlier phrase (-1 past its end)
         self.rivals: list[list[int]] = [[] for _ in form.steps]
+        self.rival_table = np.full((len(form.steps), len(form.starts)), -1, np.int64)  # the same, -1 padded
         ends = form.starts[1:] + [form.total_steps]
+        first, last = np.array(form.starts, np.int64), np.array(ends, np.int64)
         for i, label in enumerate(labels):
             if i == 0 or label.rstrip("'") in [x.rstrip("'") for x in labels[:i]]:
                 continue
-            for t in range(form.starts[i], ends[i]):
-                o = t - form.starts[i]
-                self.rivals[t] = [form.starts[j] + o if form.starts[j] + o < ends[j] else -1 for j in range(i)]
+            there = first[:i] + np.arange(ends[i] - form.starts[i])[:, None]  # [offset, earlier phrase]
+            block = self.rival_table[form.starts[i] : ends[i], :i] = np.where(there < last[:i], there, -1)
+            self.rivals[form.starts[i] : ends[i]] = block.tolist()
 
     def start(self, rows: int, prefix: list[int]) -> None:
         # each row's history as Python lists (a step reads a few entries: no tensor work per row)

@@ -161,8 +161,7 @@ class FormRows:
             flags[:n, self._FINAL], flags[:n, self._FINAL_START] = final > 0, final == 2
             self.ending[p], self.is_final[p] = f.ending.numpy(), f.is_final.numpy()
             self.hold_penalty[p] = -float(f.hold_off_final[self.hold])
-            for t, sources in enumerate(f.rivals):
-                self.rivals[p, t, : len(sources)] = sources
+            self.rivals[p, : f.rival_table.shape[0], : f.rival_table.shape[1]] = f.rival_table
             self.biases[p, :n, self._STRENGTH], self.biases[p, :n, self._CADENCE] = f.strength, f.cadence_bias
             tonic, hold_on_tonic = f.tonic.numpy(), f.hold_on_tonic.numpy()
             self.closing[p] = tonic + np.float32(0.0), tonic + hold_on_tonic
