@@ -51,3 +51,19 @@ configs = [GenerationConfig(seed=s, bars=4 + s, meter=("4/4", "3/4", "6/8")[s % 
 together = [m[0].tokens for m in generate_batch(dev, configs)]
 alone = [dev.generate(c)[0].tokens for c in configs]
 print(f"batched as alone on {device}: {sum(a == b for a, b in zip(together, alone))} of {len(configs)}")
+# the shared loop's stepper (context in NumPy, index copied to the device) against the model's own step there
+import numpy as np  # noqa: E402
+
+from tunesmith.stepper import BatchStepper  # noqa: E402
+
+with torch.no_grad():
+    _, state = model_d.encode(to(tokens[:, :20]), [20, 20, 20], to(positions[:, :20]), to(mode), to(meter),
+                              form=to(form[:, :20]))  # fmt: skip
+    stepper = BatchStepper(model_d, state, mode.numpy(), meter.numpy(), torch.device(device))
+    worst, same = 0.0, 0
+    for t in range(20, 63):
+        expected, state = model_d.step(to(tokens[:, t]), to(positions[:, t + 1]), to(mode), to(meter), state,
+                                       form=to(form[:, t + 1]))  # fmt: skip
+        got = stepper.step(tokens[:, t].numpy(), positions[:, t + 1].numpy(), form[:, t + 1].numpy())
+        worst, same = max(worst, float((got - expected).abs().max())), same + bool(torch.equal(got, expected))
+print(f"batch stepper vs model step on {device}: max |diff| {worst}, {same} of 43 steps identical")
