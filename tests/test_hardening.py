@@ -389,6 +389,11 @@ def test_numbers_and_paths_are_checked_before_the_work(tmp_path, tiny_checkpoint
         (["critic", str(tiny_checkpoint), "--output", str(tmp_path)], "is a folder"),
         (["critic", str(tiny_checkpoint), "--output", str(tiny_checkpoint / "x.pt")], "is a file"),
         (["generate", "--model", str(tiny_checkpoint), "--device", "mps", "--out", str(tmp_path / "g")], "mps"),
+        (["generate", "--model", str(tiny_checkpoint), "--out", ""], "--out is empty"),  # not the default folder
+        (["evaluate", "--model", str(tiny_checkpoint), "--out", " "], "--out is empty"),
+        (["prepare", "--corpus", str(DATA / "pickup.krn"), "--out", ""], "--out is empty"),
+        (["harmonize", str(DATA / "pickup.krn"), "--out", ""], "--out is empty"),  # not "print only"
+        (["critic", str(tiny_checkpoint), "--output", ""], "--output is empty"),  # not "into the model file"
     ]:  # fmt: skip
         assert cli.main(argv) == 2, argv
         assert words in one_line_error(capsys), argv

@@ -160,13 +160,23 @@ def _remove(folders: list[Path]) -> None:
             pass
 
 
+def given_path(value: str | None, flag: str = "--out") -> Path | None:
+    """The path a ``flag`` names (``~`` expanded), None when it was not given; an empty one is a
+    one-line TunesmithError (it would otherwise mean the default, or the current folder)."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise TunesmithError(f"{flag} is empty: name the path to write (or leave {flag} out for the default)")
+    return Path(value).expanduser()
+
+
 def reserve_run_folder(out: str | Path, staged: bool = True) -> RunFolder:
     """Reserve ``out`` for one run (see the module docstring); raises TunesmithError when it cannot.
 
     ``staged`` (default): write into the temporary sibling ``run.tmp``; ``commit()`` renames it to
     ``out``. ``staged=False``: ``out`` itself is created now and ``run.tmp == run.path``.
     """
-    out = Path(out).expanduser()
+    out = given_path(str(out))
     if out.name in ("", ".", ".."):
         out = out.resolve()
     _check_target(out, allow_existing=False)

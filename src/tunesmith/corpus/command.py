@@ -24,7 +24,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from tunesmith.corpus.dataset import prepare
 
     config = config_from_args(args)
-    run = reserve_run_folder(args.out) if args.out else None  # a bad --out fails before the work
+    run = reserve_run_folder(args.out) if args.out is not None else None  # a bad --out fails before the work
     try:
         dataset = prepare(config.corpus, config.encoding, progress=not args.no_progress)
         if run is not None:

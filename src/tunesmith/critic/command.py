@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
+from tunesmith.rundir import given_path
 
 
 def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def run_critic(args: argparse.Namespace) -> int:
     path = Path(args.model).expanduser()
     if not path.is_file():
         raise TunesmithError(f"no such model file: {str(path)!r}")
-    output = Path(args.output).expanduser() if args.output else path
+    output = given_path(args.output, "--output") or path
     _check_writable(output)  # before the minutes of fitting, not after
     torch.set_num_threads(1)  # one melody at a time is bound by per-step overhead, not arithmetic
     checkpoint = Checkpoint.load(path)

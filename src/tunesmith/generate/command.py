@@ -97,7 +97,7 @@ def run_generate(args: argparse.Namespace) -> int:
     check_formats(formats, export)
     from tunesmith.rundir import reserve_run_folder
 
-    run = reserve_run_folder(args.out or f"out/generate-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = reserve_run_folder(args.out if args.out is not None else f"out/generate-{time.strftime('%Y%m%d-%H%M%S')}")
     with run:  # a failure anywhere removes the temp folder and the lock
         from tunesmith.generate.generator import Generator
 
@@ -159,7 +159,7 @@ def run_regenerate(args: argparse.Namespace) -> int:
         raise TunesmithError(f"the model that made this melody ({model!r}) is not there: pass it with --model")
     from tunesmith.rundir import reserve_run_folder
 
-    run = reserve_run_folder(args.out or f"out/regenerate-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = reserve_run_folder(args.out if args.out is not None else f"out/regenerate-{time.strftime('%Y%m%d-%H%M%S')}")
     with run:
         from tunesmith.generate.generator import Generator
         from tunesmith.generate.regenerate import regenerate

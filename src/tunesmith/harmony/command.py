@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
+from tunesmith.rundir import given_path
 
 FORMATS = ("json", "musicxml", "mid", "abc")  # written when the export stage knows them
 MIN_TUNES = 20  # tunes --train needs: held-out tunes to measure it on, and chords of each kind to learn
@@ -34,18 +35,19 @@ def run_harmonize(args: argparse.Namespace) -> int:
     from tunesmith.harmony.decode import harmonize, read_melody
     from tunesmith.harmony.model import load_harmony
 
+    out = given_path(args.out)
     model = load_harmony(args.model)
     song = read_melody(args.file)
-    if args.out:  # fail before any work when it cannot be written, or would write over a file
-        _make_folder(Path(args.out))
-        taken = [path for path in song_paths(Path(args.out), Path(args.file).stem) if path.exists()]
+    if out is not None:  # fail before any work when it cannot be written, or would write over a file
+        _make_folder(out)
+        taken = [path for path in song_paths(out, Path(args.file).stem) if path.exists()]
         if taken:
             raise TunesmithError(f"{str(taken[0])!r} exists: give --out a folder without it (nothing is written over)")
     per = args.per or model.per_for(song.meter)
     song.chords = harmonize(song, model, per)
     _print_chords(song, per)
-    if args.out:
-        for path in write_song(song, Path(args.out), Path(args.file).stem):
+    if out is not None:
+        for path in write_song(song, out, Path(args.file).stem):
             print(f"wrote {path}")
     return 0
 
