@@ -88,6 +88,11 @@ def pitch_class_entropy(song: Song) -> float:
     return float(-(nonzero * np.log2(nonzero)).sum()) if len(nonzero) else 0.0
 
 
+# the pitch classes of the 24 major and natural-minor scales, one row each (scale_consistency)
+_SCALE_NOTES = np.array([[(tonic + d) % 12 for d in scale] for scale in (MAJOR_SCALE, NATURAL_MINOR_SCALE)
+                         for tonic in range(12)])  # fmt: skip
+
+
 def scale_consistency(song: Song) -> float:
     """Largest share of notes that fit one major or natural-minor scale (any of the 24).
 
@@ -99,10 +104,7 @@ def scale_consistency(song: Song) -> float:
     histogram = pitch_class_histogram(song)
     if not histogram.any():
         return 0.0
-    best = 0.0
-    for scale in (MAJOR_SCALE, NATURAL_MINOR_SCALE):
-        for tonic in range(12):
-            best = max(best, float(histogram[[(tonic + d) % 12 for d in scale]].sum()))
+    best = max(0.0, float(histogram[_SCALE_NOTES].sum(axis=1).max()))  # each row summed in its scale's order
     return best
 
 
@@ -146,9 +148,9 @@ def note_length_histogram(song: Song, lengths: list[float] | None = None) -> np.
     """
     lengths = list(DEFAULT_DURATIONS if lengths is None else lengths)
     quarters = np.array([n.steps / song.steps_per_quarter for n in song.notes if n.pitch is not None])
-    index = np.full(len(quarters), len(lengths))
-    for i, length in enumerate(lengths):
-        index[np.isclose(quarters, length)] = i
+    # each note's bin: the last length it is close to (as a loop over the lengths would leave it), else the last bin
+    close = np.isclose(quarters[:, None], np.asarray(lengths, dtype=float)[None, :])
+    index = np.where(close.any(axis=1), len(lengths) - 1 - close[:, ::-1].argmax(axis=1), len(lengths))
     counts = np.bincount(index, minlength=len(lengths) + 1).astype(float)
     return counts / counts.sum() if counts.sum() else counts
 
