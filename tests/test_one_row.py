@@ -14,18 +14,24 @@ from tunesmith.model import MelodyLSTM, State
 START, HOLD = 1, 3
 
 
+def _small_model(seed: int, copy: bool, **settings) -> MelodyLSTM:
+    """A small untrained model in eval mode, built as a checkpoint is loaded (outside inference
+    mode), with copy scores as if trained when ``copy`` (they start at zero)."""
+    torch.manual_seed(seed)
+    model = MelodyLSTM(ModelConfig(hidden=24, max_position=12, copy_logits=copy, **settings), 20, 3, 5).eval()
+    if copy:
+        torch.nn.init.normal_(model.copy.weight)
+        torch.nn.init.normal_(model.copy.bias)
+    return model
+
+
 @pytest.mark.parametrize("layers, form_inputs, restatement, lookback, copy", [
     (1, True, True, [1, 2, 4], False), (2, False, True, [1, 3], False), (1, True, False, [], False),
     (1, True, True, [1, 2, 4], True), (2, False, True, [1, 3], True), (1, True, False, [], True),
 ])  # fmt: skip
 def test_the_row_stepper_gives_the_very_logits_of_a_model_step(layers, form_inputs, restatement, lookback, copy):
-    torch.manual_seed(layers)
-    config = ModelConfig(hidden=24, layers=layers, lookback=lookback, max_position=12, form_inputs=form_inputs,
-                         form_restatement=restatement, copy_logits=copy)  # fmt: skip
-    model = MelodyLSTM(config, 20, 3, 5).eval()  # built as a checkpoint is loaded: outside inference mode
-    if copy:  # trained copy scores (they start at zero)
-        torch.nn.init.normal_(model.copy.weight)
-        torch.nn.init.normal_(model.copy.bias)
+    model = _small_model(layers, copy, layers=layers, lookback=lookback, form_inputs=form_inputs,
+                         form_restatement=restatement)  # fmt: skip
     with torch.inference_mode():
         _compare_steps(model, form_inputs)
 
@@ -52,12 +58,7 @@ def _compare_steps(model: MelodyLSTM, form_inputs: bool) -> None:
 def test_a_few_rows_step_as_the_model_steps_them_and_ended_rows_leave(form_inputs, copy):
     """Three melodies with their own prefixes, modes and meters step as one batch of the model's
     step, bit for bit; when one ends the others go on as the model steps the rows left."""
-    torch.manual_seed(5)
-    config = ModelConfig(hidden=24, layers=1, lookback=[1, 2, 4], max_position=12, form_inputs=form_inputs, copy_logits=copy)
-    model = MelodyLSTM(config, 20, 3, 5).eval()
-    if copy:
-        torch.nn.init.normal_(model.copy.weight)
-        torch.nn.init.normal_(model.copy.bias)
+    model = _small_model(5, copy, layers=1, lookback=[1, 2, 4], form_inputs=form_inputs)
     draw = torch.Generator().manual_seed(3)
     tokens = torch.randint(3, 20, (3, 40), generator=draw)
     tokens[1, 8:12] = HOLD
@@ -172,13 +173,7 @@ def test_the_batch_stepper_steps_rows_that_join_split_and_leave_as_the_model_ste
     splitting into candidates) and rows leave."""
     from tunesmith.stepper import BatchStepper
 
-    torch.manual_seed(7)
-    config = ModelConfig(hidden=24, layers=2, lookback=[1, 2, 4], max_position=12, form_inputs=form_inputs,
-                         form_restatement=restatement, copy_logits=copy)  # fmt: skip
-    model = MelodyLSTM(config, 20, 3, 5).eval()
-    if copy:
-        torch.nn.init.normal_(model.copy.weight)
-        torch.nn.init.normal_(model.copy.bias)
+    model = _small_model(7, copy, layers=2, lookback=[1, 2, 4], form_inputs=form_inputs, form_restatement=restatement)
     draw = torch.Generator().manual_seed(4)
     tokens = torch.randint(3, 20, (5, 60), generator=draw)
     tokens[2, 6:12] = HOLD
