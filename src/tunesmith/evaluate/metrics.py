@@ -104,8 +104,7 @@ def scale_consistency(song: Song) -> float:
     histogram = pitch_class_histogram(song)
     if not histogram.any():
         return 0.0
-    best = max(0.0, float(histogram[_SCALE_NOTES].sum(axis=1).max()))  # each row summed in its scale's order
-    return best
+    return max(0.0, float(histogram[_SCALE_NOTES].sum(axis=1).max()))  # each row summed in its scale's order
 
 
 def intervals(song: Song) -> np.ndarray:
