@@ -2,7 +2,8 @@
 
 Requests alternate between composing a 16-bar melody and regenerating 4 bars (4 alternatives) of
 a melody composed first. Reports p50/p95 latency per kind, throughput, the server's CPU time per
-request (its processes' user + system time over the run, from /proc) and errors. Loopback only,
+request (its processes' user + system time over the run, from /proc), the load generator's own
+CPU time per request (it shares the cores) and errors. Loopback only,
 bounded in count (1,000 requests) and time (--limit seconds, then the rest are not sent).
 
 Run: .venv/bin/python benchmarks/bench_studio.py [--clients 20] [--requests 50] [--limit 300] [--only compose]
@@ -118,7 +119,7 @@ def main() -> int:
                     with lock:
                         (latencies[kind] if ok else errors).append(elapsed if ok else f"{kind}: {detail}")
 
-        cpu_before = tree_cpu(server.pid)
+        cpu_before, client_before = tree_cpu(server.pid), time.process_time()
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for thread in threads:
@@ -126,7 +127,7 @@ def main() -> int:
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - started
-        server_cpu = tree_cpu(server.pid) - cpu_before
+        server_cpu, client_cpu = tree_cpu(server.pid) - cpu_before, time.process_time() - client_before
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -135,7 +136,8 @@ def main() -> int:
           f"x {args.workers} slots, "
           f"{os.cpu_count()} CPUs, loopback")  # fmt: skip
     print(f"{done} ok, {len(errors)} errors, {skipped[0]} not sent (time limit), {wall:.1f} s, {done / wall:.1f} requests/s"
-          + (f", server CPU {1000 * server_cpu / done:.1f} ms per request" if done and server_cpu else ""))  # fmt: skip
+          + (f", server CPU {1000 * server_cpu / done:.1f} ms per request" if done and server_cpu else "")
+          + (f" (this load generator, on the same cores: {1000 * client_cpu / done:.1f} ms)" if done else ""))  # fmt: skip
     for kind, values in latencies.items():
         if values:
             print(f"  {kind:18s} n={len(values):4d}  p50 {statistics.median(values):.3f} s  "
