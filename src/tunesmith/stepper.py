@@ -237,8 +237,8 @@ class BatchStepper(_Cell):
                 self._sources[:, lags] = form[:, 3] if known and self.restatement else self._pad
             np.not_equal(self._sources, self._pad, out=self._keep)
         tensors = (self._index_tensor, self._bags, self._sources_tensor, self._keep_tensor)
-        if not self._on_cpu:
-            tensors = tuple(t.to(self.device) for t in tensors)
+        if not self._on_cpu:  # the host buffers copied over (the bags' offsets are there already)
+            tensors = tuple(t if t is self._bags else t.to(self.device) for t in tensors)
         if torch.is_grad_enabled():  # a loop that already runs without autograd skips the context manager
             with torch.no_grad():
                 return self._logits(*tensors)
@@ -246,6 +246,7 @@ class BatchStepper(_Cell):
 
     def _buffers(self, rows: int) -> None:
         super()._buffers(rows)
+        self._bags = self._bags.to(self.device)
         self._rows = rows
         self._index2d = self._index.reshape(rows, len(self.offsets))
         self._offsets = np.asarray(self.offsets, np.int64)
