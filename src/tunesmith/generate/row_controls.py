@@ -212,13 +212,15 @@ class FormRows:
             self._rivals = None
         return self._here
 
-    def _rival_tokens(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's step at the same offset in each earlier phrase (-1: none) and its token
-        there (its step 0's where none): computed once per step, like :meth:`_at`."""
+    def _rival_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's step at the same offset in each earlier phrase (-1: none), its token there
+        (its step 0's where none) and whether a note or rest begins there: computed once per
+        step, like :meth:`_at`."""
         step, _, plan, _, _, _, base = self._at()
         if self._rivals is None:
             sources = self.rivals.reshape(-1, self.rivals.shape[2])[plan * self.rivals.shape[1] + step]
-            self._rivals = sources, np.take(self.written, base[:, None] + np.maximum(sources, 0))
+            there = np.take(self.written, base[:, None] + np.maximum(sources, 0))
+            self._rivals = sources, there, (sources >= 0) & (there != self.hold)
         return self._rivals
 
     def inputs(self) -> np.ndarray:
@@ -250,17 +252,17 @@ class FormRows:
         values = np.where(flags[:, self._BODY] & ~pitched, biases[:, self._CADENCE], biases[:, self._STRENGTH])
         bias = np.zeros((len(rows), len(self.vocab)), np.float32)
         bias[rows, target] = values
-        closing = flags[:, self._CLOSING]
-        if closing.any():
-            on_tonic = self.is_tonic[plan, self.sounding]
-            bias = bias + np.where(closing[:, None], self.closing[plan, on_tonic], np.float32(0.0))
-        final = flags[:, self._FINAL]
-        if final.any():  # the last beat of a closing phrase: FormControl._ending
-            bias = bias + np.where(final[:, None], self.ending[plan], np.float32(0.0))
+        closing = np.flatnonzero(flags[:, self._CLOSING])  # (only these rows get anything added)
+        if closing.size:
+            on_tonic = self.is_tonic[plan[closing], self.sounding[closing]]
+            bias[closing] += self.closing[plan[closing], on_tonic]
+        final = np.flatnonzero(flags[:, self._FINAL])
+        if final.size:  # the last beat of a closing phrase: FormControl._ending
+            bias[final] += self.ending[plan[final]]
             off = flags[:, self._FINAL_START] & ~(self.is_final[plan, self.sounding] & (step > 0))
             bias[rows[off], self.hold] -= self.hold_penalty[plan[off]]
-        sources, there = self._rival_tokens()  # each earlier phrase's token here
-        copied = (sources >= 0) & (there != self.hold) & (self.seen >= CONTRAST_FROM) & (self.agree >= CONTRAST_SHARE * self.seen)
+        _, there, onset = self._rival_tokens()  # each earlier phrase's token here, and whether one begins
+        copied = onset & (self.seen >= CONTRAST_FROM) & (self.agree >= CONTRAST_SHARE * self.seen)
         if copied.any():  # a new letter copying an earlier phrase: FormControl._contrast
             row, rival = np.nonzero(copied)
             penalty = np.zeros_like(bias)
@@ -271,10 +273,9 @@ class FormRows:
     def advance(self, chosen) -> None:
         chosen = as_numpy(chosen)
         step, rows, _, _, flags, _, base = self._at()
-        sources, there = self._rival_tokens()
+        _, there, onset = self._rival_tokens()
         starting = flags[:, self._IS_START]  # a phrase begins: nothing copied yet
         self.seen[starting], self.agree[starting] = 0, 0
-        onset = (sources >= 0) & (there != self.hold)
         self.seen += onset
         self.agree += onset & (there == chosen[:, None])
         sounding = np.where((chosen == self.hold) & (step > 0), self.sounding, chosen)
