@@ -14,6 +14,8 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generate import GenerationConfig, Generator, Melody, TunesmithWarning, default_model_path
 from tunesmith.generate.constraints import SCALES
 
+DATA = Path(__file__).parent / "data"
+
 SCHEMES = ("sample", "greedy", "mixed", "top-k", "top-p", "beam")
 METERS = UNTRAINED_METERS
 
@@ -111,6 +113,18 @@ def test_primer_file_goes_through_the_corpus_reader(generator, tmp_path):
     assert melody.song.meter == "3/4" and melody.song.mode == "major"
     # G4 A4 B4 in G major move to the model's C major up 5 semitones (the nearer octave).
     assert melody.tokens[:12] == ["72", "_", "_", "_", "74", "_", "_", "_", "76", "_", "_", "_"]
+
+
+def test_a_primer_file_that_changes_meter_is_read_in_its_first_and_says_so(generator):
+    from tunesmith.generate.command import collect_notices
+
+    with collect_notices() as notices:
+        melody = generator.generate(primer_file=str(DATA / "meter_change.abc"), bars=8, seed=1)[0]
+    assert melody.song.meter == "6/8"
+    assert any("changes meter mid-tune; it is read in 6/8 throughout" in note for note in notices)
+    with collect_notices() as quiet:  # a tune in one meter: no such notice
+        generator.generate(primer_file=str(DATA / "two_tunes.abc"), bars=8, seed=1)
+    assert not any("meter" in note for note in quiet)
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -308,8 +308,12 @@ def test_open_reads_melody_json_and_corpus_files(client, melody):
     first = abc.json()["melody"]
     assert first["song"]["title"] == "First Tune" and first["song"]["meter"] == "2/4"
     assert [int(t) for t in first["tokens"] if t.isdigit()][:5] == [60, 62, 64, 65, 67]
+    assert abc.json()["warnings"] == []
     pickup = client.post("/api/open", files={"file": ("pickup.krn", (DATA / "pickup.krn").read_bytes())}).json()["melody"]
     assert pickup["song"]["bar_starts"][0] > 0
+    changing = client.post("/api/open", files={"file": ("jig.abc", (DATA / "meter_change.abc").read_bytes())}).json()
+    assert changing["melody"]["song"]["meter"] == "6/8"  # a melody has one meter: the tune's first, and the page says so
+    assert [note for note in changing["warnings"] if "changes meter mid-tune" in note and "upload" not in note]
     view = client.post("/api/score", json={"melody": pickup}).json()
     assert view["bars"][0]["number"] == 0  # the pickup bar
 

@@ -181,6 +181,10 @@ def _song_from_score(score, job: Job, settings: dict[str, Any]) -> dict[str, Any
         raise _Reject("no notes", "the melody has no pitched notes")
     timesigs = list(part.recurse().getElementsByClass(meter.TimeSignature))
     meter_text = timesigs[0].ratioString if timesigs else "4/4"
+    meters = [ts.ratioString for ts in timesigs]
+    changes = sum(a != b for a, b in zip(meters, meters[1:]))
+    if changes:  # a Song has one meter: the tune is read in its first (primer.read_primer_file says so)
+        counts["meter_changes"] = changes
     try:
         bar_steps(meter_text, spq)
     except ValueError as exc:

@@ -66,7 +66,11 @@ def read_primer_file(path: str | Path, steps_per_quarter: int) -> Song:
     result = read_job(jobs[0], settings)
     if "song" not in result:
         raise TunesmithError(f"cannot use primer file {str(path)!r}: {result['reason']} ({result['detail']})")
-    return Song.from_dict(result["song"])
+    song = Song.from_dict(result["song"])
+    if result.get("counts", {}).get("meter_changes"):
+        warnings.warn(f"the tune changes meter mid-tune; it is read in {song.meter} throughout (a melody has one "
+                      "meter), so the bars after a change are counted in it", TunesmithWarning, stacklevel=2)  # fmt: skip
+    return song
 
 
 def primer_tokens_of_song(song: Song) -> list[str]:

@@ -320,7 +320,7 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
             raise HTTPException(413, f"file: over {MAX_UPLOAD} bytes")
         suffix = Path(file.filename or "").suffix.lower()
         if suffix == ".json":
-            return {"melody": _open_json(data).to_dict()}
+            return {"melody": _open_json(data).to_dict(), "warnings": []}
         if suffix not in engine.OPEN_SUFFIXES:
             raise HTTPException(415, f"file: {suffix or 'no suffix'} is not .json or {', '.join(engine.OPEN_SUFFIXES)}")
 
@@ -329,15 +329,15 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
                 path = Path(folder) / f"upload{suffix}"  # never the client's name
                 path.write_bytes(data)
                 with _quiet_path(path, "file"):
-                    opened = engine.open_tune(path, registry.get(None).steps_per_quarter)
+                    opened, notes = engine.open_tune(path, registry.get(None).steps_per_quarter)
             if len(opened.tokens) > MAX_STEPS:  # what every other call would refuse
                 raise TunesmithError(f"file: the tune lasts {len(opened.tokens)} steps; the studio takes melodies of "
                                      f"at most {MAX_STEPS} steps (128 bars of 4/2 in 16ths)")  # fmt: skip
             opened.song.title = opened.song.title[:MAX_TEXT]
-            return opened
+            return opened, notes
 
-        melody = await run(work)
-        return {"melody": melody.to_dict()}
+        melody, notes = await run(work)
+        return {"melody": melody.to_dict(), "warnings": notes}
 
     return app
 

@@ -353,12 +353,16 @@ def melody_of_tokens(tokens: list[str], like: Song, params: dict[str, Any]) -> M
     return Melody(list(tokens), song, params)
 
 
-def open_tune(path: Path, steps_per_quarter: int) -> Melody:
-    """The first tune of a corpus-format file as a Melody in its own key (to continue work on it)."""
-    from tunesmith.generate.primer import primer_tokens_of_song, read_primer_file
+def open_tune(path: Path, steps_per_quarter: int) -> tuple[Melody, list[str]]:
+    """The first tune of a corpus-format file as a Melody in its own key (to continue work on it),
+    and what the reader had to say of it (a tune that changes meter is read in its first)."""
+    from tunesmith.generate.primer import TunesmithWarning, primer_tokens_of_song, read_primer_file
     from tunesmith.song import key_name
 
-    song = read_primer_file(path, steps_per_quarter)  # in C major / A minor
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        song = read_primer_file(path, steps_per_quarter)  # in C major / A minor
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TunesmithWarning)))
     shift = -song.transposition
     tokens = [str(int(t) + shift) if is_pitch(t) else t for t in primer_tokens_of_song(song)]
     tokens = encode_notes(decode_tokens(tokens))
@@ -369,7 +373,7 @@ def open_tune(path: Path, steps_per_quarter: int) -> Melody:
                 mode=song.mode, key=key, transposition=song.transposition, title=song.title or "Opened tune",
                 source="opened file")  # fmt: skip
     params = {"key": key, "mode": song.mode, "meter": song.meter, "opened": True}
-    return melody_of_tokens(tokens, like, params)
+    return melody_of_tokens(tokens, like, params), notes
 
 
 def describe_copy(generator: Generator, melody: Melody, max_copy: int | None) -> None:

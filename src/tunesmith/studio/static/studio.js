@@ -298,7 +298,8 @@ async function openFile() {
     state.locked = new Set();
     state.alternatives = [];
     await push(data.melody, `Opened ${file.name}`);
-    status(`Opened ${file.name}: regenerate bars, or use it as the opening of a new melody.`);
+    const notes = data.warnings && data.warnings.length ? " Note: " + data.warnings.join("; ") : "";
+    status(`Opened ${file.name}: regenerate bars, or use it as the opening of a new melody.${notes}`);
   });
   $("open-file").value = "";
 }
