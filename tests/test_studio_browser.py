@@ -245,6 +245,11 @@ def test_open_a_tune_use_it_as_opening_and_read_the_api_page(server_url, browser
     assert {c["start"] for c in chords} <= {b["start"] for b in bars}  # one chord per bar, on its downbeat
     assert len(browser.find_elements(By.CSS_SELECTOR, "#score g.harm")) == len(chords)
     browser.save_screenshot(str(tmp_path / "1b-chords.png"))
+    browser.find_element(By.ID, "open-file").send_keys(str(Path(__file__).parent / "data" / "meter_change.abc"))
+    _wait(browser, "return document.getElementById('status').textContent.includes('changes meter mid-tune')",
+          what="the notice that the tune is read in one meter")  # fmt: skip
+    assert browser.find_element(By.CSS_SELECTOR, "#history li.active").text == "Opened meter_change.abc"
+    browser.save_screenshot(str(tmp_path / "1c-meter-notice.png"))
 
     browser.get(server_url + "/docs")
     if (Path(__file__).resolve().parents[1] / "src/tunesmith/studio/static/vendor/swagger-ui/swagger-ui-bundle.js").is_file():
