@@ -221,3 +221,33 @@ def test_the_batch_stepper_steps_rows_that_join_split_and_leave_as_the_model_ste
             logits = stepper.step(np.array(fed), np.array(where), None if form is None else form.numpy())
             assert torch.equal(logits, expected), t
             at = [a + 1 for a in at]
+
+
+def test_a_row_gives_the_same_logits_alone_and_in_any_batch():
+    """A BLAS multiplies a lone row another way than a batch (MKL's matrix-vector path: a rounding
+    apart), so a melody decoded alone, beside its other candidates or in a server's batch would
+    differ in the last bits; every product of a step takes a lone row as a batch takes it. The
+    shipped model's shapes (384 units, 47 tokens and copy scores), with copy scores as if trained."""
+    from tunesmith.stepper import BatchStepper
+
+    torch.manual_seed(11)
+    model = MelodyLSTM(ModelConfig(hidden=384, copy_logits=True), 47, 3, 6).eval()
+    torch.nn.init.normal_(model.copy.weight)
+    draw = torch.Generator().manual_seed(5)
+    tokens = torch.randint(3, 47, (5, 30), generator=draw)
+    with torch.inference_mode():
+        _, state = model(torch.cat([torch.full((5, 1), START), tokens[:, :3]], 1), torch.arange(4).repeat(5, 1),
+                         torch.tensor([1, 2, 1, 2, 1]), torch.tensor([3, 4, 3, 5, 1]))  # fmt: skip
+        modes, meters = [1, 2, 1, 2, 1], [3, 4, 3, 5, 1]
+        rows = [model.row_stepper([model.reorder_state(state, torch.tensor([r]))], [modes[r]], [meters[r]]) for r in range(5)]
+        pair = model.row_stepper([model.reorder_state(state, torch.tensor([r])) for r in (0, 1)], modes[:2], meters[:2])
+        batch = BatchStepper(model, state, modes, meters, torch.device("cpu"))
+        for t in range(3, 30):
+            where = (t + 1) % 16
+            together = batch.step(tokens[:, t].numpy(), np.full(5, where), None)
+            both = pair.step(tokens[:2, t].tolist(), [where] * 2, [None] * 2)
+            for r in range(5):
+                alone = rows[r].step([int(tokens[r, t])], [where], [None])
+                assert torch.equal(alone[0], together[r]), (t, r)
+                if r < 2:
+                    assert torch.equal(both[r], together[r]), (t, r)

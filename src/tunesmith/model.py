@@ -269,7 +269,7 @@ class MelodyLSTM(nn.Module):
         first layer's input is a sum of table rows, and the cell runs as a few fused operations:
         about 3× fewer kernel launches per step, which is what a one-melody step costs on a CPU.
         """
-        table, offsets, bias, layers = self._folded()
+        table, offsets, bias, layers, head = self._folded()
         parts = [torch.stack([token, position, mode, meter, sounding, since], 1), lookback[..., 0], lookback[..., 1]]
         if self.form_inputs:
             form = self._form(form, (token.shape[0],))  # built once: the copy scores read it too
@@ -281,7 +281,7 @@ class MelodyLSTM(nn.Module):
             h = lstm_state[0][layer] if lstm_state is not None else gates_in.new_zeros(token.shape[0], w_hh_t.shape[0])
             c = lstm_state[1][layer] if lstm_state is not None else torch.zeros_like(h)
             # in place on this step's own buffers: the same operations as nn.LSTM's cell, fewer allocations
-            gates = gates_in.addmm_(h, w_hh_t)  # gate order i, f, o, g (see _folded)
+            gates = addmm_rows_(gates_in, h, w_hh_t)  # gate order i, f, o, g (see _folded)
             hidden = h.shape[1]
             gates[:, : 3 * hidden].sigmoid_()
             i, f, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 2 * hidden : 3 * hidden]
@@ -290,10 +290,19 @@ class MelodyLSTM(nn.Module):
             hs.append(h)
             cs.append(c)
             if w_ih_t is not None:
-                gates_in = torch.addmm(b_next, h, w_ih_t)
-        logits = self._with_copy(torch.addmm(self.head.bias, hs[-1], self.head.weight.t()), hs[-1], lookback, form)
+                gates_in = addmm_rows(b_next, h, w_ih_t)
+        logits = self._head_step(head, hs[-1], lookback, form)
         h, c = (hs[0][None], cs[0][None]) if len(hs) == 1 else (torch.stack(hs), torch.stack(cs))
         return logits, State(h, c, sounding, since, recent, position)
+
+    def _head_step(self, head: tuple, output: torch.Tensor, lookback: torch.Tensor, form: torch.Tensor | None):
+        """The head and the copy scores of a generation step as one product (``head``: their weights
+        side by side, from :meth:`_folded`): :meth:`_with_copy` of the head's logits, the same sum."""
+        scores = addmm_rows(head[1], output, head[0])
+        if not self.copy_logits:
+            return scores
+        vocab, sources = self.head.out_features, self.copy_sources(lookback, form)
+        return scores[:, :vocab].scatter_add_(-1, sources, scores[:, vocab:].mul_(sources != self.pad_id))
 
     def weights_key(self) -> tuple:
         """Changes whenever a weight does (each parameter's storage and version counter): what
@@ -343,7 +352,10 @@ class MelodyLSTM(nn.Module):
                 else:
                     layers.append((w_hh_t, None, None))
             offsets = torch.tensor(offsets, device=w_ih.device)
-            folded = (torch.cat(tables), offsets, bias, layers)
+            # the head and the copy scores side by side: one product a step (the logits a view of it)
+            heads = [self.head] + ([self.copy] if self.copy_logits else [])
+            head = (torch.cat([p.weight for p in heads]).t().contiguous(), torch.cat([p.bias for p in heads]))
+            folded = (torch.cat(tables), offsets, bias, layers, head)
         self._folded_cache = (key, folded)
         return folded
 
@@ -380,6 +392,22 @@ class MelodyLSTM(nn.Module):
         """
         logits, _ = self.forward(tokens[:, :-1], positions[:, 1:], mode, meter, form=form)
         return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+def addmm_rows_(total: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``total += x @ weight`` in place, each row as a batch of two or more rows computes it: a
+    BLAS multiplies a lone row another way (MKL's matrix-vector path), a rounding apart, and a
+    melody must give the same logits alone, beside its other candidates or in a server's batch."""
+    if x.shape[0] == 1:
+        return total.add_(torch.mm(x.expand(2, -1), weight)[:1])  # the same sum as addmm_ for two rows
+    return total.addmm_(x, weight)
+
+
+def addmm_rows(bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``bias + x @ weight``, a lone row computed as in a batch (see :func:`addmm_rows_`)."""
+    if x.shape[0] == 1:
+        return torch.addmm(bias, x.expand(2, -1), weight)[:1]
+    return torch.addmm(bias, x, weight)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -15,7 +15,7 @@ import torch
 
 from tunesmith.errors import TunesmithError
 from tunesmith.form import inputs as form_inputs
-from tunesmith.model import MAX_SINCE, MelodyLSTM, State
+from tunesmith.model import MAX_SINCE, MelodyLSTM, State, addmm_rows, addmm_rows_
 
 
 class _Cell:
@@ -26,14 +26,14 @@ class _Cell:
 
     def _setup(self, model: MelodyLSTM) -> None:
         self.model = model
-        self.table, offsets, self.bias, self.layers = model._folded()
+        self.table, offsets, self.bias, self.layers, (self._head_t, self._head_bias) = model._folded()
         self.offsets = offsets.tolist()
         self.hold, self.places = model.hold_id, model.config.max_position
         self.lags, self.form_inputs = model.lags, model.form_inputs
         self.restatement = getattr(model.config, "form_restatement", True)
-        self._head_t, self._head_bias = model.head.weight.t(), model.head.bias
+        self._vocab = model.head.out_features
         self._lag_rows = [lag - 1 for lag in self.lags]
-        self._copy = (model.copy.weight.t(), model.copy.bias) if model.copy_logits else None
+        self._copy = model.copy_logits or None
 
     def _buffers(self, rows: int) -> None:
         width = len(self.offsets)
@@ -54,19 +54,19 @@ class _Cell:
         hidden = self.hidden
         for layer, (w_hh_t, w_ih_t, b_next) in enumerate(self.layers):
             # in place on this step's own buffers, as MelodyLSTM._fast_step: fewer allocations
-            gates = gates_in.addmm_(self.h[layer], w_hh_t)  # gate order i, f, o, g
+            gates = addmm_rows_(gates_in, self.h[layer], w_hh_t)  # gate order i, f, o, g
             gates[:, : 3 * hidden].sigmoid_()
             i, f, o = gates[:, :hidden], gates[:, hidden : 2 * hidden], gates[:, 2 * hidden : 3 * hidden]
             c = f.mul_(self.c[layer]).addcmul_(i, gates[:, 3 * hidden :].tanh_())
             h = torch.tanh(c).mul_(o)
             self.h[layer], self.c[layer] = h, c
             if w_ih_t is not None:
-                gates_in = torch.addmm(b_next, h, w_ih_t)
-        logits = torch.addmm(self._head_bias, self.h[-1], self._head_t)
+                gates_in = addmm_rows(b_next, h, w_ih_t)
+        scores = addmm_rows(self._head_bias, self.h[-1], self._head_t)  # the head, then the copy scores
         if self._copy is None:
-            return logits
-        bonus = torch.addmm(self._copy[1], self.h[-1], self._copy[0]).mul_(keep)
-        return logits.scatter_add_(-1, sources, bonus)
+            return scores
+        vocab = self._vocab
+        return scores[:, :vocab].scatter_add_(-1, sources, scores[:, vocab:].mul_(keep))
 
 
 class RowStepper(_Cell):
@@ -90,8 +90,9 @@ class RowStepper(_Cell):
         self.position = [int(state.position[0]) for state in states]
         self.recent = [state.recent[0].tolist() for state in states]  # per row: [position][newest first][token, sounding]
         layers = range(len(self.layers))
-        self.h = [torch.cat([state.h[layer] for state in states]) for layer in layers]
-        self.c = [torch.cat([state.c[layer] for state in states]) for layer in layers]
+        twice = states * 2 if len(states) == 1 else states  # a lone row steps as two (see _buffers)
+        self.h = [torch.cat([state.h[layer] for state in twice]) for layer in layers]
+        self.c = [torch.cat([state.c[layer] for state in twice]) for layer in layers]
         self.hidden = self.h[0].shape[1]
         self._buffers(len(states))
 
@@ -103,7 +104,7 @@ class RowStepper(_Cell):
         """Only rows ``rows`` (indices of the current rows, in order) go on: the others have ended."""
         if rows == list(range(self.rows)):
             return
-        index = torch.tensor(rows, dtype=torch.long)
+        index = torch.tensor(rows * 2 if len(rows) == 1 else rows, dtype=torch.long)
         self.h, self.c = [h[index] for h in self.h], [c[index] for c in self.c]
         for name in ("modes", "meters", "sounding", "since", "position", "recent"):
             values = getattr(self, name)
@@ -123,11 +124,19 @@ class RowStepper(_Cell):
                 if self.form_inputs:
                     row_sources.append(form[3] if form is not None and self.restatement else self.model.pad_id)
                 sources.append(row_sources)
+        if len(tokens) == 1:  # its twin
+            values, sources = values * 2, sources * 2
         self._index[:] = values
         if self._copy is not None:
             self._sources[:] = sources
             self._keep[:] = [[token != self.model.pad_id for token in row] for row in sources]
-        return self._logits(self._index_tensor, self._bags, self._sources_tensor, self._keep_tensor)
+        logits = self._logits(self._index_tensor, self._bags, self._sources_tensor, self._keep_tensor)
+        return logits[:1] if len(tokens) == 1 else logits
+
+    def _buffers(self, rows: int) -> None:
+        # A lone row steps as two equal rows: its products are then those of any batch (addmm_rows_),
+        # at the cost of one row's (a row's weights are read once whatever the rows).
+        super()._buffers(2 if rows == 1 else rows)
 
     def _row_inputs(self, row: int, token: int, position: int, form: list[int] | None) -> list[int]:
         """Row ``row``'s table indices for this step (its context advanced by ``token``)."""

@@ -116,6 +116,14 @@ def uniform(shape: tuple[int, ...], generator, device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=device)
 
 
+def host_uniform(rows: int, generator) -> np.ndarray:
+    """:func:`uniform` of shape ``[rows, 1]`` on the CPU as a NumPy array (the same numbers),
+    without a tensor in between where the stream is drawn ahead."""
+    if isinstance(generator, DrawnAhead):
+        return generator.take(rows).reshape(rows, 1)
+    return uniform((rows, 1), generator, "cpu").numpy()
+
+
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Divide logits by a temperature.
 
@@ -231,21 +239,28 @@ def sample(logits: torch.Tensor, generator: torch.Generator | RowRandom | None =
         When a row holds NaN or +inf, or forbids every token (its probabilities are then NaN).
     """
     # inverse-CDF draw: one uniform number per row (torch.multinomial draws one per token)
-    cdf = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
-    if cdf.is_cpu and not cdf.requires_grad:  # rows of a few dozen entries: searched in NumPy
-        values = cdf.numpy()
-        if np.isnan(values[:, -1]).any():  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
-            raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
-        # float32 times float32, as the tensor product below
-        u = uniform((cdf.shape[0], 1), generator, cdf.device).numpy() * values[:, -1:]
-        above = values > u  # the first CDF entry above u, as searchsorted "right" (the last one at most)
-        above[:, -1] = True
-        return torch.from_numpy(above.argmax(1))
+    if logits.is_cpu and not logits.requires_grad:  # rows of a few dozen entries: drawn in NumPy
+        return torch.from_numpy(_host_sample(logits.float().numpy(), generator))
+    cdf = torch.softmax(logits.float(), dim=-1).cumsum_(dim=-1)
     if bool(torch.isnan(cdf[:, -1]).any()):  # NaN or +inf anywhere in a row, or all -inf, makes it NaN
         raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
     u = uniform((cdf.shape[0], 1), generator, cdf.device) * cdf[:, -1:]
     # the first token whose CDF exceeds u: a zero-probability token never does, its CDF equals the one before
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=cdf.shape[1] - 1)
+
+
+def _host_sample(scores: np.ndarray, generator) -> np.ndarray:
+    """:func:`sample` on the CPU in NumPy: the same inverse-CDF draw (each row on its own, so a row
+    draws alike in any batch), over ``exp(scores - max)`` left unnormalised (u scaled by the total)."""
+    top = np.maximum.reduce(scores, axis=1, keepdims=True)
+    if not math.isfinite(np.add.reduce(top[:, 0])):  # NaN or +inf in a row (NaN wins max), or all -inf
+        raise SamplingError("sampling from scores that are NaN, infinite or all forbidden")
+    cdf = np.exp(scores - top)  # the best token 1, a forbidden one 0
+    np.add.accumulate(cdf, axis=1, out=cdf)
+    u = host_uniform(cdf.shape[0], generator) * cdf[:, -1:]  # float32 times float32
+    above = cdf > u  # the first CDF entry above u, as searchsorted "right" (the last one at most)
+    above[:, -1] = True
+    return above.argmax(1)
 
 
 def mixed(logits: torch.Tensor, p: float, generator: torch.Generator | RowRandom | None = None) -> torch.Tensor:
