@@ -143,6 +143,11 @@ class Generator:
         if unknown:
             raise TunesmithError(f"unknown generation setting {unknown[0]!r}")
         config = replace(config or GenerationConfig(), **settings)
+        from tunesmith.generate.batch import chooses
+        from tunesmith.generate.plan import make_seed
+
+        if config.num == 1 and not controls and chooses(self, config):  # the best of its candidates (each planned there)
+            return self.generate_batch([replace(config, seed=make_seed(config.seed))])[0]
         plan = self.plan(config)
         if plan.form is not None and plan.form.form.source == "corpus" and config.num > 1 and config.scheme != "beam" \
                 and not controls:  # fmt: skip
@@ -152,8 +157,6 @@ class Generator:
             for index, melody in enumerate(melodies):  # numbered as one request's melodies (file names)
                 melody.params["index"], melody.song.title = index, _title(index, plan.key, plan.mode)
             return melodies
-        from tunesmith.generate.batch import chooses
-
         if not controls and chooses(self, config):  # each melody the best of its candidates
             return self.generate_batch([replace(config, seed=plan.seed)])[0]
         rows = []
