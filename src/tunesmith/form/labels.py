@@ -145,20 +145,17 @@ def distance_matrix(sequences: list[list]) -> np.ndarray:
         # cost[p, i, j] of putting a's item i on b's item j: 0 equal, 0.5 same pitch, else 1
         cost = np.where(items[a, :longest, None] == items[b, None, :], 0.0,
                         np.where(pitches[a, :longest, None] == pitches[b, None, :], 0.5, 1.0))  # fmt: skip
-        columns = np.arange(width + 1, dtype=np.float64)
-        table = np.broadcast_to(columns, (a.size, width + 1)).copy()  # row 0: j insertions
-        step = np.empty_like(table)
-        rows = np.arange(a.size)
-        last = np.empty((a.size, longest + 1))  # each row's cell at column len(b)
-        last[:, 0] = table[rows, size_b]
+        # rows kept less their column index (cell - j): the running minimum is then a plain one
+        cost -= 1.0  # (diagonal + cost) - j = (diagonal - (j - 1)) + cost - 1
+        kept = np.zeros((longest + 1, a.size, width + 1))  # row 0: j insertions, j - j = 0
+        kept[:, :, 0] = np.arange(longest + 1)[:, None]  # column 0: i deletions
         for i in range(1, longest + 1):
-            step[:, 0] = i
-            np.minimum(table[:, 1:] + 1.0, table[:, :-1] + cost[:, i - 1], out=step[:, 1:])
-            step -= columns
-            table = np.minimum.accumulate(step, axis=1)
-            table += columns
-            last[:, i] = table[rows, size_b]
-        values[todo] = last[rows, size_a] / np.maximum(size_a, size_b)
+            before, row = kept[i - 1], kept[i]
+            np.minimum(before[:, 1:] + 1.0, before[:, :-1] + cost[:, i - 1], out=row[:, 1:])
+            np.minimum.accumulate(row, axis=1, out=row)
+        # each pair's cell at row len(a), column len(b), its column index added back
+        last = kept[size_a, np.arange(a.size), size_b] + size_b
+        values[todo] = last / np.maximum(size_a, size_b)
     out[first, second] = out[second, first] = values
     return out
 
