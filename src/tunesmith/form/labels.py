@@ -292,12 +292,10 @@ def repetition(song: Song, size: int = 4) -> float:
     ``size`` lengths (rests are skipped, so it is transposition-invariant); it repeats when
     an identical pattern starts at an earlier note. 0.0 for songs shorter than one pattern.
     """
-    notes = [n for n in song.notes if n.pitch is not None]
-    seen, repeated, total = set(), 0, 0
-    for i in range(len(notes) - size + 1):
-        window = notes[i : i + size]
-        pattern = (tuple(b.pitch - a.pitch for a, b in zip(window, window[1:])), tuple(n.steps for n in window))
-        total += 1
-        repeated += pattern in seen
-        seen.add(pattern)
-    return repeated / total if total else 0.0
+    pitches = [n.pitch for n in song.notes if n.pitch is not None]
+    lengths = [n.steps for n in song.notes if n.pitch is not None]
+    steps = [b - a for a, b in zip(pitches, pitches[1:])]
+    # each window: its size - 1 intervals, then its size lengths (one flat tuple per pattern)
+    patterns = list(zip(*(steps[k:] for k in range(size - 1)), *(lengths[k:] for k in range(size))))
+    total = len(patterns)  # every pattern after the first of its kind repeats an earlier one
+    return (total - len(set(patterns))) / total if total else 0.0
