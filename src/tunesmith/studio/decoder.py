@@ -70,7 +70,11 @@ class SharedDecoder:
             alone = self.shortcut and not self.pending and not self.alone and not any(s.busy for s in self.streams.values())
             self.alone += alone
         if alone:
+            from tunesmith.generate.decode import LEAN_ROWS
+
             try:
+                if 1 < len(plans) <= LEAN_ROWS and all(plan.num == 1 for plan in plans):  # a compose's candidates:
+                    return self.generator.decode_plans(plans, config) + [None] * len(ahead)  # their steps shared
                 return [self.generator.decode_plans([plan], config)[0] for plan in plans] + [None] * len(ahead)
             finally:
                 with self.condition:
