@@ -90,9 +90,8 @@ class RowStepper(_Cell):
         self.position = [int(state.position[0]) for state in states]
         self.recent = [state.recent[0].tolist() for state in states]  # per row: [position][newest first][token, sounding]
         layers = range(len(self.layers))
-        twice = states * 2 if len(states) == 1 else states  # a lone row steps as two (see _buffers)
-        self.h = [torch.cat([state.h[layer] for state in twice]) for layer in layers]
-        self.c = [torch.cat([state.c[layer] for state in twice]) for layer in layers]
+        self.h = [torch.cat([state.h[layer] for state in states]) for layer in layers]
+        self.c = [torch.cat([state.c[layer] for state in states]) for layer in layers]
         self.hidden = self.h[0].shape[1]
         self._buffers(len(states))
 
@@ -104,7 +103,7 @@ class RowStepper(_Cell):
         """Only rows ``rows`` (indices of the current rows, in order) go on: the others have ended."""
         if rows == list(range(self.rows)):
             return
-        index = torch.tensor(rows * 2 if len(rows) == 1 else rows, dtype=torch.long)
+        index = torch.tensor(rows, dtype=torch.long)
         self.h, self.c = [h[index] for h in self.h], [c[index] for c in self.c]
         for name in ("modes", "meters", "sounding", "since", "position", "recent"):
             values = getattr(self, name)
@@ -124,19 +123,11 @@ class RowStepper(_Cell):
                 if self.form_inputs:
                     row_sources.append(form[3] if form is not None and self.restatement else self.model.pad_id)
                 sources.append(row_sources)
-        if len(tokens) == 1:  # its twin
-            values, sources = values * 2, sources * 2
         self._index[:] = values
         if self._copy is not None:
             self._sources[:] = sources
             self._keep[:] = [[token != self.model.pad_id for token in row] for row in sources]
-        logits = self._logits(self._index_tensor, self._bags, self._sources_tensor, self._keep_tensor)
-        return logits[:1] if len(tokens) == 1 else logits
-
-    def _buffers(self, rows: int) -> None:
-        # A lone row steps as two equal rows: its products are then those of any batch (addmm_rows_),
-        # at the cost of one row's (a row's weights are read once whatever the rows).
-        super()._buffers(2 if rows == 1 else rows)
+        return self._logits(self._index_tensor, self._bags, self._sources_tensor, self._keep_tensor)
 
     def _row_inputs(self, row: int, token: int, position: int, form: list[int] | None) -> list[int]:
         """Row ``row``'s table indices for this step (its context advanced by ``token``)."""
