@@ -31,6 +31,7 @@ from tunesmith.form import inputs as form_inputs
 from tunesmith.regularization import locked_dropout, weight_dropped_lstm
 
 MAX_SINCE = 32  # steps since the last onset are clipped to this many classes
+STEPPED_PREFIX = 4  # a generation prefix this short is stepped, not run as one LSTM pass (see encode_prefix)
 FORM_WIDTHS = (8, 4, 4)  # embedding widths of steps to the phrase's end, phrases left, phrase role
 
 
@@ -209,6 +210,23 @@ class MelodyLSTM(nn.Module):
         bonus = torch.addmm(self.copy.bias, output.reshape(-1, output.shape[-1]), self.copy.weight.t())
         bonus = bonus.reshape(sources.shape).mul_(sources != self.pad_id)
         return logits.scatter_add_(-1, sources, bonus)  # in place: neither op's gradient reads what it overwrites
+
+    @torch.no_grad()
+    def encode_prefix(self, fed: torch.Tensor, positions: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
+                      form: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
+        """One melody's ``<s>`` + prefix (``fed``, ``positions`` [1, T]; ``form`` [1, T, 5] or None):
+        the logits [1, V] after it and the state there. Every generation loop starts a melody from
+        this, so they all start from the very same numbers: a prefix of up to
+        :data:`STEPPED_PREFIX` steps (a new melody's ``<s>`` alone) is stepped (:meth:`step`: ~0.8 ms
+        a step, where a pass of the LSTM costs ~4 ms however short), a longer one is one pass of
+        :meth:`encode`."""
+        steps = fed.shape[1]
+        if steps > STEPPED_PREFIX:
+            return self.encode(fed, [steps], positions, mode, meter, form=form)
+        state = None
+        for t in range(steps):
+            logits, state = self.step(fed[:, t], positions[:, t], mode, meter, state, None if form is None else form[:, t])
+        return logits, state
 
     @torch.no_grad()
     def encode(self, tokens: torch.Tensor, lengths: list[int], positions: torch.Tensor, mode: torch.Tensor,

@@ -170,15 +170,6 @@ def decode_plans(model, plans: list, chooser, generators: list, controls: list[C
         return decode_rows(model, plans, chooser, generators, device)
 
 
-def encode_prefix(model, fed: torch.Tensor, positions: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
-                  form: torch.Tensor | None):  # fmt: skip
-    """``<s>`` + a prefix (``fed`` [1, T]) through the model: the logits [1, V] after it and the
-    state. :meth:`MelodyLSTM.encode`, as the shared loop encodes a prefix (``rows.encode_prefixes``),
-    so every loop starts a melody from the very same numbers (the forward pass over the whole
-    prefix differs from it in the last bits)."""
-    return model.encode(fed, [fed.shape[1]], positions, mode, meter, form=form)
-
-
 def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
     from tunesmith.generate.rows import branches
 
@@ -198,7 +189,7 @@ def _decode(model, plan, chooser, generator, controls, rows, device) -> Decoded:
     # a form-aware model reads the plan's form inputs (the lookback from each row's own history)
     form = plan.form if getattr(plan, "form", None) is not None and getattr(model, "form_inputs", False) else None
     prefix_form = form.prefix_inputs(prefix, device) if form is not None else None
-    logits, state = encode_prefix(model, fed, position_ids[None, : len(prefix) + 1], modes[:1], meters[:1], prefix_form)
+    logits, state = model.encode_prefix(fed, position_ids[None, : len(prefix) + 1], modes[:1], meters[:1], prefix_form)
     one = torch.zeros(rows, dtype=torch.long, device=device)
     logits, state = logits[one].float(), model.reorder_state(state, one)
     previous = fed[one, -1]
@@ -277,7 +268,7 @@ class _LeanRow:
         prefix_form = form.prefix_inputs(prefix, device) if form is not None else None
         position_ids = torch.tensor([plan.positions[: len(prefix) + 1]], device=device)
         mode, meter = torch.tensor([plan.mode_id], device=device), torch.tensor([plan.meter_id], device=device)
-        logits, self.state = encode_prefix(model, self.fed, position_ids, mode, meter, prefix_form)
+        logits, self.state = model.encode_prefix(self.fed, position_ids, mode, meter, prefix_form)
         self.logits = logits.float()
         self.previous = self.fed[:, -1]
         self.scored = torch.zeros(1, device=device)

@@ -6,8 +6,8 @@ Each plan keeps what makes it itself — its prefix, length, fixed and scored st
 mode and meter, masks, form and random stream — and its rows give exactly what the plan gives
 decoded alone by :func:`decode.decode` (the tests compare them token for token):
 
-- the prefixes go through the model in one packed call (:meth:`MelodyLSTM.encode`, no
-  step-by-step feeding), and the rows are aligned at their first free step: at loop step ``k`` a row of a
+- each distinct prefix goes through the model once (:meth:`MelodyLSTM.encode_prefix`, as in every
+  loop), and the rows are aligned at their first free step: at loop step ``k`` a row of a
   plan with prefix length ``s`` is at step ``s + k`` of its melody;
 - a plan draws random numbers only at its own free steps, from its own stream, as it would
   alone (:class:`~tunesmith.generate.sampling.JoinedRandom`);
@@ -131,8 +131,8 @@ PREFIX_CACHE = 256  # encoded prefixes kept per model: a musician regenerates th
 
 
 def encode_prefixes(model, plans, sizes, form_aware, device):
-    """``<s>`` + each plan's prefix through the model (:meth:`MelodyLSTM.encode`, one packed call
-    per prefix); returns the logits after each row's prefix, the state and each row's last fed token.
+    """``<s>`` + each plan's prefix through the model (:meth:`MelodyLSTM.encode_prefix`, as every
+    loop starts a melody); returns the logits after each row's prefix, the state and each row's last fed token.
 
     Each distinct prefix is encoded on its own, so its numbers never depend on the plans beside
     it, and kept in the model's cache of the last :data:`PREFIX_CACHE` (keyed on the tokens,
@@ -155,10 +155,10 @@ def encode_prefixes(model, plans, sizes, form_aware, device):
             inputs = None if form is None else torch.zeros(1, lengths[p], 5, dtype=torch.long, device=device)
             if form is not None and form[p] is not None:
                 inputs[0] = form[p]
-            logits, state = model.encode(torch.tensor([fed[p]], device=device), [lengths[p]],
-                                         torch.tensor([plan.positions[: lengths[p]]], device=device),
-                                         torch.tensor([plan.mode_id], device=device),
-                                         torch.tensor([plan.meter_id], device=device), form=inputs)  # fmt: skip
+            logits, state = model.encode_prefix(torch.tensor([fed[p]], device=device),
+                                                torch.tensor([plan.positions[: lengths[p]]], device=device),
+                                                torch.tensor([plan.mode_id], device=device),
+                                                torch.tensor([plan.meter_id], device=device), form=inputs)  # fmt: skip
             found[p] = (logits.float(), state)
             cache.put(keys[p], found[p])
             for q in range(p + 1, len(plans)):  # the same prefix again in this call
