@@ -33,7 +33,7 @@ class _Cell:
         self.restatement = getattr(model.config, "form_restatement", True)
         self._vocab = model.head.out_features
         self._lag_rows = [lag - 1 for lag in self.lags]
-        self._copy = model.copy_logits or None
+        self._copy = bool(model.copy_logits)  # the step adds copy scores
 
     def _buffers(self, rows: int) -> None:
         width = len(self.offsets)
@@ -63,7 +63,7 @@ class _Cell:
             if w_ih_t is not None:
                 gates_in = addmm_rows(b_next, h, w_ih_t)
         scores = addmm_rows(self._head_bias, self.h[-1], self._head_t)  # the head, then the copy scores
-        if self._copy is None:
+        if not self._copy:
             return scores
         vocab = self._vocab
         return scores[:, :vocab].scatter_add_(-1, sources, scores[:, vocab:].mul_(keep))
@@ -117,14 +117,14 @@ class RowStepper(_Cell):
         values, sources = [], []
         for row, (token, position, form) in enumerate(zip(tokens, positions, forms)):
             values += self._row_inputs(row, token, position, form)
-            if self._copy is not None:  # MelodyLSTM._with_copy: the lookback tokens, then the restated token
+            if self._copy:  # MelodyLSTM._with_copy: the lookback tokens, then the restated token
                 back = self.recent[row][self.position[row]]
                 row_sources = [back[lag][0] for lag in self._lag_rows]
                 if self.form_inputs:
                     row_sources.append(form[3] if form is not None and self.restatement else self.model.pad_id)
                 sources.append(row_sources)
         self._index[:] = values
-        if self._copy is not None:
+        if self._copy:
             self._sources[:] = sources
             self._keep[:] = [[token != self.model.pad_id for token in row] for row in sources]
         return self._logits(self._index_tensor, self._bags, self._sources_tensor, self._keep_tensor)
@@ -231,7 +231,7 @@ class BatchStepper(_Cell):
             if known:
                 index[:, first : first + read] = form[:, :read]
         index += self._offsets
-        if self._copy is not None:
+        if self._copy:
             self._sources[:, :lags] = back[:, :, 0]
             if self.form_inputs:
                 self._sources[:, lags] = form[:, 3] if known and self.restatement else self._pad
