@@ -76,12 +76,14 @@ class CloseAfterGeneration:
     """ASGI middleware for a server of several processes: the answer to a compose or regenerate
     request closes its connection, so the client's next request is accepted afresh by whichever
     process is free first (a kept-alive connection stays with one process however busy it is;
-    under load the processes' shares then drift apart)."""
+    under load the processes' shares then drift apart). With a ``balancer``
+    (:class:`tunesmith.studio.balance.Balancer`) these requests are counted in flight, so the
+    process with the fewest accepts the next one."""
 
     PATHS = ("/api/compose", "/api/regenerate")
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, balancer=None):
+        self.app, self.balancer = app, balancer
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") not in self.PATHS:
@@ -92,7 +94,14 @@ class CloseAfterGeneration:
                 message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
-        return await self.app(scope, receive, closing)
+        balancer = self.balancer
+        if balancer is None:
+            return await self.app(scope, receive, closing)
+        balancer.enter()
+        try:
+            return await self.app(scope, receive, closing)
+        finally:
+            balancer.leave()
 
 
 class Runner:
@@ -157,14 +166,15 @@ STREAMED = 64  # compose/regenerate requests in flight at once (their threads mo
 
 
 def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, preload: bool = False,
-               batch_window: float = 0.0, spread: bool = False) -> FastAPI:  # fmt: skip
+               batch_window: float = 0.0, spread: bool = False, balancer=None) -> FastAPI:  # fmt: skip
     """The studio app over ``models`` (name → checkpoint); ``slots`` parallel jobs, ``timeout`` seconds each.
 
     ``preload`` loads and warms every model now (:meth:`engine.Models.warm`), so a bad
     checkpoint stops the server before it starts and the first request is as quick as the rest.
     Compose and regenerate requests decode in one shared loop per model, joining it between any
     two steps (``batch_window``: seconds an idle loop waits for more requests before it starts).
-    ``spread``: one of several server processes (:class:`CloseAfterGeneration`).
+    ``spread``: one of several server processes (:class:`CloseAfterGeneration`), balanced by
+    ``balancer`` (:class:`tunesmith.studio.balance.Balancer`) when given.
     """
     registry = engine.Models(models)
     if preload:
@@ -194,7 +204,7 @@ def create_app(models: dict[str, Path], slots: int = 2, timeout: float = 30.0, p
     app.state.decoders, app.state.models = decoders, registry
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     if spread:
-        app.add_middleware(CloseAfterGeneration)
+        app.add_middleware(CloseAfterGeneration, balancer=balancer)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(RequestValidationError)

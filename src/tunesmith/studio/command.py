@@ -66,15 +66,19 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     # Several processes: generation is Python-bound (the GIL), so processes, not threads, use the cores.
     del app  # each worker loads its own copy; the parent only watches them
-    cores = tempfile.mkdtemp(prefix="tunesmith-serve-") if pinnable(args.processes) else ""
+    from tunesmith.studio import balance
+
+    shared = tempfile.mkdtemp(prefix="tunesmith-serve-")  # the processes' core locks and load table
+    balance.make_table(shared, args.processes)
+    cores = shared if pinnable(args.processes) else ""
     os.environ[ENVIRONMENT] = json.dumps({"models": {name: str(path) for name, path in models.items()},
-                                          "slots": args.workers, "timeout": args.timeout, "cores": cores})  # fmt: skip
+                                          "slots": args.workers, "timeout": args.timeout, "cores": cores,
+                                          "shared": shared, "processes": args.processes})  # fmt: skip
     try:
         uvicorn.run("tunesmith.studio.command:app_from_environment", factory=True, workers=args.processes,
                     host=args.host, port=args.port, log_level="warning")  # fmt: skip
     finally:
-        if cores:
-            shutil.rmtree(cores, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 
@@ -149,6 +153,24 @@ def own_core(folder: str | Path) -> int | None:
     return None
 
 
+def balancer_from(settings: dict):
+    """This worker's :class:`~tunesmith.studio.balance.Balancer` over the parent's shared folder,
+    watching the event loop uvicorn loads the app in (None: no folder, no file locks, no loop)."""
+    import asyncio
+
+    from tunesmith.studio import balance
+
+    if not settings.get("shared") or not balance.available():
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # built outside a server's loop (a test): nothing to balance
+        return None
+    balancer = balance.Balancer(settings["shared"], int(settings["processes"]))
+    balancer.watch(loop)
+    return balancer
+
+
 ENVIRONMENT = "TUNESMITH_STUDIO_SETTINGS"  # how `serve` hands its settings to its worker processes
 
 
@@ -162,6 +184,6 @@ def app_from_environment():
         own_core(settings["cores"])  # first: the threads this process starts keep to its core
     models = {name: Path(path) for name, path in settings["models"].items()}
     app = create_app(models, slots=int(settings["slots"]), timeout=float(settings["timeout"]), preload=True,
-                     spread=True)  # fmt: skip
+                     spread=True, balancer=balancer_from(settings))  # fmt: skip
     long_lived()
     return app
