@@ -198,3 +198,21 @@ def test_distance_matrix_gives_every_pair_the_distance_bit_for_bit():
         for i, a in enumerate(sequences):
             for j, b in enumerate(sequences):
                 assert matrix[i, j] == (0.0 if i == j else distance(a, b))  # exact, not approximately
+
+
+def test_pair_distances_give_each_pair_the_distance_bit_for_bit_few_or_many(monkeypatch):
+    from tunesmith.form import labels
+
+    rng = random.Random(7)
+
+    def sequence():
+        return [(rng.choice([None, 0, 2, -3, 5, 7]), rng.choice([1, 2, 4])) for _ in range(rng.choice([0, 1, 3, 8, 30]))]
+
+    for _ in range(80):
+        pairs = [(sequence(), sequence()) for _ in range(rng.choice([0, 1, 3, 12]))]
+        pairs += [(a, list(a)) for a, _ in pairs[:1]]  # a restated one
+        expected = [distance(a, b) for a, b in pairs]
+        assert labels.pair_distances(pairs) == expected  # exact, not approximately
+        with monkeypatch.context() as batched:
+            batched.setattr(labels, "BATCHED_CELLS", 0)  # all pairs at once, however few
+            assert labels.pair_distances(pairs) == expected

@@ -112,7 +112,30 @@ def distance(a: list, b: list) -> float:
 
 def distance_matrix(sequences: list[list]) -> np.ndarray:
     """:func:`distance` between every two of ``sequences``, ``[n, n]`` (symmetric, 0 on the
-    diagonal): the same values to the last bit, all pairs computed at once with NumPy.
+    diagonal): the same values to the last bit, all pairs computed at once (:func:`_distances`)."""
+    count = len(sequences)
+    out = np.zeros((count, count))
+    if count < 2:
+        return out
+    first, second = np.tril_indices(count, -1)
+    out[first, second] = out[second, first] = _distances(sequences, first, second)
+    return out
+
+
+def pair_distances(pairs: list[tuple[list, list]]) -> list[float]:
+    """:func:`distance` of each ``(a, b)`` pair, the same values to the last bit: pairs with
+    little to compare one by one, more at once (:func:`_distances`)."""
+    if not pairs or sum(len(a) * len(b) for a, b in pairs) < BATCHED_CELLS:
+        return [distance(a, b) for a, b in pairs]
+    sequences = [sequence for pair in pairs for sequence in pair]
+    return _distances(sequences, np.arange(0, len(sequences), 2), np.arange(1, len(sequences), 2)).tolist()
+
+
+BATCHED_CELLS = 1000  # edit-distance cells from which NumPy's fixed costs pay (pair_distances; measured on erk's songs)
+
+
+def _distances(sequences: list[list], first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """:func:`distance` of ``sequences[first[k]]`` and ``sequences[second[k]]`` for every k, at once.
 
     Row ``i`` of the edit-distance table follows from row ``i − 1`` by
     ``new[j] = min(t[j], new[j − 1] + 1)`` with ``t[j] = min(up + 1, diagonal + cost)``, i.e.
@@ -121,10 +144,7 @@ def distance_matrix(sequences: list[list]) -> np.ndarray:
     change a bit of the result.
     """
     count = len(sequences)
-    out = np.zeros((count, count))
     sizes = np.array([len(s) for s in sequences], dtype=np.int64)
-    if count < 2:
-        return out
     width = max(1, int(sizes.max()))
     filled = np.arange(width) < sizes[:, None]
     items = np.full((count, width), -1, dtype=np.int64)  # each distinct (pitch, steps) item's number
@@ -134,7 +154,6 @@ def distance_matrix(sequences: list[list]) -> np.ndarray:
     pitch_codes: dict = {}
     items[filled] = [codes.setdefault(x, len(codes)) for x in flat]
     pitches[filled] = [pitch_codes.setdefault(x[0], len(pitch_codes)) for x in flat]
-    first, second = np.tril_indices(count, -1)
     equal = (sizes[first] == sizes[second]) & (items[first] == items[second]).all(axis=1)
     values = np.where(equal, 0.0, 1.0)  # equal (both empty too): 0; one of them empty: 1
     todo = ~equal & (sizes[first] > 0) & (sizes[second] > 0)
@@ -156,8 +175,7 @@ def distance_matrix(sequences: list[list]) -> np.ndarray:
         # each pair's cell at row len(a), column len(b), its column index added back
         last = kept[size_a, np.arange(a.size), size_b] + size_b
         values[todo] = last / np.maximum(size_a, size_b)
-    out[first, second] = out[second, first] = values
-    return out
+    return values
 
 
 def relation(song: Song, a: Phrase, b: Phrase) -> str:
@@ -171,26 +189,39 @@ def _parts(song: Song, phrase: Phrase) -> tuple[list, list]:
 
 
 def _relation(a: Phrase, b: Phrase, parts_a: tuple[list, list], parts_b: tuple[list, list]) -> str:
-    """:func:`relation` from the phrases' :func:`_parts` (computed once per phrase by the callers
-    that relate every pair)."""
-    (items_a, body_a), (items_b, body_b) = parts_a, parts_b
-    bodies = min(len(body_a), len(body_b)) >= MIN_BODY_NOTES
-    same_cadence = items_a[len(body_a) :] == items_b[len(body_b) :] if bodies else True
-    if a.bars == b.bars and same_cadence and distance(items_a, items_b) <= SAME:
-        return "same"
-    if bodies and distance(body_a, body_b) <= SAME:
-        return "variant"
-    return "different"
+    """:func:`relation` from the phrases' :func:`_parts`."""
+    return _relations([(a, b, parts_a, parts_b)])[0]
+
+
+def _relations(pairs: list[tuple[Phrase, Phrase, tuple[list, list], tuple[list, list]]]) -> list[str]:
+    """:func:`_relation` of each ``(a, b, parts_a, parts_b)``, their edit distances computed
+    together (:func:`pair_distances`; each phrase's parts computed once by the callers that
+    relate every pair)."""
+    whole, bodies, asked = [], [], []
+    for a, b, (items_a, body_a), (items_b, body_b) in pairs:
+        has_bodies = min(len(body_a), len(body_b)) >= MIN_BODY_NOTES
+        same_cadence = items_a[len(body_a) :] == items_b[len(body_b) :] if has_bodies else True
+        whole.append(len(asked) if a.bars == b.bars and same_cadence else None)
+        if whole[-1] is not None:
+            asked.append((items_a, items_b))
+        bodies.append(len(asked) if has_bodies else None)
+        if has_bodies:
+            asked.append((body_a, body_b))
+    found = pair_distances(asked)
+    return ["same" if w is not None and found[w] <= SAME else "variant" if v is not None and found[v] <= SAME
+            else "different" for w, v in zip(whole, bodies)]  # fmt: skip
 
 
 def label_phrases(song: Song, phrases: list[Phrase] | None = None) -> list[str]:
     """Form letter of each phrase ("A", "A'", "B"…), by the rules in the module docstring."""
     phrases = song_phrases(song) if phrases is None else phrases
     parts = [_parts(song, phrase) for phrase in phrases]
+    pairs = [(j, i) for i in range(len(phrases)) for j in range(i)]  # every earlier phrase, for each
+    found = iter(_relations([(phrases[j], phrases[i], parts[j], parts[i]) for j, i in pairs]))
     labels: list[str] = []
     for i, phrase in enumerate(phrases):
         label = None
-        relations = [_relation(phrases[j], phrase, parts[j], parts[i]) for j in range(i)]
+        relations = [next(found) for _ in range(i)]
         for j, rel in enumerate(relations):
             if rel == "same":
                 label = labels[j]
@@ -265,13 +296,14 @@ def compliance(song: Song, form: str | list[FormPhrase]) -> Compliance:
         problems.append(f"{len(phrases)} phrases, the form has {len(wanted)}")
     n = min(len(phrases), len(wanted))
     parts = [_parts(song, phrase) for phrase in phrases[:n]]
+    found = iter(_relations([(phrases[j], phrases[i], parts[j], parts[i]) for i in range(n) for j in range(i)]))
     pairs = ok = 0
     for i in range(n):
         if wanted[i].bars is not None and phrases[i].bars != wanted[i].bars:
             problems.append(f"phrase {i + 1} lasts {phrases[i].bars} bars, not {wanted[i].bars}")
         for j in range(i):
             pairs += 1
-            rel = _relation(phrases[j], phrases[i], parts[j], parts[i])
+            rel = next(found)
             a, b = wanted[j], wanted[i]
             if a.letter != b.letter:
                 good, want = rel == "different", "different"
