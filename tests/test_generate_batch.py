@@ -133,3 +133,71 @@ def test_plans_with_a_control_that_has_no_row_wise_merge_are_decoded_alone(gener
     alone = [generator.decode_plans([plan], c)[0].ids for plan, c in zip(plans, configs)]
     together = generator.decode_plans(plans, configs[0])
     assert [d.ids for d in together] == alone
+
+
+# ---- a request's candidates on the machine's cores at once (generate/forked.py) ----------------------
+def _two_plans(generator):
+    from dataclasses import replace
+
+    from tunesmith.generate import forked
+
+    config = GenerationConfig(bars=16, meter="4/4", seed=0)
+    plans = [generator.plan(replace(config, seed=seed)) for seed in (5, 6)]
+    assert all(p.total_steps - len(p.prefix) >= forked.FORK_STEPS for p in plans)  # long enough to fork
+    return config, plans
+
+
+def _forkable(monkeypatch):
+    import sys
+    import threading
+
+    from tunesmith.generate import forked
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("candidates are decoded in forked copies on Linux only")
+    from tqdm import tqdm
+
+    if tqdm.monitor is not None:  # an earlier test's progress bars left tqdm's monitor thread running
+        tqdm.monitor.exit()
+        tqdm.monitor.join()
+        tqdm.monitor = None
+    assert threading.active_count() == 1  # forking is safe only without other threads (the CLI's case)
+    monkeypatch.setattr(forked, "usable_cores", lambda: 2)  # whatever cores the test machine has
+    return forked
+
+
+def test_a_requests_candidates_decode_on_two_cores_as_in_the_shared_loop(generator, monkeypatch):
+    forked = _forkable(monkeypatch)
+    config, plans = _two_plans(generator)
+    calls, real = [], forked.decode_forked
+    monkeypatch.setattr(forked, "decode_forked", lambda one, chunk: calls.append(len(chunk)) or real(one, chunk))
+    on_cores = generator.decode_together(plans, config)
+    assert calls == [2]  # this process and one copy, a candidate each
+    monkeypatch.setattr(forked, "ENABLED", False)
+    shared = generator.decode_together(plans, config)  # one loop, the two rows sharing each model step
+    assert calls == [2]
+    assert [d.ids for d in on_cores] == [d.ids for d in shared] and [d.scored for d in on_cores] == [d.scored for d in shared]
+    assert on_cores[0].ids != on_cores[1].ids  # two melodies, each its own
+
+
+def test_a_copy_that_fails_or_hangs_costs_time_never_the_answer(generator, monkeypatch):
+    import os
+    import time
+
+    forked = _forkable(monkeypatch)
+    config, plans = _two_plans(generator)
+    expected = generator.decode_together(plans, config)
+    parent = os.getpid()
+    for trouble in ("fails", "hangs"):
+        def one(plan, trouble=trouble):
+            if os.getpid() != parent:  # only in the forked copy
+                if trouble == "fails":
+                    raise RuntimeError("the copy fails")
+                time.sleep(60)
+            return generator.decode_plans([plan], config)[0]
+
+        monkeypatch.setattr(forked, "WAIT", 1.0)
+        started = time.monotonic()
+        got = forked.decode_forked(one, plans)
+        assert [d.ids for d in got] == [d.ids for d in expected] and [d.scored for d in got] == [d.scored for d in expected]
+        assert time.monotonic() - started < 30  # a hung copy is stopped, not waited for

@@ -232,7 +232,8 @@ class Generator:
         at most ``max_rows`` rows (a plan is never split), each from its own seeded stream."""
         import torch
 
-        from tunesmith.generate.decode import StepChooser, decode_plans
+        from tunesmith.generate import forked
+        from tunesmith.generate.decode import LEAN_ROWS, StepChooser, decode_plans
         from tunesmith.generate.rows import row_wise
 
         if config.scheme == "beam":
@@ -243,11 +244,18 @@ class Generator:
             single = {id(plan): self.decode_plans([plan], config)[0] for plan in alone}
             return [single[id(plan)] if id(plan) in single else next(shared) for plan in plans]
         chooser = StepChooser(config.scheme, config.temperature, config.top_k, config.top_p, config.mixed_p)
+
+        def alone(plan: Plan):
+            return decode_plans(self.model, [plan], chooser, [torch.Generator(device=self.device).manual_seed(plan.seed)])[0]
+
         results, chunk, rows = [], [], 0
         for plan in plans + [None]:
             if plan is None or (chunk and rows + plan.num > max_rows):
-                streams = [torch.Generator(device=self.device).manual_seed(p.seed) for p in chunk]
-                results += decode_plans(self.model, chunk, chooser, streams)
+                if rows == len(chunk) <= LEAN_ROWS and forked.can_fork(chunk, self.device):  # a request's candidates
+                    results += forked.decode_forked(alone, chunk)  # on the cores at once, the same melodies
+                else:
+                    streams = [torch.Generator(device=self.device).manual_seed(p.seed) for p in chunk]
+                    results += decode_plans(self.model, chunk, chooser, streams)
                 chunk, rows = [], 0
             if plan is not None:
                 chunk.append(plan)
