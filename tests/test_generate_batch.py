@@ -180,7 +180,7 @@ def test_a_requests_candidates_decode_on_two_cores_as_in_the_shared_loop(generat
     assert on_cores[0].ids != on_cores[1].ids  # two melodies, each its own
 
 
-def test_a_copy_that_fails_or_hangs_costs_time_never_the_answer(generator, monkeypatch):
+def test_a_copy_that_fails_hangs_or_cannot_be_made_costs_time_never_the_answer(generator, monkeypatch):
     import os
     import time
 
@@ -201,3 +201,10 @@ def test_a_copy_that_fails_or_hangs_costs_time_never_the_answer(generator, monke
         got = forked.decode_forked(one, plans)
         assert [d.ids for d in got] == [d.ids for d in expected] and [d.scored for d in got] == [d.scored for d in expected]
         assert time.monotonic() - started < 30  # a hung copy is stopped, not waited for
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(forked.os, "fork", no_fork)  # no copy can be made: all decoded here
+    got = forked.decode_forked(lambda plan: generator.decode_plans([plan], config)[0], plans)
+    assert [d.ids for d in got] == [d.ids for d in expected] and [d.scored for d in got] == [d.scored for d in expected]

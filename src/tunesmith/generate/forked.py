@@ -53,17 +53,28 @@ def decode_forked(decode_one: Callable, plans: list) -> list:
     shares = [list(range(w, len(plans), workers)) for w in range(workers)]  # plan indices per worker
     children = []  # (pid, read end, its share)
     reaped: set[int] = set()
+    mine = list(shares[0])  # plan indices decoded in this process
     try:
         for share in shares[1:]:
-            read, write = os.pipe()
-            pid = os.fork()
+            try:
+                read, write = os.pipe()
+            except OSError:  # no file descriptors left: this process decodes the share
+                mine += share
+                continue
+            try:
+                pid = os.fork()
+            except OSError:  # no memory or process slots for a copy: likewise
+                os.close(read)
+                os.close(write)
+                mine += share
+                continue
             if pid == 0:  # the copy: decode its share, write the numbers, leave without cleanup
                 _child(write, read, [plans[i] for i in share], decode_one)
             os.close(write)
             children.append((pid, read, share))
         results: list = [None] * len(plans)
         started = time.monotonic()
-        for i in shares[0]:
+        for i in mine:
             results[i] = decode_one(plans[i])
         patience = WAIT + 10 * (time.monotonic() - started)
         for pid, read, share in children:
