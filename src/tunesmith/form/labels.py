@@ -38,6 +38,7 @@ from tunesmith.song import Song
 SAME = 0.25  # highest normalised edit distance of two phrases with the same letter
 MIN_BODY_NOTES = 3  # a variant must agree on at least this many notes before the cadence
 MAX_BARS = 64  # longest phrase a form string may ask for
+BATCHED_CELLS = 1000  # edit-distance cells from which NumPy's fixed costs pay (pair_distances; measured on erk's songs)
 _TOKEN = re.compile(r"\s*([A-Za-z])((?:'|′|’)*)(\d+)?\s*")
 
 
@@ -129,9 +130,6 @@ def pair_distances(pairs: list[tuple[list, list]]) -> list[float]:
         return [distance(a, b) for a, b in pairs]
     sequences = [sequence for pair in pairs for sequence in pair]
     return _distances(sequences, np.arange(0, len(sequences), 2), np.arange(1, len(sequences), 2)).tolist()
-
-
-BATCHED_CELLS = 1000  # edit-distance cells from which NumPy's fixed costs pay (pair_distances; measured on erk's songs)
 
 
 def _distances(sequences: list[list], first: np.ndarray, second: np.ndarray) -> np.ndarray:
