@@ -18,6 +18,7 @@ fork can cost time but never an answer.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -27,7 +28,7 @@ import threading
 import time
 from typing import Callable
 
-FORK_STEPS = 128  # steps of the longest plan from which a fork pays (8 bars of 4/4: 136 -> 120 ms; a fork costs ~20 ms)
+FORK_STEPS = 192  # steps of the longest plan from which a fork pays (a fork costs ~15 ms: 8 bars of 4/4 73 -> 77 ms, 16 bars 166 -> 137)
 ENABLED = True  # tests switch it off to compare with the shared loop
 WAIT = 30.0  # seconds a copy may take beyond 10x this process's own share
 
@@ -54,6 +55,11 @@ def decode_forked(decode_one: Callable, plans: list) -> list:
     children = []  # (pid, read end, its share)
     reaped: set[int] = set()
     mine = list(shares[0])  # plan indices decoded in this process
+    # what exists now is out of the collectors' sight meanwhile: a collection in a copy would
+    # otherwise write to every object's header and copy the pages they share (and it costs here)
+    froze = gc.get_freeze_count() == 0  # (never thaw what a caller froze)
+    if froze:
+        gc.freeze()
     try:
         for share in shares[1:]:
             try:
@@ -89,6 +95,8 @@ def decode_forked(decode_one: Callable, plans: list) -> list:
                     results[i] = decode_one(plans[i])
         return results
     finally:
+        if froze:
+            gc.unfreeze()
         for pid, read, _ in children:
             if pid not in reaped:  # (a reaped id may belong to another process by now)
                 _stop(pid)
