@@ -178,7 +178,7 @@ def _distances(sequences: list[list], first: np.ndarray, second: np.ndarray) -> 
 
 def relation(song: Song, a: Phrase, b: Phrase) -> str:
     """"same", "variant" or "different" (see the module docstring)."""
-    return _relation(a, b, _parts(song, a), _parts(song, b))
+    return _relations([(a, b, _parts(song, a), _parts(song, b))])[0]
 
 
 def _parts(song: Song, phrase: Phrase) -> tuple[list, list]:
@@ -186,15 +186,9 @@ def _parts(song: Song, phrase: Phrase) -> tuple[list, list]:
     return phrase_items(song, phrase), phrase_items(song, phrase, before=_last_bar_line(song, phrase))
 
 
-def _relation(a: Phrase, b: Phrase, parts_a: tuple[list, list], parts_b: tuple[list, list]) -> str:
-    """:func:`relation` from the phrases' :func:`_parts`."""
-    return _relations([(a, b, parts_a, parts_b)])[0]
-
-
 def _relations(pairs: list[tuple[Phrase, Phrase, tuple[list, list], tuple[list, list]]]) -> list[str]:
-    """:func:`_relation` of each ``(a, b, parts_a, parts_b)``, their edit distances computed
-    together (:func:`pair_distances`; each phrase's parts computed once by the callers that
-    relate every pair)."""
+    """:func:`relation` of each ``(a, b, parts_a, parts_b)`` (the phrases' :func:`_parts`), their
+    edit distances computed together (:func:`pair_distances`)."""
     whole, bodies, asked = [], [], []
     for a, b, (items_a, body_a), (items_b, body_b) in pairs:
         has_bodies = min(len(body_a), len(body_b)) >= MIN_BODY_NOTES
@@ -210,16 +204,21 @@ def _relations(pairs: list[tuple[Phrase, Phrase, tuple[list, list], tuple[list, 
             else "different" for w, v in zip(whole, bodies)]  # fmt: skip
 
 
+def _earlier_relations(phrases: list[Phrase], song: Song) -> list[list[str]]:
+    """For each phrase, its :func:`relation` to every earlier one (``[i][j]``: phrase ``j`` to ``i``),
+    each phrase's parts read once and every pair's distances computed together."""
+    parts = [_parts(song, phrase) for phrase in phrases]
+    found = iter(_relations([(phrases[j], phrases[i], parts[j], parts[i]) for i in range(len(phrases)) for j in range(i)]))
+    return [[next(found) for _ in range(i)] for i in range(len(phrases))]
+
+
 def label_phrases(song: Song, phrases: list[Phrase] | None = None) -> list[str]:
     """Form letter of each phrase ("A", "A'", "B"…), by the rules in the module docstring."""
     phrases = song_phrases(song) if phrases is None else phrases
-    parts = [_parts(song, phrase) for phrase in phrases]
-    pairs = [(j, i) for i in range(len(phrases)) for j in range(i)]  # every earlier phrase, for each
-    found = iter(_relations([(phrases[j], phrases[i], parts[j], parts[i]) for j, i in pairs]))
+    earlier = _earlier_relations(phrases, song)
     labels: list[str] = []
-    for i, phrase in enumerate(phrases):
+    for relations in earlier:
         label = None
-        relations = [next(found) for _ in range(i)]
         for j, rel in enumerate(relations):
             if rel == "same":
                 label = labels[j]
@@ -293,15 +292,14 @@ def compliance(song: Song, form: str | list[FormPhrase]) -> Compliance:
     if len(phrases) != len(wanted):
         problems.append(f"{len(phrases)} phrases, the form has {len(wanted)}")
     n = min(len(phrases), len(wanted))
-    parts = [_parts(song, phrase) for phrase in phrases[:n]]
-    found = iter(_relations([(phrases[j], phrases[i], parts[j], parts[i]) for i in range(n) for j in range(i)]))
+    earlier = _earlier_relations(phrases[:n], song)
     pairs = ok = 0
     for i in range(n):
         if wanted[i].bars is not None and phrases[i].bars != wanted[i].bars:
             problems.append(f"phrase {i + 1} lasts {phrases[i].bars} bars, not {wanted[i].bars}")
         for j in range(i):
             pairs += 1
-            rel = next(found)
+            rel = earlier[i][j]
             a, b = wanted[j], wanted[i]
             if a.letter != b.letter:
                 good, want = rel == "different", "different"
